@@ -1,0 +1,422 @@
+import type { Logger } from 'pino';
+import { createBalancer, type Balancer, type BalanceStrategy } from './balancer.js';
+import { checkSettings, derivedState, Endpoint, endpointLabel } from './endpoint.js';
+import { HealthCheck, type HealthCheckOptions } from './health-check.js';
+import { isIpLiteral, resolveHost, systemLookup, type Lookup } from './resolver.js';
+
+export type { BalanceStrategy } from './balancer.js';
+export type { HealthCheckOptions } from './health-check.js';
+
+/** One configured upstream: `address` as written ("db.internal:5432"), host and port split. */
+export interface UpstreamSpec {
+  address: string;
+  host: string;
+  port: number;
+  weight: number;
+  maxConnections?: number;
+}
+
+/** reason 'limit': every eligible endpoint is at max_connections; 'no_upstream': none is healthy. */
+export type PickResult = { endpoint: Endpoint } | { endpoint: undefined; reason: 'no_upstream' | 'limit' };
+
+export interface UpstreamPoolOptions {
+  listener: string;
+  upstreams: UpstreamSpec[];
+  balance: BalanceStrategy;
+  /** Active checks; without them failures are detected passively (reportConnectFailure). */
+  healthCheck?: HealthCheckOptions;
+  logger: Logger;
+  /** How often hostnames are resolved again; default 30 s. */
+  resolveIntervalMs?: number;
+  /** Passive ejection back-off: baseMs, doubled on each failure in a row, up to maxMs. */
+  passiveBackoff?: { baseMs: number; maxMs: number };
+  /** The pool this one replaces on reload: endpoints with the same label carry over. */
+  previous?: UpstreamPool;
+  /** Name resolution; default dns.promises.lookup(host, { all: true }). */
+  lookup?: Lookup;
+  /** Randomness for the random strategy and the health-check jitter; default Math.random. */
+  random?: () => number;
+}
+
+const DEFAULT_RESOLVE_INTERVAL_MS = 30_000;
+const DEFAULT_BACKOFF = { baseMs: 1_000, maxMs: 60_000 };
+// Shared results: a refused pick allocates nothing.
+const NO_UPSTREAM: PickResult = Object.freeze({ endpoint: undefined, reason: 'no_upstream' as const });
+const LIMIT: PickResult = Object.freeze({ endpoint: undefined, reason: 'limit' as const });
+
+/**
+ * The upstreams of one listener: their endpoints (one per resolved address), state,
+ * counters, health checking, passive ejection and the balancer that picks among them.
+ *
+ * Reload: a pool built with `previous` adopts the previous pool's endpoints that keep their
+ * label (same objects: state, counters, health, active connections). When its start()
+ * resolves, the previous pool is retired: its timers and checks stop, and acquire(),
+ * release() and failure reports made on it (by connections that started before the
+ * reload) are applied to this pool's bookkeeping. A retired pool must not pick any more.
+ */
+export class UpstreamPool {
+  readonly listener: string;
+  private readonly specs: readonly UpstreamSpec[];
+  private readonly balancer: Balancer;
+  private readonly healthCheck: HealthCheckOptions | undefined;
+  private readonly logger: Logger;
+  private readonly resolveIntervalMs: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly lookup: Lookup;
+  private readonly random: () => number;
+  private previous: UpstreamPool | undefined;
+  private successor: UpstreamPool | undefined;
+
+  private members: readonly Endpoint[] = [];
+  private byLabel = new Map<string, Endpoint>();
+  /** Last successful resolution per configured address, kept when a later lookup fails. */
+  private readonly resolved = new Map<string, readonly string[]>();
+  private readonly drainedUpstreams = new Set<string>();
+  private readonly checks = new Map<Endpoint, HealthCheck>();
+  private readonly retryTimers = new Map<Endpoint, NodeJS.Timeout>();
+  private readonly capacityListeners = new Set<() => void>();
+  private readonly reportedDuplicates = new Set<string>();
+  private resolveTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Members in state healthy. */
+  private healthy = 0;
+  /** Healthy members below their max_connections: 0 answers pick() without the balancer. */
+  private available = 0;
+
+  constructor(options: UpstreamPoolOptions) {
+    for (const spec of options.upstreams) checkSettings({ ...spec, upstream: spec.address });
+    this.listener = options.listener;
+    this.specs = options.upstreams.slice();
+    this.random = options.random ?? Math.random;
+    this.balancer = createBalancer(options.balance, this.random);
+    this.healthCheck = options.healthCheck;
+    this.logger = options.logger;
+    this.resolveIntervalMs = options.resolveIntervalMs ?? DEFAULT_RESOLVE_INTERVAL_MS;
+    this.backoff = options.passiveBackoff ?? DEFAULT_BACKOFF;
+    this.lookup = options.lookup ?? systemLookup;
+    this.previous = options.previous;
+  }
+
+  /**
+   * Resolves every upstream once (a name that does not resolve is logged and retried on
+   * the next round, not fatal), takes over from the previous pool, then starts the health
+   * checks and the re-resolution timer. Timers are unref'ed: they never hold the process.
+   */
+  async start(): Promise<void> {
+    await this.resolveAll();
+    if (this.closed) return;
+    const previous = this.previous;
+    this.previous = undefined; // a retired pool need not stay reachable from its successor
+    for (const upstream of previous?.drainedUpstreams ?? []) this.drainedUpstreams.add(upstream);
+    this.applyMembers(this.membersFromResolution(previous?.byLabel ?? this.byLabel));
+    previous?.retire(this);
+    if (this.specs.some((spec) => !isIpLiteral(spec.host))) this.scheduleResolve();
+  }
+
+  /** An endpoint for a new connection from `clientIp`, skipping those in `exclude` (retries). */
+  pick(clientIp: string, exclude?: ReadonlySet<Endpoint>): PickResult {
+    if (this.available === 0) return this.healthy > 0 ? LIMIT : NO_UPSTREAM;
+    const endpoint = this.balancer.pick(clientIp, exclude);
+    if (endpoint !== undefined) return { endpoint };
+    // Only the excluded ones had room; say 'limit' if a healthy one is merely full.
+    const full = this.members.some(
+      (member) => member.state === 'healthy' && member.active >= member.maxConnections && !exclude?.has(member),
+    );
+    return full ? LIMIT : NO_UPSTREAM;
+  }
+
+  /** A connection starts using `endpoint` (call once per connection, before connecting). */
+  acquire(endpoint: Endpoint): void {
+    const hadRoom = endpoint.active < endpoint.maxConnections;
+    endpoint.active++;
+    endpoint.total++;
+    this.current().loadChanged(endpoint, hadRoom);
+  }
+
+  /** The connection holding `endpoint` is gone (call exactly once per acquire). */
+  release(endpoint: Endpoint): void {
+    if (endpoint.active === 0) {
+      this.logger.warn({ event: 'upstream_release_unbalanced', listener: this.listener, upstream: endpoint.label });
+      return;
+    }
+    const hadRoom = endpoint.active < endpoint.maxConnections;
+    endpoint.active--;
+    const current = this.current();
+    current.loadChanged(endpoint, hadRoom);
+    current.notifyCapacity();
+    if (current !== this) this.notifyCapacity();
+  }
+
+  /**
+   * `listener` runs whenever capacity may have freed: a release, or an endpoint coming
+   * back. One set per pool (not one per waiting connection). Returns the unsubscribe.
+   */
+  onRelease(listener: () => void): () => void {
+    this.capacityListeners.add(listener);
+    return () => {
+      this.capacityListeners.delete(listener);
+    };
+  }
+
+  /**
+   * A connect to `endpoint` was refused or timed out. Without active health checks the
+   * endpoint is ejected for a back-off (base, 2x base, 4x base ... max, by failures in a
+   * row); when it runs out the endpoint is eligible again, and the next connect decides:
+   * success resets the back-off, failure ejects it for twice as long. With health checks
+   * configured, the checks alone decide.
+   */
+  reportConnectFailure(endpoint: Endpoint, error: Error): void {
+    endpoint.failures++;
+    const current = this.current();
+    if (current.healthCheck === undefined && current.isMember(endpoint)) current.eject(endpoint, error);
+  }
+
+  reportConnectSuccess(endpoint: Endpoint): void {
+    endpoint.ejections = 0;
+  }
+
+  /**
+   * Admin: no new connections to an upstream (its configured address: all its endpoints,
+   * including ones DNS adds later) or to one endpoint (its label). Existing ones continue.
+   * Returns false when nothing matches.
+   */
+  drain(upstreamOrLabel: string): boolean {
+    return this.setDrained(upstreamOrLabel, true);
+  }
+
+  /** Admin: undoes drain(); the endpoint's health decides its state again. */
+  enable(upstreamOrLabel: string): boolean {
+    return this.setDrained(upstreamOrLabel, false);
+  }
+
+  /** The current endpoints, in configuration order. */
+  endpoints(): readonly Endpoint[] {
+    return this.members;
+  }
+
+  healthyCount(): number {
+    return this.healthy;
+  }
+
+  /** Stops every timer and health-check socket. Endpoints in use may still be released. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.resolveTimer);
+    this.resolveTimer = undefined;
+    for (const endpoint of this.members) this.unwatch(endpoint);
+  }
+
+  private retire(successor: UpstreamPool): void {
+    this.successor = successor;
+    this.close();
+  }
+
+  /** The pool that owns the bookkeeping now: this one, or the one that replaced it on reload. */
+  private current(): UpstreamPool {
+    let pool: UpstreamPool = this;
+    while (pool.successor !== undefined) pool = pool.successor;
+    return pool;
+  }
+
+  private isMember(endpoint: Endpoint): boolean {
+    return this.byLabel.get(endpoint.label) === endpoint;
+  }
+
+  private loadChanged(endpoint: Endpoint, hadRoom: boolean): void {
+    // An endpoint DNS has removed keeps working for its connections but counts no more.
+    if (!this.isMember(endpoint)) return;
+    const hasRoom = endpoint.active < endpoint.maxConnections;
+    if (endpoint.state === 'healthy' && hasRoom !== hadRoom) this.available += hasRoom ? 1 : -1;
+    this.balancer.loadChanged(endpoint);
+  }
+
+  private notifyCapacity(): void {
+    for (const listener of this.capacityListeners) listener();
+  }
+
+  private eject(endpoint: Endpoint, error: Error): void {
+    // Connects already in flight when it was ejected fail too: one back-off, not several.
+    if (!endpoint.reachable) return;
+    endpoint.ejections++;
+    const delayMs = Math.min(this.backoff.baseMs * 2 ** (endpoint.ejections - 1), this.backoff.maxMs);
+    endpoint.reachable = false;
+    endpoint.retryAt = Date.now() + delayMs;
+    this.refreshState(endpoint, 'connect_failed', `${error.message}; retry in ${delayMs} ms`);
+    this.scheduleRetry(endpoint, delayMs);
+  }
+
+  private scheduleRetry(endpoint: Endpoint, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(endpoint);
+      endpoint.retryAt = 0;
+      endpoint.reachable = true;
+      this.refreshState(endpoint, 'backoff_expired');
+    }, delayMs);
+    timer.unref();
+    this.retryTimers.set(endpoint, timer);
+  }
+
+  private readonly onVerdict = (endpoint: Endpoint, reachable: boolean, detail: string): void => {
+    endpoint.reachable = reachable;
+    this.refreshState(endpoint, reachable ? 'health_check_passed' : 'health_check_failed', detail);
+  };
+
+  /** Sets a member's state from its health and drain flags; counts, notifies and logs a change. */
+  private refreshState(endpoint: Endpoint, reason: string, detail?: string): void {
+    const from = endpoint.state;
+    const to = derivedState(endpoint);
+    if (from === to) return;
+    const hasRoom = endpoint.active < endpoint.maxConnections;
+    endpoint.state = to;
+    if (from === 'healthy') {
+      this.healthy--;
+      if (hasRoom) this.available--;
+    } else if (to === 'healthy') {
+      this.healthy++;
+      if (hasRoom) this.available++;
+    }
+    this.balancer.stateChanged(endpoint);
+    this.logger.info(
+      { event: 'upstream_state', listener: this.listener, upstream: endpoint.label, from, to, reason, detail },
+      `upstream ${endpoint.label} ${from} -> ${to} (${reason})`,
+    );
+    if (to === 'healthy') this.notifyCapacity();
+  }
+
+  private setDrained(upstreamOrLabel: string, drained: boolean): boolean {
+    let matched = this.specs.some((spec) => spec.address === upstreamOrLabel);
+    if (matched) {
+      if (drained) this.drainedUpstreams.add(upstreamOrLabel);
+      else this.drainedUpstreams.delete(upstreamOrLabel);
+    }
+    for (const endpoint of this.members) {
+      if (endpoint.label !== upstreamOrLabel && endpoint.upstream !== upstreamOrLabel) continue;
+      matched = true;
+      endpoint.drained = drained;
+      this.refreshState(endpoint, drained ? 'admin_drain' : 'admin_enable');
+    }
+    return matched;
+  }
+
+  /** Resolves every upstream; one whose lookup fails keeps its last known addresses. */
+  private async resolveAll(): Promise<boolean> {
+    const results = await Promise.all(
+      this.specs.map((spec) =>
+        resolveHost(spec.host, this.lookup).catch((error: Error) => {
+          this.logger.warn(
+            { event: 'upstream_resolve_failed', listener: this.listener, upstream: spec.address, error: error.message },
+            `cannot resolve ${spec.address}: ${error.message}`,
+          );
+          return undefined;
+        }),
+      ),
+    );
+    let changed = false;
+    this.specs.forEach((spec, index) => {
+      const addresses = results[index];
+      const known = this.resolved.get(spec.address);
+      if (addresses === undefined || (known !== undefined && sameList(known, addresses))) return;
+      changed = true;
+      this.resolved.set(spec.address, addresses);
+      if (!isIpLiteral(spec.host)) {
+        this.logger.info(
+          { event: 'upstream_resolved', listener: this.listener, upstream: spec.address, addresses },
+          `${spec.address} resolves to ${addresses.join(', ') || 'nothing'}`,
+        );
+      }
+    });
+    return changed;
+  }
+
+  private scheduleResolve(): void {
+    this.resolveTimer = setTimeout(() => void this.reresolve(), this.resolveIntervalMs);
+    this.resolveTimer.unref();
+  }
+
+  private async reresolve(): Promise<void> {
+    const changed = await this.resolveAll();
+    if (this.closed) return;
+    if (changed) this.applyMembers(this.membersFromResolution(this.byLabel));
+    this.scheduleResolve();
+  }
+
+  /** The endpoints the resolution calls for, reusing `known` ones with the same label. */
+  private membersFromResolution(known: ReadonlyMap<string, Endpoint>): Endpoint[] {
+    const members: Endpoint[] = [];
+    const labels = new Set<string>();
+    for (const spec of this.specs) {
+      const settings = { upstream: spec.address, weight: spec.weight, maxConnections: spec.maxConnections };
+      for (const host of this.resolved.get(spec.address) ?? []) {
+        const label = endpointLabel(host, spec.port);
+        if (labels.has(label)) {
+          this.reportDuplicate(label, spec.address);
+          continue;
+        }
+        labels.add(label);
+        let endpoint = known.get(label);
+        if (endpoint !== undefined) {
+          endpoint.reconfigure(settings);
+        } else {
+          endpoint = new Endpoint(host, spec.port, settings);
+          endpoint.drained = this.drainedUpstreams.has(spec.address);
+          endpoint.state = derivedState(endpoint);
+        }
+        members.push(endpoint);
+      }
+    }
+    return members;
+  }
+
+  private reportDuplicate(label: string, upstream: string): void {
+    if (this.reportedDuplicates.has(label)) return;
+    this.reportedDuplicates.add(label);
+    this.logger.warn(
+      { event: 'upstream_duplicate', listener: this.listener, upstream, endpoint: label },
+      `${upstream} resolves to ${label}, already an endpoint of this listener: counted once`,
+    );
+  }
+
+  private applyMembers(next: Endpoint[]): void {
+    const kept = new Set(next);
+    for (const endpoint of this.members) {
+      if (!kept.has(endpoint)) this.unwatch(endpoint);
+    }
+    const added = next.filter((endpoint) => !this.isMember(endpoint));
+    this.members = next;
+    this.byLabel = new Map(next.map((endpoint) => [endpoint.label, endpoint]));
+    this.healthy = 0;
+    this.available = 0;
+    for (const endpoint of next) {
+      if (endpoint.state !== 'healthy') continue;
+      this.healthy++;
+      if (endpoint.active < endpoint.maxConnections) this.available++;
+    }
+    this.balancer.setEndpoints(next);
+    for (const endpoint of added) this.watch(endpoint);
+  }
+
+  /** Starts what decides a new member's health: its checks, or its pending back-off. */
+  private watch(endpoint: Endpoint): void {
+    if (this.healthCheck !== undefined) {
+      endpoint.retryAt = 0;
+      const check = new HealthCheck(endpoint, this.healthCheck, this.onVerdict, this.random);
+      this.checks.set(endpoint, check);
+      check.start();
+    } else if (!endpoint.reachable) {
+      // Down when adopted on reload: resume its back-off (or give it one, if checks had it down).
+      const remaining = endpoint.retryAt > 0 ? endpoint.retryAt - Date.now() : this.backoff.baseMs;
+      this.scheduleRetry(endpoint, Math.max(0, remaining));
+    }
+  }
+
+  private unwatch(endpoint: Endpoint): void {
+    this.checks.get(endpoint)?.stop();
+    this.checks.delete(endpoint);
+    clearTimeout(this.retryTimers.get(endpoint));
+    this.retryTimers.delete(endpoint);
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item, index) => item === b[index]);
+}

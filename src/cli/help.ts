@@ -1,0 +1,41 @@
+/** The --help text: every command form and option, in the contract's words. */
+export const HELP = `tcpproxy - a layer-4 (TCP) proxy
+
+Usage:
+  tcpproxy <local-host> <local-port> <forward-host> <forward-port>
+  tcpproxy --listen HOST:PORT --upstream HOST:PORT [--upstream HOST:PORT ...] [options]
+  tcpproxy --config FILE [--check]
+  tcpproxy demo [--port 8080] [--admin-port 9901]
+
+Listener options (with --listen; in a config file use the snake_case key):
+  --balance round_robin|least_connections|random|source_hash
+  --connect-timeout DURATION     connect to an upstream within (default 5s)
+  --connect-retries N            other upstreams tried after a failed connect (default 2)
+  --idle-timeout DURATION        no byte either way for this long closes both sides (default 10m)
+  --max-lifetime DURATION        close connections this old (default: none)
+  --max-connections N            concurrent connections on the listener
+  --max-connections-per-ip N     concurrent connections per client IP
+  --on-limit reject|queue        what happens over a limit (default reject)
+  --queue-timeout DURATION       how long a queued connection waits (default 10s)
+  --allow CIDR                   only these clients (repeatable)
+  --deny CIDR                    never these clients (repeatable; wins over --allow)
+  --health-check-interval DURATION  active TCP health checks
+  --proxy-protocol v1|v2         send a PROXY header to upstreams
+  --log-data hex|text            dump every chunk to the log
+  --capture FILE.pcap            write the proxied streams as a pcap file
+
+Global options:
+  --config FILE, -c FILE         YAML or JSON configuration (all features)
+  --check                        validate the configuration, print "ok" and exit
+  --admin HOST:PORT              admin endpoint: dashboard, metrics, API
+  --admin-token TOKEN            bearer token required by the admin API
+  --workers N|auto               worker processes sharing the listeners
+  --log-level trace|debug|info|warn|error
+  --log-format json|pretty
+  --help, -h                     this text
+  --version, -v                  the version
+
+Durations: 250ms, 5s, 2m, 1h, or a number of milliseconds.
+HOST: an IPv4 address, an IPv6 address in brackets ([::1]:8080), or a name.
+Exit status: 0 normal shutdown, 1 runtime failure (e.g. port in use), 2 usage or config error.
+`;

@@ -1,0 +1,98 @@
+/**
+ * Loading a configuration: read YAML or JSON (by extension), validate against the schema,
+ * and return an immutable snapshot. A reload builds a new snapshot and swaps it; a
+ * connection keeps the snapshot it started with.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type ParsedConfig, type ParsedListener } from './schema.js';
+
+/** A configuration problem: exit status 2, one line per offending key path. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export type ListenerConfig = Readonly<ParsedListener & { name: string }>;
+
+export interface ConfigSnapshot extends Readonly<Omit<ParsedConfig, 'listeners'>> {
+  readonly listeners: readonly ListenerConfig[];
+  /** The file it came from (undefined for a CLI-built config): what SIGHUP reloads. */
+  readonly file: string | undefined;
+  /** Where relative paths in the config (plugins, certificates, captures) are resolved. */
+  readonly baseDir: string;
+}
+
+/** `listeners[0].upstreams[1].address` from zod's path array. */
+export function formatKeyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? String(key) : `.${String(key)}`;
+  return out || '(top level)';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = formatKeyPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${formatKeyPath([...issue.path, key])}: unknown key`).join('\n');
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: required`;
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    return `${path}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(issue.input)}`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+/** Validates a raw object (parsed from a file or built from CLI flags) into a snapshot. */
+export function buildSnapshot(raw: unknown, source: { file?: string; baseDir?: string } = {}): ConfigSnapshot {
+  const result = configSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) throw new ConfigError(result.error.issues.flatMap((i) => describeIssue(i).split('\n')));
+  const parsed = result.data;
+  const listeners = parsed.listeners.map((listener, index) => ({ ...listener, name: listener.name ?? `listener-${index}` }));
+  const seen = new Map<string, number>();
+  const problems: string[] = [];
+  listeners.forEach((listener, index) => {
+    const first = seen.get(listener.name);
+    if (first !== undefined) problems.push(`listeners[${index}].name: "${listener.name}" is already used by listeners[${first}]`);
+    seen.set(listener.name, index);
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze({
+    ...parsed,
+    listeners,
+    file: source.file,
+    baseDir: source.baseDir ?? (source.file ? dirname(source.file) : process.cwd()),
+  });
+}
+
+/**
+ * Reads and validates a config file; every failure is a ConfigError naming the file or key.
+ * `adjust` lets command-line overrides (log level, admin address...) apply before validation.
+ */
+export async function loadConfigFile(file: string, adjust: (raw: unknown) => unknown = (raw) => raw): Promise<ConfigSnapshot> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+  }
+  let raw: unknown;
+  try {
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`${file}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
+  }
+  return buildSnapshot(adjust(raw), { file: path });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !Buffer.isBuffer(value) && !(value instanceof RegExp)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}

@@ -1,0 +1,121 @@
+/**
+ * The configuration schema: the contract's keys (snake_case), their defaults, and the
+ * normalisation into the shapes the runtime uses (durations in ms, HOST:PORT parsed).
+ * Validation errors carry key paths; `load.ts` turns them into one readable line each.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { parseHostPort, type HostPort } from './host-port.js';
+
+const duration = z.unknown().transform((value, ctx): number => {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+function hostPort(options: { allowPortZero?: boolean } = {}) {
+  return z.string({ error: 'expected HOST:PORT' }).transform((text, ctx): HostPort => {
+    const parsed = parseHostPort(text, options);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: parsed });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
+
+const positiveInt = z.number().int().positive();
+const count = z.number().int().nonnegative();
+
+/** An upstream is "HOST:PORT" or an object; the string form is sugar for `{ address }`. */
+const upstream = z.preprocess(
+  (value) => (typeof value === 'string' ? { address: value } : value),
+  z.strictObject({
+    address: hostPort(),
+    weight: positiveInt.default(1),
+    max_connections: positiveInt.optional(),
+  }),
+);
+
+const cidrList = z.array(z.string()).optional();
+
+const scheduleWindow = z.strictObject({
+  days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).min(1),
+  from: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM'),
+  to: z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'expected HH:MM'),
+});
+
+const access = z.strictObject({
+  allow: cidrList,
+  deny: cidrList,
+  schedule: z
+    .strictObject({
+      timezone: z.string().default('UTC'),
+      windows: z.array(scheduleWindow).min(1),
+      enforce: z.enum(['none', 'close']).default('none'),
+    })
+    .optional(),
+});
+
+const healthCheck = z.strictObject({
+  interval: duration.default(5_000),
+  timeout: duration.default(1_000),
+  healthy_threshold: positiveInt.default(2),
+  unhealthy_threshold: positiveInt.default(3),
+  send: z.string().optional(),
+  expect: z.string().optional(),
+});
+
+const proxyProtocol = z.strictObject({
+  send: z.enum(['v1', 'v2']).optional(),
+  accept: z.enum(['v1', 'v2', 'any']).optional(),
+  trusted: cidrList,
+  timeout: duration.default(5_000),
+});
+
+export const listenerSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  listen: hostPort({ allowPortZero: true }),
+  upstreams: z.array(upstream).min(1, 'at least one upstream is required'),
+  balance: z.enum(['round_robin', 'least_connections', 'random', 'source_hash']).default('round_robin'),
+  connect_timeout: duration.default(5_000),
+  connect_retries: count.default(2),
+  idle_timeout: duration.default(600_000),
+  max_lifetime: duration.default(0),
+  max_connections: positiveInt.optional(),
+  max_connections_per_ip: positiveInt.optional(),
+  new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration }).optional(),
+  on_limit: z.enum(['reject', 'queue']).default('reject'),
+  queue_timeout: duration.default(10_000),
+  max_queue: positiveInt.default(1000),
+  access: access.optional(),
+  health_check: healthCheck.optional(),
+  proxy_protocol: proxyProtocol.optional(),
+  inspect: z.looseObject({}).optional(),
+  filters: z.array(z.looseObject({})).optional(),
+});
+
+export const configSchema = z.strictObject({
+  admin: z
+    .strictObject({
+      listen: hostPort({ allowPortZero: true }).default({ host: '127.0.0.1', port: 9901 }),
+      token: z.string().min(1).optional(),
+    })
+    .optional(),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+      format: z.enum(['json', 'pretty']).optional(),
+    })
+    .prefault({}),
+  shutdown_timeout: duration.default(30_000),
+  workers: z.union([positiveInt, z.literal('auto')]).default(1),
+  listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type ParsedListener = z.output<typeof listenerSchema>;

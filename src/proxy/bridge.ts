@@ -1,0 +1,307 @@
+/**
+ * The Bridge: one proxied connection (the seed's "session"). It connects upstream, then
+ * runs two independent loops, each "read, then write, and read again only when the write
+ * completed" (natural backpressure):
+ *
+ *   to_upstream: onClientData (handle_downstream_read) -> upstream.write;
+ *                if the write is pending, stop reading until onUpstreamDrain (handle_upstream_write).
+ *   to_client:   onUpstreamRead (handle_upstream_read) reads straight into this bridge's own
+ *                buffer (`onread`, no allocation per chunk) -> client.write; if the write is
+ *                pending, stop reading until onClientWritten (handle_downstream_write).
+ *
+ * FIN is carried through (allowHalfOpen on both sockets: one direction ending leaves the
+ * other open); a reset or error on either side destroys the other. Every resource is
+ * released in one place, `finish()`, exactly once, which writes the access-log line.
+ * When the listener has filters or inspection, the two loops are FilteredDirections instead.
+ */
+import cluster from 'node:cluster';
+import type { Socket } from 'node:net';
+import type { Endpoint } from '../balancing/endpoint.js';
+import type { DataPipeline } from '../filters/pipeline.js';
+import { FilteredDirection } from '../filters/filtered-direction.js';
+import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
+import { UpstreamConnector, type ConnectFailure } from './connect.js';
+import type { ListenerContext } from './listener-context.js';
+
+/** Per-bridge read buffer for the upstream side: a bulk stream reads 64 KiB per syscall. */
+const UPSTREAM_READ_BUFFER = 64 * 1024;
+
+let lastId = 0;
+/** Connection ids are unique across worker processes too (the admin API closes by id). */
+const ID_PREFIX = cluster.isWorker ? `${cluster.worker!.id}-` : '';
+
+export interface ClientIdentity {
+  /** The client's IP (from the socket, or from an accepted PROXY header). */
+  readonly ip: string;
+  readonly port: number;
+  /** Access-log extras known before the bridge (PROXY-protocol peer, TLS details). */
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+export class Bridge {
+  readonly id = ID_PREFIX + String(++lastId);
+  readonly startedAt = Date.now();
+  readonly clientLabel: string;
+  private upstream: Socket | undefined;
+  private endpoint: Endpoint | undefined;
+  private connector: UpstreamConnector | undefined;
+  private pipeline: DataPipeline | undefined;
+  private directions: [FilteredDirection, FilteredDirection] | undefined;
+  private lifetimeTimer: NodeJS.Timeout | undefined;
+  private upstreamPaused = false;
+  private openSockets = 1;
+  private firstFin: 'client' | 'upstream' | undefined;
+  private reason: CloseReason | undefined;
+  private error: Error | undefined;
+  private finished = false;
+
+  constructor(
+    private readonly context: ListenerContext,
+    private readonly client: Socket,
+    private readonly identity: ClientIdentity,
+    /** Releases the admission slot(s) this connection holds; called exactly once. */
+    private readonly releaseAdmission: () => void,
+  ) {
+    this.clientLabel = formatPeer(identity.ip, identity.port);
+    client.on('error', this.onClientError);
+    client.on('close', this.onSocketClose);
+    context.connections.add(this);
+  }
+
+  /** accept -> admitted: pick an upstream and connect (the client stays paused meanwhile). */
+  start(): void {
+    const { config } = this.context;
+    if (config.max_lifetime > 0) {
+      this.lifetimeTimer = setTimeout(this.onLifetimeOver, config.max_lifetime);
+      this.lifetimeTimer.unref();
+    }
+    this.connector = new UpstreamConnector(
+      {
+        pool: this.context.pool,
+        clientIp: this.identity.ip,
+        timeoutMs: config.connect_timeout,
+        retries: config.connect_retries,
+        onread: this.context.pipeline ? undefined : { buffer: Buffer.allocUnsafeSlow(UPSTREAM_READ_BUFFER), callback: this.onUpstreamRead },
+        preamble: this.context.proxyHeader?.(this.client, this.identity),
+      },
+      { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed },
+    );
+    this.connector.start();
+  }
+
+  /** Ends the connection now (admin, shutdown, timeouts, filters): both sockets are destroyed. */
+  close(reason: CloseReason, options: { reset?: boolean } = {}): void {
+    this.reason ??= reason;
+    this.destroyBoth(options.reset === true);
+  }
+
+  get listenerName(): string {
+    return this.context.name;
+  }
+
+  get upstreamLabel(): string | null {
+    return this.endpoint?.label ?? null;
+  }
+
+  get bytesFromClient(): number {
+    return this.client.bytesRead;
+  }
+
+  get bytesToClient(): number {
+    return this.client.bytesWritten ?? 0;
+  }
+
+  // -- connect phase -------------------------------------------------------------------
+
+  private readonly onConnected = (upstream: Socket, endpoint: Endpoint, connectMs: number): void => {
+    this.connector = undefined;
+    this.upstream = upstream;
+    this.endpoint = endpoint;
+    this.openSockets++;
+    this.context.metrics.accepted();
+    this.context.metrics.connected(endpoint.label, connectMs / 1000);
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onSocketClose);
+    upstream.on('end', this.onUpstreamEnd);
+    this.client.on('end', this.onClientEnd);
+    this.client.setTimeout(this.context.config.idle_timeout, this.onIdle);
+    if (this.context.pipeline) return this.startFiltered(upstream, endpoint);
+    this.client.on('data', this.onClientData);
+    upstream.on('drain', this.onUpstreamDrain);
+    this.client.resume();
+  };
+
+  private readonly onAttemptFailed = (endpoint: Endpoint): void => {
+    this.context.metrics.connectFailed(endpoint.label);
+  };
+
+  private readonly onConnectFailed = (failure: ConnectFailure): void => {
+    this.connector = undefined;
+    this.reject(failure.reason, failure.error);
+  };
+
+  /** Refused after admission (no upstream could take it): closed without a byte. */
+  private reject(reason: ConnectFailure['reason'], error?: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.release();
+    this.client.off('close', this.onSocketClose);
+    this.client.destroy();
+    this.context.metrics.rejected(reason);
+    logReject(this.context.logger, reason, {
+      ...this.accessRecord(),
+      ...(error ? { error: (error as NodeJS.ErrnoException).code ?? error.message } : {}),
+    });
+  }
+
+  // -- to_upstream: client -> upstream -------------------------------------------------
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    if (!this.upstream!.write(chunk)) this.client.pause();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
+  private readonly onClientEnd = (): void => {
+    this.firstFin ??= 'client';
+    // The filtered direction ends the upstream itself, after flushing its chain.
+    if (!this.directions) this.upstream!.end();
+  };
+
+  // -- to_client: upstream -> client ---------------------------------------------------
+
+  private readonly onUpstreamRead = (length: number, buffer: Buffer): boolean => {
+    this.client.write(length === buffer.length ? buffer : buffer.subarray(0, length), this.onClientWritten);
+    // Written through to the kernel: the buffer is free, read again. Otherwise the write
+    // still holds our buffer: stop reading until it completes.
+    if (this.client.writableLength === 0) return true;
+    this.upstreamPaused = true;
+    return false;
+  };
+
+  private readonly onClientWritten = (): void => {
+    if (this.upstreamPaused && this.client.writableLength === 0 && this.upstream) {
+      this.upstreamPaused = false;
+      this.upstream.resume();
+    }
+  };
+
+  private readonly onUpstreamEnd = (): void => {
+    this.firstFin ??= 'upstream';
+    if (!this.directions) this.client.end();
+  };
+
+  // -- filtered mode -------------------------------------------------------------------
+
+  private startFiltered(upstream: Socket, endpoint: Endpoint): void {
+    const pipeline = this.context.pipeline!.create({
+      id: this.id,
+      listener: this.context.name,
+      log: this.context.logger,
+      client: { address: this.identity.ip, port: this.identity.port },
+      proxyFront: { address: this.client.localAddress ?? '', port: this.client.localPort ?? 0 },
+      proxyBack: { address: upstream.localAddress ?? '', port: upstream.localPort ?? 0 },
+      upstream: { address: endpoint.host, port: endpoint.port },
+      close: (reason, options) => this.close(reason as CloseReason, options),
+    });
+    this.pipeline = pipeline;
+    this.directions = [
+      new FilteredDirection(this.client, upstream, pipeline.toUpstream, this.onFilterFailure),
+      new FilteredDirection(upstream, this.client, pipeline.toClient, this.onFilterFailure),
+    ];
+    this.directions[0].start();
+    this.directions[1].start();
+  }
+
+  private readonly onFilterFailure = (error: unknown): void => {
+    this.error = error instanceof Error ? error : new Error(String(error));
+    this.close('filter');
+  };
+
+  // -- teardown ------------------------------------------------------------------------
+
+  private readonly onIdle = (): void => this.close('idle_timeout');
+
+  private readonly onLifetimeOver = (): void => this.close('max_lifetime');
+
+  private readonly onClientError = (error: Error): void => {
+    this.error ??= error;
+    this.reason ??= 'error';
+    if (this.connector) {
+      this.connector.abort();
+      this.connector = undefined;
+    }
+    this.destroyBoth(true);
+  };
+
+  private readonly onUpstreamError = (error: Error): void => {
+    this.error ??= error;
+    this.reason ??= 'error';
+    this.destroyBoth(true);
+  };
+
+  private readonly onSocketClose = (): void => {
+    if (--this.openSockets === 0) this.finish();
+  };
+
+  private destroyBoth(reset: boolean): void {
+    destroySocket(this.client, reset);
+    if (this.upstream) destroySocket(this.upstream, reset);
+    else if (this.connector) {
+      this.connector.abort();
+      this.connector = undefined;
+    }
+  }
+
+  /** The one teardown path: timers, slots, counters, the access-log line. */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.release();
+    const reason = this.reason ?? (this.firstFin === 'upstream' ? 'upstream_closed' : 'client_closed');
+    const record = this.accessRecord();
+    // Metrics pair closed() with accepted(), which counts bridged connections only.
+    if (this.endpoint) {
+      this.context.metrics.closed(reason, record.upstream, record.bytes_from_client, record.bytes_to_client, record.duration_ms / 1000);
+    }
+    logClose(this.context.logger, reason, this.error ? { ...record, error: errorLabel(this.error) } : record);
+  }
+
+  private release(): void {
+    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    this.client.setTimeout(0);
+    if (this.directions) {
+      this.directions[0].stop();
+      this.directions[1].stop();
+    }
+    this.pipeline?.destroy();
+    if (this.endpoint) this.context.pool.release(this.endpoint);
+    this.context.connections.delete(this);
+    this.releaseAdmission();
+  }
+
+  private accessRecord() {
+    return {
+      id: this.id,
+      listener: this.context.name,
+      client: this.clientLabel,
+      upstream: this.upstreamLabel,
+      bytes_from_client: this.bytesFromClient,
+      bytes_to_client: this.bytesToClient,
+      duration_ms: Date.now() - this.startedAt,
+      ...this.identity.extra,
+    };
+  }
+}
+
+function destroySocket(socket: Socket, reset: boolean): void {
+  if (socket.destroyed) return;
+  if (reset && typeof socket.resetAndDestroy === 'function' && !socket.connecting) socket.resetAndDestroy();
+  else socket.destroy();
+}
+
+function errorLabel(error: Error): string {
+  return (error as NodeJS.ErrnoException).code ?? error.message;
+}

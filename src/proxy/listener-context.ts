@@ -1,0 +1,33 @@
+/**
+ * Everything a listener's connections need, resolved once per config snapshot so that
+ * the accept path and the bridge never look anything up per connection or per chunk.
+ * A reload builds a new context and swaps it in the Listener; established bridges keep
+ * the context they started with.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Admission } from '../admission/admission.js';
+import type { ConnectionLimits } from '../admission/limits.js';
+import type { UpstreamPool } from '../balancing/upstream-pool.js';
+import type { ListenerConfig } from '../config/load.js';
+import type { DataPipelineFactory } from '../filters/pipeline.js';
+import type { ListenerMetrics } from '../observability/metrics.js';
+import type { Bridge, ClientIdentity } from './bridge.js';
+
+export interface ListenerContext {
+  readonly name: string;
+  readonly config: ListenerConfig;
+  readonly logger: Logger;
+  readonly pool: UpstreamPool;
+  /** Concurrent-connection counts, shared by the contexts of one listener across reloads. */
+  readonly limits: ConnectionLimits;
+  readonly admission: Admission;
+  readonly pipeline: DataPipelineFactory | undefined;
+  readonly metrics: ListenerMetrics;
+  /** Open bridges of this listener, across reloads (admin API, shutdown). */
+  readonly connections: Set<Bridge>;
+  /** The PROXY header to send first on each upstream connection, when configured. */
+  readonly proxyHeader: ((client: Socket, identity: ClientIdentity) => Buffer) | undefined;
+  /** Whether a peer may send us PROXY headers (`proxy_protocol.trusted`); undefined = anyone. */
+  readonly proxyTrusted: ((ip: string) => boolean) | undefined;
+}

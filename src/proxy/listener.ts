@@ -1,0 +1,160 @@
+/**
+ * The Listener: the seed's acceptor. One net.Server per configured listener; for each
+ * accepted client it runs the one accept path, in order:
+ *   accept -> (PROXY header) -> admit (acl, schedule, rate, limits | queue) -> Bridge.start()
+ * Refusals close the client without a byte and without touching any upstream.
+ */
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { AdmissionResult } from '../admission/admission.js';
+import { readProxyHeader } from '../protocol/proxy-protocol.js';
+import { formatPeer, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
+import { Bridge, type ClientIdentity } from './bridge.js';
+import type { ListenerContext } from './listener-context.js';
+
+/** After EMFILE/ENFILE, new clients are shed for this long so that descriptors can free up. */
+const ACCEPT_BACKOFF_MS = 100;
+
+export class ListenError extends Error {}
+
+export class Listener {
+  private readonly server: net.Server;
+  private shedUntil = 0;
+  private lastAcceptErrorLog = 0;
+
+  constructor(private context: ListenerContext) {
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
+    this.server.on('error', this.onServerError);
+  }
+
+  get name(): string {
+    return this.context.name;
+  }
+
+  get connections(): Set<Bridge> {
+    return this.context.connections;
+  }
+
+  /** Binds the port; rejects with a one-line ListenError saying which address and why. */
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.context.config.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        this.server.off('listening', onListening);
+        reject(new ListenError(`listener "${this.name}": cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`));
+      };
+      const onListening = (): void => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      };
+      this.server.once('error', onError);
+      this.server.once('listening', onListening);
+      this.server.listen({ host, port, exclusive: false });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Reload: new connections follow the new context; established ones keep theirs. */
+  use(context: ListenerContext): void {
+    this.context = context;
+  }
+
+  /**
+   * Stops accepting; established connections are left to the caller (drain or close).
+   * The listening socket is closed at once; net.Server's own close callback would also
+   * wait for every connection, which is the caller's business.
+   */
+  close(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  // -- the accept path -----------------------------------------------------------------
+
+  private readonly onConnection = (socket: Socket): void => {
+    const context = this.context;
+    socket.on('error', ignoreEarlyError);
+    const address = socket.remoteAddress;
+    if (address === undefined) return void socket.destroy(); // already gone
+    const identity: ClientIdentity = { ip: unmapIPv4(address), port: socket.remotePort ?? 0 };
+    if (Date.now() < this.shedUntil) return refuse(context, socket, identity, 'limit', { error: 'EMFILE' });
+    if (context.config.proxy_protocol?.accept) return void this.readProxyHeader(context, socket, identity);
+    this.admit(context, socket, identity);
+  };
+
+  private async readProxyHeader(context: ListenerContext, socket: Socket, peer: ClientIdentity): Promise<void> {
+    const { accept, timeout } = context.config.proxy_protocol!;
+    if (context.proxyTrusted && !context.proxyTrusted(peer.ip)) {
+      return refuse(context, socket, peer, 'proxy_protocol', { error: 'peer not trusted to send PROXY headers' });
+    }
+    try {
+      const { header, rest } = await readProxyHeader(socket, accept!, timeout);
+      if (rest.length > 0) socket.unshift(rest);
+      const source = header.addresses?.source;
+      const identity: ClientIdentity = source
+        ? { ip: unmapIPv4(source.address), port: source.port, extra: { proxied_client: formatPeer(peer.ip, peer.port) } }
+        : peer;
+      this.admit(context, socket, identity);
+    } catch (error) {
+      refuse(context, socket, peer, 'proxy_protocol', { error: (error as Error).message });
+    }
+  }
+
+  private admit(context: ListenerContext, socket: Socket, identity: ClientIdentity): void {
+    const decision = context.admission.admit(identity.ip);
+    if (decision !== 'queue') return startOrRefuse(context, socket, identity, decision);
+    // Over a limit with on_limit: queue. The client stays paused (the kernel buffers
+    // what it sends); it proceeds when a slot frees, or is refused after queue_timeout.
+    const cancel = context.admission.wait(identity.ip, (result) => {
+      socket.off('close', cancel);
+      startOrRefuse(context, socket, identity, result);
+    });
+    socket.once('close', cancel);
+  }
+
+  private readonly onServerError = (error: NodeJS.ErrnoException): void => {
+    // Accept failures (EMFILE, ENFILE, ...) must not kill the process: shed briefly and log.
+    this.shedUntil = Date.now() + ACCEPT_BACKOFF_MS;
+    if (Date.now() - this.lastAcceptErrorLog > 1000) {
+      this.lastAcceptErrorLog = Date.now();
+      this.context.logger.warn({ event: 'accept_error', listener: this.name, error: error.code ?? error.message }, 'accept failed; shedding new connections briefly');
+    }
+  };
+}
+
+function startOrRefuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, result: AdmissionResult): void {
+  if (!result.admitted) return refuse(context, socket, identity, result.reason);
+  if (socket.destroyed) return result.slot.release();
+  socket.off('error', ignoreEarlyError);
+  new Bridge(context, socket, identity, () => result.slot.release()).start();
+}
+
+function refuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
+  socket.destroy();
+  if (reason !== 'shutdown') context.metrics.rejected(reason);
+  logReject(context.logger, reason, {
+    id: '-',
+    listener: context.name,
+    client: formatPeer(identity.ip, identity.port),
+    upstream: null,
+    bytes_from_client: 0,
+    bytes_to_client: 0,
+    duration_ms: 0,
+    ...identity.extra,
+    ...extra,
+  });
+}
+
+/** Before the bridge owns the socket, an error (a reset while queued) just ends it. */
+function ignoreEarlyError(): void {}
+
+function describeCode(code: string | undefined): string {
+  switch (code) {
+    case 'EADDRINUSE': return ' (address already in use)';
+    case 'EACCES': return ' (permission denied: ports below 1024 need privileges)';
+    case 'EADDRNOTAVAIL': return ' (address not available on this machine)';
+    case 'ENOTFOUND': return ' (host name not found)';
+    default: return '';
+  }
+}

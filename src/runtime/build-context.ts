@@ -1,0 +1,131 @@
+/**
+ * Turning one listener's config into its ListenerContext: the upstream pool, the
+ * admission rules, the data pipeline and the PROXY-protocol encoder, all resolved once
+ * so that the accept path and the bridge only act on decisions already made.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { AccessList } from '../admission/access-list.js';
+import { Admission } from '../admission/admission.js';
+import { ConnectionLimits } from '../admission/limits.js';
+import { RateLimiter } from '../admission/rate-limit.js';
+import { Schedule } from '../admission/schedule.js';
+import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
+import { formatHostPort } from '../config/host-port.js';
+import type { ConfigSnapshot, ListenerConfig } from '../config/load.js';
+import { buildPipelineFactory } from '../filters/pipeline.js';
+import type { ProxyMetrics } from '../observability/metrics.js';
+import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
+import type { ClientIdentity } from '../proxy/bridge.js';
+import type { ListenerContext } from '../proxy/listener-context.js';
+
+export interface BuildOptions {
+  readonly snapshot: ConfigSnapshot;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+  /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
+  readonly previous: ListenerContext | undefined;
+}
+
+export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
+  const { snapshot, logger, metrics, previous } = options;
+  const send = config.proxy_protocol?.send;
+  const pool = new UpstreamPool({
+    listener: config.name,
+    upstreams: config.upstreams.map((upstream) => ({
+      address: formatHostPort(upstream.address.host, upstream.address.port),
+      host: upstream.address.host,
+      port: upstream.address.port,
+      weight: upstream.weight,
+      ...(upstream.max_connections !== undefined && { maxConnections: upstream.max_connections }),
+    })),
+    balance: config.balance,
+    logger,
+    ...(config.health_check && { healthCheck: healthCheckOptions(config, send) }),
+    ...(previous && { previous: previous.pool }),
+  });
+  const access = config.access;
+  // The same limits object across reloads: connections of the old config stay counted.
+  const limitOptions = {
+    ...(config.max_connections !== undefined && { maxConnections: config.max_connections }),
+    ...(config.max_connections_per_ip !== undefined && { maxConnectionsPerIp: config.max_connections_per_ip }),
+  };
+  const limits = previous?.limits ?? new ConnectionLimits(limitOptions);
+  if (previous) limits.reconfigure(limitOptions);
+  const admission = new Admission({
+    ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
+    ...(access?.schedule && { schedule: new Schedule(access.schedule) }),
+    ...(config.new_connections_per_ip && {
+      rateLimit: new RateLimiter({ limit: config.new_connections_per_ip.limit, perMs: config.new_connections_per_ip.per }),
+    }),
+    limits,
+    onLimit: config.on_limit,
+    queueTimeoutMs: config.queue_timeout,
+    maxQueue: config.max_queue,
+  });
+  const pipeline = await buildPipelineFactory(
+    { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) } as Parameters<typeof buildPipelineFactory>[0],
+    { baseDir: snapshot.baseDir, logger, listener: config.name },
+  );
+  const trusted = config.proxy_protocol?.trusted;
+  const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
+  await pool.start();
+  return {
+    name: config.name,
+    config,
+    logger,
+    pool,
+    limits,
+    admission,
+    pipeline,
+    metrics: metrics.listenerMetrics(config.name),
+    connections: previous?.connections ?? new Set(),
+    proxyHeader: send ? proxyHeaderEncoder(send) : undefined,
+    proxyTrusted: trustedList ? (ip) => trustedList.allows(ip) : undefined,
+  };
+}
+
+/**
+ * Releases what a context owns once no new connection will use it (health checks,
+ * capture files). Its admission queue is left to run out first: queued clients of the
+ * old config still get their slot or their queue_timeout.
+ */
+export async function retireContext(context: ListenerContext): Promise<void> {
+  context.pool.close();
+  setTimeout(() => context.admission.close(), context.config.queue_timeout + 1_000).unref();
+  await context.pipeline?.close();
+}
+
+function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefined): HealthCheckOptions {
+  const check = config.health_check!;
+  return {
+    intervalMs: check.interval,
+    timeoutMs: check.timeout,
+    healthyThreshold: check.healthy_threshold,
+    unhealthyThreshold: check.unhealthy_threshold,
+    ...(check.send !== undefined && { send: Buffer.from(check.send) }),
+    ...(check.expect !== undefined && { expect: parseExpectation(check.expect) }),
+    // A server that requires PROXY headers gets the LOCAL form from health checks.
+    ...(send && { preamble: () => (send === 'v2' ? encodeV2(undefined) : encodeV1(undefined)) }),
+  };
+}
+
+/** `expect: "/^\+OK/i"` is a regular expression; anything else is the literal bytes. */
+function parseExpectation(text: string): Buffer | RegExp {
+  const match = /^\/(.*)\/([a-z]*)$/s.exec(text);
+  return match ? new RegExp(match[1]!, match[2]) : Buffer.from(text);
+}
+
+function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: Socket, identity: ClientIdentity) => Buffer {
+  const encode = version === 'v2' ? encodeV2 : encodeV1;
+  return (client, identity) => {
+    const destination = { address: client.localAddress ?? '0.0.0.0', port: client.localPort ?? 0 };
+    const v6 = identity.ip.includes(':') || (destination.address.includes(':') && !destination.address.startsWith('::ffff:'));
+    const addresses: ProxyAddresses = {
+      family: v6 ? 'tcp6' : 'tcp4',
+      source: { address: identity.ip, port: identity.port },
+      destination,
+    };
+    return encode(addresses);
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * The runtime: owns the listeners of the running config snapshot, the admin endpoint and
+ * the metrics; swaps snapshots on reload and drains on shutdown. It is what the admin API
+ * talks to (AdminRuntime).
+ */
+import type { Logger } from 'pino';
+import type {
+  AdminRuntime,
+  ConnectionInfo,
+  ReloadResult,
+  StatsSnapshot,
+  UpstreamAction,
+  UpstreamActionResult,
+} from '../admin/admin-runtime.js';
+import { AdminServer } from '../admin/server.js';
+import { ConfigError, type ConfigSnapshot } from '../config/load.js';
+import { ProxyMetrics } from '../observability/metrics.js';
+import type { Bridge } from '../proxy/bridge.js';
+import { Listener } from '../proxy/listener.js';
+import type { ListenerContext } from '../proxy/listener-context.js';
+import { buildListenerContext, retireContext } from './build-context.js';
+import { VERSION } from './version.js';
+
+interface RunningListener {
+  listener: Listener;
+  context: ListenerContext;
+}
+
+export class ProxyRuntime implements AdminRuntime {
+  readonly proxyMetrics = new ProxyMetrics({ collectDefault: true });
+  private adminBound: { address: string; port: number } | undefined;
+  private readonly running = new Map<string, RunningListener>();
+  private admin: AdminServer | undefined;
+  private readonly startedAt = Date.now();
+  private reloading: Promise<ReloadResult> | undefined;
+  private stopping = false;
+
+  constructor(
+    private snapshot: ConfigSnapshot,
+    private readonly logger: Logger,
+    /** Where SIGHUP and POST /api/reload read the next snapshot from (the config file). */
+    private readonly reloadSource: (() => Promise<ConfigSnapshot>) | undefined = undefined,
+  ) {
+    this.proxyMetrics.setSources({
+      listeners: () => [...this.running.keys()],
+      queueLength: (name) => this.running.get(name)?.context.admission.queueLength ?? 0,
+      upstreams: () =>
+        [...this.running.values()].flatMap(({ context }) =>
+          context.pool.endpoints().map((endpoint) => ({
+            listener: context.name,
+            upstream: endpoint.label,
+            state: endpoint.state,
+            active: endpoint.active,
+          })),
+        ),
+      liveBytes: () =>
+        [...this.running.values()].map(({ context }) => {
+          let fromClient = 0;
+          let toClient = 0;
+          for (const bridge of context.connections) {
+            // Only bridged connections: their bytes are counted again by closed().
+            if (bridge.upstreamLabel === null) continue;
+            fromClient += bridge.bytesFromClient;
+            toClient += bridge.bytesToClient;
+          }
+          return { listener: context.name, fromClient, toClient };
+        }),
+    });
+  }
+
+  get config(): ConfigSnapshot {
+    return this.snapshot;
+  }
+
+  /** Binds every listener (and the admin endpoint); a bind failure rejects with a ListenError. */
+  async start(): Promise<void> {
+    for (const config of this.snapshot.listeners) {
+      const context = await buildListenerContext(config, this.buildOptions(undefined));
+      const listener = new Listener(context);
+      this.running.set(config.name, { listener, context });
+      const bound = await listener.listen();
+      this.logger.info({ event: 'listening', listener: config.name, address: bound.address, port: bound.port }, `listener "${config.name}" on ${bound.address}:${bound.port}`);
+    }
+    if (this.snapshot.admin) {
+      this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger });
+      this.adminBound = await this.admin.start();
+    }
+  }
+
+  listenerAddress(name: string): { address: string; port: number } | undefined {
+    return this.running.get(name)?.listener.address();
+  }
+
+  adminAddress(): { address: string; port: number } | undefined {
+    return this.adminBound;
+  }
+
+  /**
+   * Reload: validate the new config (from the file, unless given), build new contexts,
+   * bind new or moved listeners, then swap. Any failure keeps the running config intact.
+   */
+  reload(next?: ConfigSnapshot): Promise<ReloadResult> {
+    this.reloading ??= this.doReload(next).finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async doReload(next: ConfigSnapshot | undefined): Promise<ReloadResult> {
+    if (this.stopping) return { ok: false, error: 'shutting down' };
+    let snapshot: ConfigSnapshot;
+    try {
+      if (next) snapshot = next;
+      else if (this.reloadSource) snapshot = await this.reloadSource();
+      else return this.reloadFailed('nothing to reload: the proxy was started without --config');
+    } catch (error) {
+      return this.reloadFailed(error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message);
+    }
+    const staged: { name: string; context: ListenerContext; listener: Listener; fresh: boolean }[] = [];
+    try {
+      for (const config of snapshot.listeners) {
+        const current = this.running.get(config.name);
+        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context });
+        const moved = !current || !sameAddress(current.context, context);
+        const listener = moved ? new Listener(context) : current.listener;
+        staged.push({ name: config.name, context, listener, fresh: moved });
+        if (moved) await listener.listen();
+      }
+    } catch (error) {
+      for (const entry of staged) {
+        if (entry.fresh) entry.listener.close();
+        await retireContext(entry.context);
+      }
+      return this.reloadFailed((error as Error).message);
+    }
+    // Swap: from here on new connections follow the new snapshot.
+    const previous = new Map(this.running);
+    this.running.clear();
+    for (const entry of staged) {
+      if (!entry.fresh) entry.listener.use(entry.context);
+      this.running.set(entry.name, { listener: entry.listener, context: entry.context });
+    }
+    for (const [name, old] of previous) {
+      const replacement = this.running.get(name);
+      if (!replacement || replacement.listener !== old.listener) old.listener.close();
+      await retireContext(old.context);
+    }
+    this.snapshot = snapshot;
+    this.logger.level = snapshot.log.level;
+    if (snapshot.admin && this.admin && !sameHostPort(snapshot.admin.listen, this.adminBound)) {
+      this.logger.warn({ event: 'reload' }, 'admin.listen changed: restart the proxy to move the admin endpoint');
+    }
+    this.logger.info({ event: 'reload', ok: true, listeners: [...this.running.keys()] }, 'configuration reloaded');
+    return { ok: true };
+  }
+
+  private reloadFailed(error: string): ReloadResult {
+    this.logger.error({ event: 'reload', ok: false, error }, 'reload failed; keeping the running configuration');
+    return { ok: false, error };
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let connections finish for up to `timeoutMs`,
+   * then close the rest with reason `shutdown`.
+   */
+  async shutdown(timeoutMs = this.snapshot.shutdown_timeout): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const listeners = [...this.running.values()];
+    for (const { listener } of listeners) listener.close();
+    for (const { context } of listeners) context.admission.close();
+    this.logger.info({ event: 'shutdown', active: this.activeCount(), timeout_ms: timeoutMs }, 'stopped accepting; draining connections');
+    await this.waitForDrain(timeoutMs);
+    for (const bridge of this.allBridges()) bridge.close('shutdown');
+    await this.waitForDrain(5_000);
+    for (const { context } of listeners) await retireContext(context);
+    await this.admin?.close();
+  }
+
+  private waitForDrain(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const deadline = Date.now() + timeoutMs;
+      const poll = (): void => {
+        if (this.activeCount() === 0 || Date.now() >= deadline) return resolve();
+        setTimeout(poll, Math.min(50, Math.max(1, deadline - Date.now())));
+      };
+      poll();
+    });
+  }
+
+  private activeCount(): number {
+    let count = 0;
+    for (const { context } of this.running.values()) count += context.connections.size;
+    return count;
+  }
+
+  private *allBridges(): Iterable<Bridge> {
+    for (const { context } of this.running.values()) yield* [...context.connections];
+  }
+
+  private buildOptions(previous: ListenerContext | undefined) {
+    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous };
+  }
+
+  // -- AdminRuntime --------------------------------------------------------------------
+
+  stats(): StatsSnapshot {
+    return { ...this.proxyMetrics.snapshot(), uptime_s: Math.round((Date.now() - this.startedAt) / 1000), version: VERSION };
+  }
+
+  connections(): ConnectionInfo[] {
+    const now = Date.now();
+    return [...this.allBridges()].map((bridge) => ({
+      id: bridge.id,
+      listener: bridge.listenerName,
+      client: bridge.clientLabel,
+      upstream: bridge.upstreamLabel,
+      age_ms: now - bridge.startedAt,
+      bytes_from_client: bridge.bytesFromClient,
+      bytes_to_client: bridge.bytesToClient,
+    }));
+  }
+
+  closeConnection(id: string): boolean {
+    for (const bridge of this.allBridges()) {
+      if (bridge.id === id) {
+        bridge.close('admin');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  upstreamAction(listener: string, address: string, action: UpstreamAction): UpstreamActionResult {
+    const running = this.running.get(listener);
+    if (!running) return 'unknown_listener';
+    const pool = running.context.pool;
+    return (action === 'drain' ? pool.drain(address) : pool.enable(address)) ? 'ok' : 'unknown_upstream';
+  }
+
+  ready(): boolean {
+    if (this.stopping || this.running.size === 0) return false;
+    return [...this.running.values()].every(({ context }) => context.pool.healthyCount() > 0);
+  }
+
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.proxyMetrics.contentType, body: await this.proxyMetrics.text() };
+  }
+}
+
+function sameAddress(a: ListenerContext, b: ListenerContext): boolean {
+  return a.config.listen.host === b.config.listen.host && a.config.listen.port === b.config.listen.port;
+}
+
+function sameHostPort(a: { host: string; port: number }, b: { address: string; port: number } | undefined): boolean {
+  return b !== undefined && a.port === b.port && a.host === b.address;
+}

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { Endpoint } from '../../src/balancing/endpoint.js';
+import { HealthCheck, type HealthCheckOptions } from '../../src/balancing/health-check.js';
+import { pause, startServer, within, type TestServer } from './helpers.js';
+
+interface Verdict {
+  reachable: boolean;
+  detail: string;
+}
+
+/** Runs a check against `port`, applying verdicts to the endpoint as the pool does. */
+function watch(port: number, options: Partial<HealthCheckOptions>, random?: () => number) {
+  const endpoint = new Endpoint('127.0.0.1', port, { upstream: `127.0.0.1:${port}`, weight: 1 });
+  const verdicts: Verdict[] = [];
+  let notify: (() => void) | undefined;
+  const check = new HealthCheck(
+    endpoint,
+    { intervalMs: 20, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1, ...options },
+    (e, reachable, detail) => {
+      e.reachable = reachable;
+      verdicts.push({ reachable, detail });
+      notify?.();
+    },
+    random,
+  );
+  const nextVerdict = (): Promise<Verdict> =>
+    new Promise((resolve) => {
+      const seen = verdicts.length;
+      notify = () => {
+        if (verdicts.length > seen) resolve(verdicts[seen] as Verdict);
+      };
+    });
+  return { endpoint, check, verdicts, nextVerdict };
+}
+
+async function closedPort(): Promise<number> {
+  const server = await startServer();
+  await server.close();
+  return server.port;
+}
+
+describe('health check', { timeout: 10_000 }, () => {
+  it('takes an endpoint out after unhealthy_threshold failures in a row, once', async () => {
+    const port = await closedPort();
+    const { check, verdicts, nextVerdict, endpoint } = watch(port, { unhealthyThreshold: 3 });
+    const started = Date.now();
+    const verdict = nextVerdict();
+    check.start();
+    assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: false, detail: 'ECONNREFUSED' });
+    assert.ok(Date.now() - started >= 2 * 20, 'three checks, one interval apart');
+    assert.equal(endpoint.reachable, false);
+    // More failures change nothing.
+    const server = await startServer(port);
+    const back = nextVerdict();
+    assert.deepEqual(await within(back, 3_000, 'a verdict'), { reachable: true, detail: 'passed 1 in a row' });
+    check.stop();
+    assert.equal(verdicts.length, 2);
+    await server.close();
+  });
+
+  it('brings an endpoint back only after healthy_threshold passes in a row', async () => {
+    const server = await startServer();
+    const { check, endpoint, nextVerdict } = watch(server.port, { healthyThreshold: 3 });
+    endpoint.reachable = false;
+    const verdict = nextVerdict();
+    check.start();
+    assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: true, detail: 'passed 3 in a row' });
+    assert.equal(server.accepted, 3);
+    check.stop();
+    await server.close();
+  });
+
+  it('starts at a random point of the first interval (jitter)', async () => {
+    const server = await startServer();
+    const { check } = watch(server.port, { intervalMs: 400 }, () => 0.5);
+    const started = Date.now();
+    check.start();
+    await within(once(server.server, 'connection'), 3_000, 'the first check');
+    const delay = Date.now() - started;
+    check.stop();
+    assert.ok(delay >= 195 && delay < 400, `first check after ${delay} ms`);
+    await server.close();
+  });
+
+  it('never overlaps checks of one endpoint, even when a check outlasts the interval', async () => {
+    const accepts: number[] = [];
+    // Accepts and never answers: each check runs into its timeout (60 ms, interval 10 ms).
+    const server = await startServer(0, () => accepts.push(Date.now()));
+    const { check, nextVerdict } = watch(server.port, { intervalMs: 10, timeoutMs: 60, expect: Buffer.from('x'), unhealthyThreshold: 3 });
+    const verdict = nextVerdict();
+    check.start();
+    assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: false, detail: 'timeout' });
+    check.stop();
+    assert.equal(accepts.length, 3);
+    for (let i = 1; i < accepts.length; i++) assert.ok((accepts[i] as number) - (accepts[i - 1] as number) >= 55);
+    await server.close();
+  });
+
+  it('passes when the reply contains the expected bytes, after preamble and send', async () => {
+    const received: Buffer[] = [];
+    const server = await startServer(0, (socket) => {
+      socket.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        if (Buffer.concat(received).toString().endsWith('PING\r\n')) socket.write('hello +PONG\r\n');
+      });
+    });
+    const { check, endpoint, nextVerdict } = watch(server.port, {
+      preamble: () => Buffer.from('PROXY LOCAL\r\n'),
+      send: Buffer.from('PING\r\n'),
+      expect: Buffer.from('+PONG'),
+    });
+    endpoint.reachable = false;
+    const verdict = nextVerdict();
+    check.start();
+    assert.equal((await within(verdict, 3_000, 'a verdict')).reachable, true);
+    check.stop();
+    assert.equal(Buffer.concat(received).toString(), 'PROXY LOCAL\r\nPING\r\n');
+    await server.close();
+  });
+
+  it('fails on a reply that does not match a RegExp, and on a close without reply', async () => {
+    const wrong = await startServer(0, (socket) => socket.end('-ERR not ready\r\n'));
+    const first = watch(wrong.port, { expect: /^\+OK/ });
+    let verdict = first.nextVerdict();
+    first.check.start();
+    assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: false, detail: 'unexpected reply' });
+    first.check.stop();
+
+    const silent = await startServer(0, (socket) => socket.end());
+    const second = watch(silent.port, { expect: /^\+OK/ });
+    verdict = second.nextVerdict();
+    second.check.start();
+    assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: false, detail: 'closed without reply' });
+    second.check.stop();
+    await Promise.all([wrong.close(), silent.close()]);
+  });
+
+  it('matches a RegExp with the g flag on every check, not only the first', async () => {
+    const server = await startServer(0, (socket) => socket.end('+OK\r\n'));
+    const { check, endpoint, nextVerdict } = watch(server.port, { expect: /\+OK/g, healthyThreshold: 3 });
+    endpoint.reachable = false;
+    const verdict = nextVerdict();
+    check.start();
+    assert.equal((await within(verdict, 3_000, 'a verdict')).reachable, true);
+    check.stop();
+    await server.close();
+  });
+
+  it('stop() ends the schedule and aborts a check in flight', async () => {
+    const server: TestServer = await startServer(0, () => {});
+    const { check, verdicts } = watch(server.port, { intervalMs: 10, timeoutMs: 5_000, expect: Buffer.from('x') }, () => 0);
+    check.start();
+    const [socket] = (await within(once(server.server, 'connection'), 3_000, 'a check')) as [Socket];
+    check.stop();
+    await within(once(socket, 'close'), 3_000, 'the check socket to close'); // the check's socket was destroyed, not left to time out
+    await pause(60);
+    assert.equal(server.accepted, 1);
+    assert.equal(verdicts.length, 0);
+    await server.close();
+  });
+});

@@ -1,0 +1,319 @@
+import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
+import { promises as dns } from 'node:dns';
+import { describe, it } from 'node:test';
+import type { Endpoint } from '../../src/balancing/endpoint.js';
+import type { ResolvedAddress } from '../../src/balancing/resolver.js';
+import { UpstreamPool, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
+import { captureLog, pause, startServer, stateChange, within, type TestServer } from './helpers.js';
+
+function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return { address, host, port, weight: 1, ...extra };
+}
+
+function makePool(options: Partial<UpstreamPoolOptions> & Pick<UpstreamPoolOptions, 'upstreams'>) {
+  const log = captureLog();
+  const pool = new UpstreamPool({ listener: 'main', balance: 'round_robin', logger: log.logger, ...options });
+  return { pool, log };
+}
+
+function pickMany(pool: UpstreamPool, count: number): (Endpoint | undefined)[] {
+  return Array.from({ length: count }, () => pool.pick('10.0.0.1').endpoint);
+}
+
+const fastChecks = { intervalMs: 25, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 2 };
+
+describe('upstream pool', { timeout: 20_000 }, () => {
+  it('health checks take a closed server out and bring it back when it listens again', async () => {
+    const a = await startServer();
+    const b = await startServer();
+    const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', a.port), spec('127.0.0.1', b.port)], healthCheck: fastChecks });
+    await pool.start();
+    const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
+    assert.equal(epA.label, `127.0.0.1:${a.port}`);
+    assert.equal(pool.healthyCount(), 2);
+
+    const down = log.next(stateChange(epA.label, 'down'));
+    await a.close();
+    const line = await within(down, 5_000, 'A down');
+    assert.deepEqual(
+      { listener: line['listener'], from: line['from'], reason: line['reason'], detail: line['detail'] },
+      { listener: 'main', from: 'healthy', reason: 'health_check_failed', detail: 'ECONNREFUSED' },
+    );
+    assert.equal(epA.state, 'down');
+    assert.equal(pool.healthyCount(), 1);
+    assert.ok(pickMany(pool, 10).every((e) => e === epB));
+
+    const up = log.next(stateChange(epA.label, 'healthy'));
+    const again: TestServer = await startServer(a.port);
+    await within(up, 5_000, 'A healthy again');
+    assert.equal(pool.healthyCount(), 2);
+    assert.ok(pickMany(pool, 4).includes(epA));
+    pool.close();
+    await Promise.all([again.close(), b.close()]);
+  });
+
+  it('uses send/expect to judge an upstream by its reply', async () => {
+    const good = await startServer(0, (socket) => socket.on('data', () => socket.end('+PONG\r\n')));
+    const bad = await startServer(0, (socket) => socket.on('data', () => socket.end('-LOADING\r\n')));
+    const { pool, log } = makePool({
+      upstreams: [spec('127.0.0.1', good.port), spec('127.0.0.1', bad.port)],
+      healthCheck: { ...fastChecks, send: Buffer.from('PING\r\n'), expect: /^\+PONG/ },
+    });
+    await pool.start();
+    const [epGood, epBad] = pool.endpoints() as [Endpoint, Endpoint];
+    const line = await within(log.next(stateChange(epBad.label, 'down')), 5_000, 'bad down');
+    assert.equal(line['detail'], 'unexpected reply');
+    // Checks of the good one have been passing all along.
+    await within(new Promise((resolve) => good.server.once('connection', resolve)), 3_000, 'a check of good');
+    assert.equal(epGood.state, 'healthy');
+    assert.ok(log.lines.every((l) => l['upstream'] !== epGood.label));
+    pool.close();
+    await Promise.all([good.close(), bad.close()]);
+  });
+
+  it('without health checks, ejects on connect failure with exponential back-off', async () => {
+    const { pool, log } = makePool({
+      upstreams: [spec('127.0.0.1', 9001), spec('127.0.0.2', 9001)],
+      passiveBackoff: { baseMs: 60, maxMs: 150 },
+    });
+    await pool.start();
+    const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
+    const refused = new Error('connect ECONNREFUSED 127.0.0.1:9001');
+
+    const started = Date.now();
+    pool.reportConnectFailure(epA, refused);
+    pool.reportConnectFailure(epA, refused); // a second connect that was already in flight
+    assert.equal(epA.state, 'down');
+    assert.equal(epA.failures, 2);
+    assert.equal(log.lines.filter(stateChange(epA.label, 'down')).length, 1);
+    assert.equal(log.lines.find(stateChange(epA.label, 'down'))?.['detail'], `${refused.message}; retry in 60 ms`);
+    assert.ok(pickMany(pool, 5).every((e) => e === epB));
+
+    const back = await within(log.next(stateChange(epA.label, 'healthy')), 3_000, 'back-off end');
+    assert.equal(back['reason'], 'backoff_expired');
+    assert.ok(Date.now() - started >= 55);
+    assert.ok(pickMany(pool, 2).includes(epA), 'eligible again (half-open)');
+
+    // Fails again at once: twice the back-off; then capped at maxMs.
+    pool.reportConnectFailure(epA, refused);
+    assert.ok(Math.abs(epA.retryAt - Date.now() - 120) <= 5);
+    await within(log.next(stateChange(epA.label, 'healthy')), 3_000, 'second back-off end');
+    pool.reportConnectFailure(epA, refused);
+    assert.ok(Math.abs(epA.retryAt - Date.now() - 150) <= 5);
+    await within(log.next(stateChange(epA.label, 'healthy')), 3_000, 'third back-off end');
+
+    // One success resets the back-off.
+    pool.reportConnectSuccess(epA);
+    pool.reportConnectFailure(epA, refused);
+    assert.ok(Math.abs(epA.retryAt - Date.now() - 60) <= 5);
+    pool.close();
+  });
+
+  it('with health checks configured, leaves ejection to the checks', async () => {
+    const server = await startServer();
+    const { pool } = makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 60_000 } });
+    await pool.start();
+    const [endpoint] = pool.endpoints() as [Endpoint];
+    pool.reportConnectFailure(endpoint, new Error('connect ETIMEDOUT'));
+    assert.equal(endpoint.state, 'healthy');
+    assert.equal(endpoint.failures, 1);
+    assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
+    pool.close();
+    await server.close();
+  });
+
+  it("answers 'limit' when every eligible endpoint is full and 'no_upstream' when none is healthy", async () => {
+    const { pool } = makePool({
+      upstreams: [spec('127.0.0.1', 9001, { maxConnections: 1 }), spec('127.0.0.2', 9001, { maxConnections: 2 })],
+      balance: 'least_connections',
+      passiveBackoff: { baseMs: 60_000, maxMs: 60_000 },
+    });
+    await pool.start();
+    const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
+    let released = 0;
+    const unsubscribe = pool.onRelease(() => released++);
+    for (let i = 0; i < 3; i++) {
+      const picked = pool.pick('10.0.0.1');
+      assert.ok(picked.endpoint, `pick ${i}`);
+      pool.acquire(picked.endpoint);
+    }
+    assert.deepEqual([epA.active, epB.active], [1, 2]);
+    assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
+
+    pool.release(epB);
+    assert.equal(released, 1);
+    assert.equal(pool.pick('10.0.0.1').endpoint, epB);
+    assert.deepEqual(pool.pick('10.0.0.1', new Set([epB])), { endpoint: undefined, reason: 'limit' }, 'A is full, B excluded');
+    unsubscribe();
+    pool.release(epA);
+    assert.equal(released, 1);
+    assert.deepEqual(pool.pick('10.0.0.1', new Set([epA, epB])), { endpoint: undefined, reason: 'no_upstream' });
+
+    pool.reportConnectFailure(epA, new Error('refused'));
+    pool.reportConnectFailure(epB, new Error('refused'));
+    assert.equal(pool.healthyCount(), 0);
+    assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'no_upstream' });
+    assert.deepEqual([epA.total, epB.total], [1, 2]);
+    pool.close();
+  });
+
+  it('drains and enables an endpoint or a whole upstream (admin)', async () => {
+    const lookup = async (): Promise<ResolvedAddress[]> => [
+      { address: '127.0.0.2', family: 4 },
+      { address: '127.0.0.3', family: 4 },
+    ];
+    const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', 9001), spec('svc.test', 9001)], lookup });
+    await pool.start();
+    const [one, two, three] = pool.endpoints() as [Endpoint, Endpoint, Endpoint];
+    assert.equal(pool.drain(one.label), true);
+    assert.equal(one.state, 'draining');
+    assert.equal(log.lines.find(stateChange(one.label, 'draining'))?.['reason'], 'admin_drain');
+    assert.ok(pickMany(pool, 6).every((e) => e !== one));
+    assert.equal(pool.drain('svc.test:9001'), true);
+    assert.deepEqual([two.state, three.state], ['draining', 'draining']);
+    assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'no_upstream' });
+    assert.equal(pool.drain('10.9.9.9:1'), false);
+    assert.equal(pool.enable(one.label), true);
+    assert.equal(pool.enable('svc.test:9001'), true);
+    assert.equal(pool.healthyCount(), 3);
+    pool.close();
+  });
+
+  it("resolves 'localhost' through the system resolver into one endpoint per address", async () => {
+    const server = await startServer();
+    const { pool } = makePool({ upstreams: [spec('localhost', server.port, { weight: 2 })] });
+    await pool.start();
+    const expected = (await dns.lookup('localhost', { all: true })).map((r) =>
+      r.family === 6 ? `[${r.address}]:${server.port}` : `${r.address}:${server.port}`,
+    );
+    const endpoints = pool.endpoints();
+    assert.deepEqual(endpoints.map((e) => e.label), [...new Set(expected)]);
+    assert.ok(endpoints.every((e) => e.upstream === `localhost:${server.port}` && e.weight === 2));
+    assert.ok(endpoints.some((e) => e.host === '127.0.0.1'));
+    pool.close();
+    await server.close();
+  });
+
+  it('labels IPv6 endpoints with brackets and skips DNS for IP literals', async () => {
+    const lookup = async (): Promise<ResolvedAddress[]> => {
+      throw new Error('no DNS for literals');
+    };
+    const { pool } = makePool({ upstreams: [spec('::1', 9001), spec('127.0.0.1', 9002)], lookup });
+    await pool.start();
+    assert.deepEqual(pool.endpoints().map((e) => [e.label, e.host]), [['[::1]:9001', '::1'], ['127.0.0.1:9002', '127.0.0.1']]);
+    pool.close();
+  });
+
+  it('re-resolves names: new addresses join, vanished ones leave, a failed lookup keeps the last answer', async () => {
+    const answers: (ResolvedAddress[] | Error)[] = [
+      [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }],
+      [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }],
+      new Error('queryA ETIMEOUT svc.test'),
+    ];
+    const lookup = async (): Promise<ResolvedAddress[]> => {
+      const answer = answers.length > 1 ? answers.shift() : answers[0];
+      if (answer instanceof Error) throw answer;
+      return answer as ResolvedAddress[];
+    };
+    const { pool, log } = makePool({ upstreams: [spec('svc.test', 9001, { maxConnections: 1 })], lookup, resolveIntervalMs: 20 });
+    await pool.start();
+    const [first, second] = pool.endpoints() as [Endpoint, Endpoint];
+    assert.deepEqual([first.label, second.label], ['127.0.0.1:9001', '127.0.0.2:9001']);
+    pool.acquire(first);
+    pool.acquire(second);
+
+    await within(log.next((l) => l['event'] === 'upstream_resolved'), 3_000, 're-resolution');
+    const [kept, added] = pool.endpoints() as [Endpoint, Endpoint];
+    assert.equal(kept, second, 'a surviving address keeps its endpoint (state, counters)');
+    assert.equal(added.label, '127.0.0.3:9001');
+    assert.equal(pool.pick('10.0.0.1').endpoint, added);
+
+    // The vanished endpoint's connection ends normally and does not disturb the count.
+    pool.release(first);
+    assert.equal(first.active, 0);
+    pool.acquire(added);
+    assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
+
+    const failed = await within(log.next((l) => l['event'] === 'upstream_resolve_failed'), 3_000, 'failed lookup');
+    assert.equal(failed['error'], 'queryA ETIMEOUT svc.test');
+    assert.deepEqual(pool.endpoints(), [kept, added]);
+    pool.close();
+  });
+
+  it('on reload, carries endpoints with the same label (state, counters, back-off) to the new pool', async () => {
+    const upstreams = [spec('127.0.0.1', 9001, { maxConnections: 1 }), spec('127.0.0.2', 9001, { maxConnections: 1 })];
+    const { pool: old, log } = makePool({ upstreams, passiveBackoff: { baseMs: 80, maxMs: 1_000 } });
+    await old.start();
+    const [epA, epB] = old.endpoints() as [Endpoint, Endpoint];
+    old.acquire(epA);
+    old.reportConnectFailure(epB, new Error('refused'));
+    assert.equal(old.drain(epA.label), true);
+
+    const next = new UpstreamPool({
+      listener: 'main',
+      upstreams: [...upstreams, spec('127.0.0.3', 9001, { maxConnections: 1 })],
+      balance: 'least_connections',
+      logger: log.logger,
+      passiveBackoff: { baseMs: 80, maxMs: 1_000 },
+      previous: old,
+    });
+    await next.start();
+    const [newA, newB, newC] = next.endpoints() as [Endpoint, Endpoint, Endpoint];
+    assert.equal(newA, epA);
+    assert.equal(newB, epB);
+    assert.deepEqual([newA.state, newA.active, newA.total, newB.state, newB.failures], ['draining', 1, 1, 'down', 1]);
+    assert.equal(newC.state, 'healthy');
+    assert.equal(next.enable(epA.label), true);
+
+    // A's only slot is taken by a connection from before the reload: full in the new pool too.
+    next.acquire(newC);
+    assert.deepEqual(next.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
+    let freed = 0;
+    next.onRelease(() => freed++);
+    old.release(epA);
+    assert.equal(freed, 1, "the old connection's release reaches the new pool's waiters");
+    assert.equal(next.pick('10.0.0.1').endpoint, epA);
+
+    // B's back-off continues under the new pool (the old one is retired).
+    await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back-off end');
+    assert.equal(next.healthyCount(), 3);
+    next.close();
+  });
+
+  it('close() leaves no timer or socket behind', async () => {
+    const live = new Map<number, string>();
+    const hook = createHook({
+      init(id, type) {
+        if (type === 'Timeout' || type === 'TCPWRAP' || type === 'TCPCONNECTWRAP') live.set(id, type);
+      },
+      destroy(id) {
+        live.delete(id);
+      },
+    });
+    // Answers nothing: checks with `expect` stay in flight until their timeout.
+    const silent = await startServer(0, () => {});
+    const closed = await startServer();
+    await closed.close();
+    const before = new Set(live.keys());
+    hook.enable();
+    const { pool } = makePool({
+      upstreams: [spec('127.0.0.1', silent.port), spec('127.0.0.1', closed.port), spec('svc.test', 9001)],
+      healthCheck: { ...fastChecks, intervalMs: 10, timeoutMs: 10_000, expect: Buffer.from('x') },
+      lookup: async () => [{ address: '127.0.0.9', family: 4 }],
+      resolveIntervalMs: 10,
+    });
+    await pool.start();
+    await within(new Promise((resolve) => silent.server.once('connection', resolve)), 3_000, 'a check in flight');
+    await pause(30);
+    assert.ok([...live.values()].includes('Timeout'));
+    pool.close();
+    await silent.close();
+    // Handles are destroyed asynchronously; give them a few turns of the loop.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    hook.disable();
+    const leaked = [...live.entries()].filter(([id]) => !before.has(id));
+    assert.deepEqual(leaked, []);
+  });
+});

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { Filter } from '../../src/filters/filter.js';
+import { parsePattern } from '../../src/filters/pattern.js';
+import { createReplaceFilter } from '../../src/filters/replace.js';
+import { DIRECTIONS, ends, readBytes, readToEnd, startHarness } from './harness.js';
+
+/** Runs chunks through a filter synchronously, as the chain would, and ends it. */
+function run(filter: Filter, chunks: readonly Buffer[]): Buffer {
+  const out: Buffer[] = [];
+  const push = (chunk: Buffer): void => void out.push(Buffer.from(chunk));
+  for (const chunk of chunks) filter.data(chunk, push);
+  filter.end?.(push);
+  filter.destroy?.();
+  return Buffer.concat(out);
+}
+
+function replaceFilter(match: string, replacement: string, maxMatch = 64): Filter {
+  return createReplaceFilter({ pattern: parsePattern(match), replacement, maxMatch, holdMs: 60_000 });
+}
+
+/** Texts made of pieces that often form (or nearly form) a match. */
+function tokens(pieces: string[]): fc.Arbitrary<string> {
+  return fc.array(fc.constantFrom(...pieces), { maxLength: 40 }).map((parts) => parts.join(''));
+}
+
+/** Splits `text` at the given cut points (fast-check picks them). */
+function split(text: string, cuts: number[]): Buffer[] {
+  const bytes = Buffer.from(text, 'latin1');
+  const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let last = 0;
+  for (const point of [...points, bytes.length]) {
+    chunks.push(bytes.subarray(last, point));
+    last = point;
+  }
+  return chunks.filter((chunk) => chunk.length > 0);
+}
+
+test('literal replace gives the same result however the stream is split', { timeout: 20_000 }, () => {
+  fc.assert(
+    fc.property(tokens(['a', 'f', 'o', 'fo', 'foo', ' ']), fc.array(fc.nat(), { maxLength: 12 }), (text, cuts) => {
+      const expected = text.replaceAll('foo', 'BAR!');
+      assert.equal(run(replaceFilter('foo', 'BAR!'), split(text, cuts)).toString('latin1'), expected);
+    }),
+  );
+});
+
+test('regex replace gives the same result however the stream is split', { timeout: 20_000 }, () => {
+  // max_match 8 > the longest match (6), and the texts are longer, so the tail logic is exercised.
+  fc.assert(
+    fc.property(tokens(['a', 'b', '1', '23', ' ', 'a1b', 'a1234b', 'a12']), fc.array(fc.nat(), { maxLength: 12 }), (text, cuts) => {
+      const expected = text.replace(/a(\d{1,4})b/g, '<$1>');
+      assert.equal(run(replaceFilter('/a(\\d{1,4})b/', '<$1>', 8), split(text, cuts)).toString('latin1'), expected);
+    }),
+  );
+});
+
+test('regex replacement templates: $&, $$, named groups, case-insensitive flag', () => {
+  assert.equal(run(replaceFilter('/(?<word>hello)/i', '[$<word>|$&|$$]'), [Buffer.from('Hello world')]).toString(), '[Hello|Hello|$] world');
+});
+
+test('non-ASCII patterns match their UTF-8 bytes', () => {
+  assert.equal(run(replaceFilter('héllo', 'hi'), [Buffer.from('héllo wörld')]).toString(), 'hi wörld');
+  assert.equal(run(replaceFilter('/w.rld/', 'x'), [Buffer.from('wörld w_rld')]).toString(), 'wörld x');
+});
+
+test('only a possible start of the pattern is held back, and released after `hold`', { timeout: 5_000 }, async () => {
+  const filter = createReplaceFilter({ pattern: parsePattern('foo'), replacement: 'bar', maxMatch: 64, holdMs: 30 });
+  const out: string[] = [];
+  const push = (chunk: Buffer): void => void out.push(chunk.toString());
+  filter.data(Buffer.from('xyz'), push);
+  assert.deepEqual(out, ['xyz'], 'nothing held when the chunk cannot start a match');
+  filter.data(Buffer.from('abcfo'), push);
+  assert.deepEqual(out, ['xyz', 'abc']);
+  const started = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  assert.deepEqual(out, ['xyz', 'abc', 'fo'], 'the held "fo" is released once no more data came');
+  assert.ok(Date.now() - started >= 30);
+  filter.destroy?.();
+});
+
+for (const direction of DIRECTIONS) {
+  test(`replace on real sockets, ${direction}: a match split over two writes is replaced`, { timeout: 10_000 }, async () => {
+    const harness = await startHarness({ filters: [{ type: 'replace', direction, match: 'secret', with: 'XXXXXX', hold: '5s' }] });
+    try {
+      const proxied = await harness.open();
+      const { sender, receiver } = ends(proxied, direction);
+      const received = readToEnd(receiver);
+      sender.write('the sec');
+      // The bytes before the possible match arrive; "sec" waits for the rest.
+      await readBytes(receiver, 'the '.length);
+      sender.write('ret is out; a secret again');
+      sender.end();
+      assert.equal((await received).toString(), 'the XXXXXX is out; a XXXXXX again');
+      // The other direction is untouched.
+      const { sender: otherSender, receiver: otherReceiver } = ends(proxied, direction === 'to_upstream' ? 'to_client' : 'to_upstream');
+      const echoed = readToEnd(otherReceiver);
+      otherSender.end('secret');
+      assert.equal((await echoed).toString(), 'secret');
+    } finally {
+      await harness.dispose();
+    }
+  });
+}
+
+test('replace in both directions of one connection', { timeout: 10_000 }, async () => {
+  const harness = await startHarness({ filters: [{ type: 'replace', match: '/colou?r/', with: 'hue' }] });
+  try {
+    const { client, upstream } = await harness.open();
+    const atUpstream = readToEnd(upstream);
+    const atClient = readToEnd(client);
+    client.end('color and colour');
+    upstream.end('colours');
+    assert.equal((await atUpstream).toString(), 'hue and hue');
+    assert.equal((await atClient).toString(), 'hues');
+    await once(client, 'close');
+  } finally {
+    await harness.dispose();
+  }
+});

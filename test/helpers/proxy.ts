@@ -1,0 +1,78 @@
+/** An in-process proxy for the tests, with its access log captured as parsed JSON lines. */
+import { Writable } from 'node:stream';
+import { buildSnapshot } from '../../src/config/load.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { ProxyRuntime } from '../../src/runtime/runtime.js';
+
+export interface LogLine {
+  event?: string;
+  reason?: string;
+  [key: string]: unknown;
+}
+
+export interface TestProxy {
+  readonly runtime: ProxyRuntime;
+  readonly port: number;
+  readonly logs: LogLine[];
+  /** Resolves with the first log line matching, now or later. */
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** The access-log lines (close and reject events). */
+  accessLog(): LogLine[];
+  stop(): Promise<void>;
+}
+
+/** Starts a proxy from a raw config; the first listener's address is read back as `port`. */
+export async function startProxy(raw: Record<string, unknown>): Promise<TestProxy> {
+  const logs: LogLine[] = [];
+  const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n')) {
+        if (!text) continue;
+        const line = JSON.parse(text) as LogLine;
+        logs.push(line);
+        for (const waiter of waiters) {
+          if (waiter.predicate(line)) {
+            waiters.delete(waiter);
+            waiter.resolve(line);
+          }
+        }
+      }
+      callback();
+    },
+  });
+  const snapshot = buildSnapshot({ log: { level: 'info' }, ...raw });
+  const runtime = new ProxyRuntime(snapshot, createLogger({ level: snapshot.log.level, destination }));
+  await runtime.start();
+  const port = runtime.listenerAddress(snapshot.listeners[0]!.name)!.port;
+  return {
+    runtime,
+    port,
+    logs,
+    waitForLog(predicate, timeoutMs = 10_000) {
+      const found = logs.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no matching log line within ${timeoutMs}ms; got:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`));
+        }, timeoutMs);
+        const waiter = {
+          predicate,
+          resolve: (line: LogLine) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
+        waiters.add(waiter);
+      });
+    },
+    accessLog: () => logs.filter((line) => line.event === 'close' || line.event === 'reject'),
+    stop: () => runtime.shutdown(0),
+  };
+}
+
+/** A one-listener config with the given upstreams and listener keys. */
+export function oneListener(upstreams: unknown[], keys: Record<string, unknown> = {}): Record<string, unknown> {
+  return { listeners: [{ name: 'test', listen: '127.0.0.1:0', upstreams, ...keys }] };
+}

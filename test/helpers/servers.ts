@@ -1,0 +1,133 @@
+/** Real loopback servers for the tests: echo, sink, greeter, and a black hole. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+
+export interface TestServer {
+  readonly server: Server;
+  readonly port: number;
+  readonly address: string;
+  /** Every socket the server accepted, in order (to assert "no upstream connection"). */
+  readonly accepted: Socket[];
+  close(): Promise<void>;
+}
+
+export async function startServer(onSocket: (socket: Socket) => void, host = '127.0.0.1'): Promise<TestServer> {
+  const accepted: Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    accepted.push(socket);
+    socket.on('error', () => undefined);
+    onSocket(socket);
+  });
+  server.listen(0, host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    address: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+    accepted,
+    close: async () => {
+      for (const socket of accepted) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Echoes every byte back and carries half-close (ends after the client ends). */
+export function startEchoServer(host?: string): Promise<TestServer> {
+  return startServer((socket) => socket.pipe(socket), host);
+}
+
+/** A port nobody listens on (bound, then closed): connecting is refused. */
+export async function refusedPort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A black-holed upstream: a socket that listens with a backlog of 0 and never accepts.
+ * Once its accept queue is full, the kernel drops further SYNs, so connects hang.
+ */
+export async function startBlackHole(): Promise<{ port: number; close(): Promise<void> }> {
+  const child: ChildProcess = spawn('python3', ['-c', [
+    'import socket, sys, time',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'print(s.getsockname()[1], flush=True)',
+    'sys.stdin.read()',
+  ].join('\n')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  const port = Number(line.toString().trim());
+  // Fill the accept queue so that the next SYN is dropped.
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    fillers.push(socket);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return {
+    port,
+    close: async () => {
+      for (const socket of fillers) socket.destroy();
+      child.stdin!.end();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Reads a socket to its end, returning everything received. */
+export async function readAll(socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, 'end');
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Resolves when the peer ends `socket` (FIN: 'end', the socket being half-open) or it
+ * closes for any reason; reports whether it saw an error and which.
+ */
+export function closed(socket: Socket): Promise<{ error: NodeJS.ErrnoException | undefined }> {
+  let error: NodeJS.ErrnoException | undefined;
+  socket.on('error', (err) => (error = err));
+  return new Promise((resolve) => {
+    if (socket.destroyed && !socket.connecting) return resolve({ error });
+    const done = (): void => {
+      // An error may follow the end within the same tick (a reset after FIN).
+      setImmediate(() => {
+        socket.destroy();
+        resolve({ error });
+      });
+    };
+    socket.once('close', done);
+    socket.once('end', done);
+    socket.resume();
+  });
+}
+
+export async function connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<Socket> {
+  const socket = net.connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Promise.withResolvers for Node 20. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
