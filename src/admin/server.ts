@@ -62,7 +62,7 @@ export class AdminServer {
         this.server.off('error', onListenError);
         this.server.on('error', (error) => this.logger.error({ err: error }, 'admin server error'));
         const bound = this.server.address() as AddressInfo;
-        this.logger.info({ address: bound.address, port: bound.port }, 'admin endpoint listening');
+        this.logger.info({ event: 'admin_listening', address: bound.address, port: bound.port }, 'admin endpoint listening');
         resolve({ address: bound.address, port: bound.port });
       });
     });

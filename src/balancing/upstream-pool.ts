@@ -168,7 +168,11 @@ export class UpstreamPool {
   reportConnectFailure(endpoint: Endpoint, error: Error): void {
     endpoint.failures++;
     const current = this.current();
-    if (current.healthCheck === undefined && current.isMember(endpoint)) current.eject(endpoint, error);
+    if (!current.isMember(endpoint)) return;
+    // Either way the endpoint gets no new connections: without active checks a back-off
+    // timer brings it back; with them, the next passing check does (the contract's rule).
+    if (current.healthCheck === undefined) current.eject(endpoint, error);
+    else current.markUnreachable(endpoint, error);
   }
 
   reportConnectSuccess(endpoint: Endpoint): void {
@@ -243,6 +247,12 @@ export class UpstreamPool {
     endpoint.retryAt = Date.now() + delayMs;
     this.refreshState(endpoint, 'connect_failed', `${error.message}; retry in ${delayMs} ms`);
     this.scheduleRetry(endpoint, delayMs);
+  }
+
+  private markUnreachable(endpoint: Endpoint, error: Error): void {
+    if (!endpoint.reachable) return;
+    endpoint.reachable = false;
+    this.refreshState(endpoint, 'connect_failed', `${error.message}; until a health check passes`);
   }
 
   private scheduleRetry(endpoint: Endpoint, delayMs: number): void {

@@ -17,7 +17,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type ListenerConfig = Readonly<ParsedListener & { name: string }>;
+export type ListenerConfig = Readonly<ParsedListener & { name: string; index: number }>;
 
 export interface ConfigSnapshot extends Readonly<Omit<ParsedConfig, 'listeners'>> {
   readonly listeners: readonly ListenerConfig[];
@@ -51,7 +51,7 @@ export function buildSnapshot(raw: unknown, source: { file?: string; baseDir?: s
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ConfigError(result.error.issues.flatMap((i) => describeIssue(i).split('\n')));
   const parsed = result.data;
-  const listeners = parsed.listeners.map((listener, index) => ({ ...listener, name: listener.name ?? `listener-${index}` }));
+  const listeners = parsed.listeners.map((listener, index) => ({ ...listener, index, name: listener.name ?? `listener-${index}` }));
   const seen = new Map<string, number>();
   const problems: string[] = [];
   listeners.forEach((listener, index) => {

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './host-port.js';
+import { cidrProblem } from '../admission/cidr.js';
+import { scheduleProblem } from '../admission/schedule.js';
 
 const duration = z.unknown().transform((value, ctx): number => {
   try {
@@ -40,7 +42,15 @@ const upstream = z.preprocess(
   }),
 );
 
-const cidrList = z.array(z.string()).optional();
+/** CIDRs or bare IPs, each checked here so that a typo is an exit-2 error naming its index. */
+const cidrList = z
+  .array(
+    z.string().superRefine((text, ctx) => {
+      const problem = cidrProblem(text);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  )
+  .optional();
 
 const scheduleWindow = z.strictObject({
   days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).min(1),
@@ -56,6 +66,10 @@ const access = z.strictObject({
       timezone: z.string().default('UTC'),
       windows: z.array(scheduleWindow).min(1),
       enforce: z.enum(['none', 'close']).default('none'),
+    })
+    .superRefine((schedule, ctx) => {
+      const problem = scheduleProblem(schedule);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .optional(),
 });
@@ -76,11 +90,40 @@ const proxyProtocol = z.strictObject({
   timeout: duration.default(5_000),
 });
 
+const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3']);
+
+/** TLS termination: the proxy speaks TLS to clients and plaintext upstream. */
+const tls = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  ca: z.string().min(1).optional(),
+  require_client_cert: z.boolean().optional(),
+  min_version: tlsVersion.optional(),
+});
+
+/** TLS origination: the proxy speaks TLS to the upstreams. */
+const upstreamTls = z.strictObject({
+  ca: z.string().min(1).optional(),
+  servername: z.string().min(1).optional(),
+  verify: z.boolean().default(true),
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+});
+
+const balance = z.enum(['round_robin', 'least_connections', 'random', 'source_hash']);
+
+/** SNI routing (TLS passed through untouched): the first route whose pattern matches wins. */
+const route = z.strictObject({
+  sni: z.string().min(1),
+  upstreams: z.array(upstream).min(1, 'at least one upstream is required'),
+  balance: balance.optional(),
+});
+
 export const listenerSchema = z.strictObject({
   name: z.string().min(1).optional(),
   listen: hostPort({ allowPortZero: true }),
   upstreams: z.array(upstream).min(1, 'at least one upstream is required'),
-  balance: z.enum(['round_robin', 'least_connections', 'random', 'source_hash']).default('round_robin'),
+  balance: balance.default('round_robin'),
   connect_timeout: duration.default(5_000),
   connect_retries: count.default(2),
   idle_timeout: duration.default(600_000),
@@ -94,6 +137,9 @@ export const listenerSchema = z.strictObject({
   access: access.optional(),
   health_check: healthCheck.optional(),
   proxy_protocol: proxyProtocol.optional(),
+  tls: tls.optional(),
+  upstream_tls: upstreamTls.optional(),
+  routes: z.array(route).optional(),
   inspect: z.looseObject({}).optional(),
   filters: z.array(z.looseObject({})).optional(),
 });

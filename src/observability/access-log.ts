@@ -5,19 +5,9 @@
  */
 import type { Logger } from 'pino';
 
-export type CloseReason =
-  | 'client_closed'
-  | 'upstream_closed'
-  | 'idle_timeout'
-  | 'max_lifetime'
-  | 'error'
-  | 'shutdown'
-  | 'filter'
-  | 'admin';
+import type { CloseReason, RejectReason } from './metrics.js';
 
-export type RejectReason = 'acl' | 'schedule' | 'limit' | 'rate_limit' | 'queue_timeout' | 'no_upstream' | 'proxy_protocol'
-  /** A queued client when the proxy shuts down. */
-  | 'shutdown';
+export type { CloseReason, RejectReason };
 
 export interface AccessRecord {
   readonly id: string;

@@ -34,6 +34,10 @@ export const REJECT_REASONS = [
   'queue_timeout',
   'no_upstream',
   'proxy_protocol',
+  /** The TLS handshake with the client failed (termination). */
+  'tls',
+  /** Still queued when the proxy shut down. */
+  'shutdown',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -17,6 +17,7 @@
 import cluster from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../balancing/endpoint.js';
+import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { DataPipeline } from '../filters/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
 import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
@@ -61,6 +62,8 @@ export class Bridge {
     private readonly identity: ClientIdentity,
     /** Releases the admission slot(s) this connection holds; called exactly once. */
     private readonly releaseAdmission: () => void,
+    /** The upstream pool of this connection's route (the listener's, or an SNI route's). */
+    private readonly pool: UpstreamPool = context.pool,
   ) {
     this.clientLabel = formatPeer(identity.ip, identity.port);
     client.on('error', this.onClientError);
@@ -77,12 +80,14 @@ export class Bridge {
     }
     this.connector = new UpstreamConnector(
       {
-        pool: this.context.pool,
+        pool: this.pool,
         clientIp: this.identity.ip,
         timeoutMs: config.connect_timeout,
         retries: config.connect_retries,
-        onread: this.context.pipeline ? undefined : { buffer: Buffer.allocUnsafeSlow(UPSTREAM_READ_BUFFER), callback: this.onUpstreamRead },
+        // The zero-copy read needs a plain TCP upstream and no filters in between.
+        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: Buffer.allocUnsafeSlow(UPSTREAM_READ_BUFFER), callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
+        tls: this.context.upstreamTls,
       },
       { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed },
     );
@@ -128,6 +133,10 @@ export class Bridge {
     if (this.context.pipeline) return this.startFiltered(upstream, endpoint);
     this.client.on('data', this.onClientData);
     upstream.on('drain', this.onUpstreamDrain);
+    if (this.context.upstreamTls) {
+      upstream.on('data', this.onUpstreamData);
+      this.client.on('drain', this.onClientDrain);
+    }
     this.client.resume();
   };
 
@@ -179,6 +188,15 @@ export class Bridge {
     if (this.client.writableLength === 0) return true;
     this.upstreamPaused = true;
     return false;
+  };
+
+  /** The same loop over 'data' events, when the upstream is a TLS socket (no onread there). */
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    if (!this.client.write(chunk)) this.upstream!.pause();
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.upstream!.resume();
   };
 
   private readonly onClientWritten = (): void => {
@@ -277,7 +295,7 @@ export class Bridge {
       this.directions[1].stop();
     }
     this.pipeline?.destroy();
-    if (this.endpoint) this.context.pool.release(this.endpoint);
+    if (this.endpoint) this.pool.release(this.endpoint);
     this.context.connections.delete(this);
     this.releaseAdmission();
   }

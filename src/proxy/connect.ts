@@ -5,9 +5,11 @@
  * The client is not involved: whatever it sends meanwhile stays in its socket (it is
  * paused), so a retry is invisible to it.
  */
-import net, { type Socket, type OnReadOpts } from 'node:net';
+import net, { isIP, type Socket, type OnReadOpts } from 'node:net';
+import tls from 'node:tls';
 import type { Endpoint } from '../balancing/endpoint.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
+import type { ClientTlsOptions } from '../protocol/tls.js';
 
 export interface ConnectOptions {
   readonly pool: UpstreamPool;
@@ -18,6 +20,8 @@ export interface ConnectOptions {
   readonly onread: OnReadOpts | undefined;
   /** Bytes that must precede everything else on the upstream connection (a PROXY header). */
   readonly preamble: Buffer | undefined;
+  /** TLS to the upstream (`upstream_tls`): the handshake is part of connecting (and of its timeout). */
+  readonly tls: ClientTlsOptions | undefined;
 }
 
 export type ConnectFailure =
@@ -41,6 +45,9 @@ class ConnectTimeoutError extends Error {
 /** One client's attempt(s) to reach an upstream. `abort()` when the client goes away. */
 export class UpstreamConnector {
   private readonly tried = new Set<Endpoint>();
+  /** The TCP socket of the current attempt: it carries the timeout. */
+  private raw: Socket | undefined;
+  /** What the bridge gets: the TCP socket, or the TLS socket over it. */
   private socket: Socket | undefined;
   private endpoint: Endpoint | undefined;
   private startedAt = 0;
@@ -64,37 +71,50 @@ export class UpstreamConnector {
     pool.acquire(endpoint);
     this.endpoint = endpoint;
     this.startedAt = performance.now();
-    const socket = net.connect({
+    const raw = net.connect({
       host: endpoint.host,
       port: endpoint.port,
       allowHalfOpen: true,
       noDelay: true,
       ...(this.options.onread ? { onread: this.options.onread } : {}),
     });
-    this.socket = socket;
-    socket.setTimeout(this.options.timeoutMs);
-    socket.once('connect', this.onConnect);
-    socket.once('timeout', this.onTimeout);
-    socket.on('error', this.onError);
-    if (this.options.preamble) socket.write(this.options.preamble);
+    this.raw = raw;
+    this.socket = raw;
+    raw.setTimeout(this.options.timeoutMs);
+    raw.once('timeout', this.onTimeout);
+    raw.once('connect', this.onTcpConnected);
+    raw.on('error', this.onError);
+    if (this.options.preamble) raw.write(this.options.preamble);
   }
 
   /** The client left while connecting: drop the attempt and give the endpoint back. */
   abort(): void {
-    const socket = this.socket;
-    if (!socket) return;
-    this.detach(socket);
-    socket.on('error', ignoreError);
-    socket.destroy();
+    if (!this.socket) return;
+    this.discard();
     this.options.pool.release(this.endpoint!);
-    this.socket = undefined;
   }
 
-  private readonly onConnect = (): void => {
+  private readonly onTcpConnected = (): void => {
+    const tlsOptions = this.options.tls;
+    if (!tlsOptions) return this.connected();
+    // TCP is up (a PROXY header went out in clear first): the handshake is part of connecting.
+    const raw = this.raw!;
+    raw.off('error', this.onError);
+    raw.on('error', ignoreError);
+    const host = this.endpoint!.host;
+    const servername = tlsOptions.servername ?? (isIP(host) ? undefined : host);
+    const secure = tls.connect({ ...tlsOptions, socket: raw, allowHalfOpen: true, ...(servername !== undefined && { servername }) } as tls.ConnectionOptions);
+    this.socket = secure;
+    secure.once('secureConnect', this.connected);
+    secure.on('error', this.onError);
+  };
+
+  private readonly connected = (): void => {
     const socket = this.socket!;
     const endpoint = this.endpoint!;
-    this.detach(socket);
-    socket.setTimeout(0);
+    this.detach();
+    this.raw!.setTimeout(0);
+    this.raw = undefined;
     this.socket = undefined;
     this.options.pool.reportConnectSuccess(endpoint);
     this.handlers.connected(socket, endpoint, performance.now() - this.startedAt);
@@ -109,12 +129,8 @@ export class UpstreamConnector {
   };
 
   private retry(error: Error): void {
-    const socket = this.socket!;
     const endpoint = this.endpoint!;
-    this.detach(socket);
-    socket.on('error', ignoreError);
-    socket.destroy();
-    this.socket = undefined;
+    this.discard();
     this.lastError = error;
     this.options.pool.release(endpoint);
     this.options.pool.reportConnectFailure(endpoint, error);
@@ -126,10 +142,24 @@ export class UpstreamConnector {
     this.handlers.failed({ reason: 'no_upstream', error: this.lastError ?? new Error('no upstream left to try') });
   }
 
-  private detach(socket: Socket): void {
-    socket.off('connect', this.onConnect);
-    socket.off('timeout', this.onTimeout);
-    socket.off('error', this.onError);
+  /** Ends the current attempt's sockets and forgets them. */
+  private discard(): void {
+    const socket = this.socket!;
+    this.detach();
+    socket.on('error', ignoreError);
+    socket.destroy();
+    this.raw!.destroy();
+    this.raw = undefined;
+    this.socket = undefined;
+  }
+
+  private detach(): void {
+    const raw = this.raw!;
+    raw.off('timeout', this.onTimeout);
+    raw.off('connect', this.onTcpConnected);
+    raw.off('error', this.onError);
+    this.socket!.off('error', this.onError);
+    this.socket!.off('secureConnect', this.connected);
   }
 }
 

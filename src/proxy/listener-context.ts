@@ -12,7 +12,13 @@ import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { ListenerConfig } from '../config/load.js';
 import type { DataPipelineFactory } from '../filters/pipeline.js';
 import type { ListenerMetrics } from '../observability/metrics.js';
+import type { ClientTlsOptions, ServerTlsOptions } from '../protocol/tls.js';
 import type { Bridge, ClientIdentity } from './bridge.js';
+
+export interface SniRoute {
+  readonly sni: string;
+  readonly pool: UpstreamPool;
+}
 
 export interface ListenerContext {
   readonly name: string;
@@ -28,6 +34,12 @@ export interface ListenerContext {
   readonly connections: Set<Bridge>;
   /** The PROXY header to send first on each upstream connection, when configured. */
   readonly proxyHeader: ((client: Socket, identity: ClientIdentity) => Buffer) | undefined;
+  /** TLS termination (`tls`): the options each accepted socket is wrapped with. */
+  readonly tls: ServerTlsOptions | undefined;
+  /** TLS origination (`upstream_tls`). */
+  readonly upstreamTls: ClientTlsOptions | undefined;
+  /** SNI routing: pools by server-name pattern, tried in order; `pool` is the default route. */
+  readonly routes: readonly SniRoute[] | undefined;
   /** Whether a peer may send us PROXY headers (`proxy_protocol.trusted`); undefined = anyone. */
   readonly proxyTrusted: ((ip: string) => boolean) | undefined;
 }

@@ -6,7 +6,11 @@
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { AdmissionResult } from '../admission/admission.js';
+import tls from 'node:tls';
+import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
+import { matchServerName, readClientHello } from '../protocol/sni.js';
+import { tlsSessionInfo } from '../protocol/tls.js';
 import { formatPeer, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
@@ -126,13 +130,61 @@ export class Listener {
 function startOrRefuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, result: AdmissionResult): void {
   if (!result.admitted) return refuse(context, socket, identity, result.reason);
   if (socket.destroyed) return result.slot.release();
+  const release = (): void => result.slot.release();
+  if (context.routes) return void routeByServerName(context, socket, identity, release);
+  if (context.tls) return terminateTls(context, socket, identity, release);
+  startBridge(context, socket, identity, release, context.pool);
+}
+
+function startBridge(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void, pool: UpstreamPool): void {
   socket.off('error', ignoreEarlyError);
-  new Bridge(context, socket, identity, () => result.slot.release()).start();
+  new Bridge(context, socket, identity, release, pool).start();
+}
+
+/**
+ * SNI routing without terminating: peek at the ClientHello, pick the route's pool, and
+ * put the bytes back so that the upstream receives the TLS stream untouched. A client
+ * that does not speak TLS (or sends no name) takes the default route (`upstreams`).
+ */
+async function routeByServerName(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void): Promise<void> {
+  try {
+    const hello = await readClientHello(socket, context.config.connect_timeout);
+    if (hello.buffered.length > 0) socket.unshift(hello.buffered);
+    const name = hello.serverName;
+    const route = name === undefined ? undefined : context.routes!.find((r) => matchServerName(r.sni, name));
+    const routed: ClientIdentity = { ...identity, extra: { ...identity.extra, tls: { sni: name ?? null } } };
+    startBridge(context, socket, routed, release, route?.pool ?? context.pool);
+  } catch (error) {
+    release();
+    refuse(context, socket, identity, 'tls', { error: (error as Error).message });
+  }
+}
+
+/** TLS termination: handshake with the client (bounded by connect_timeout), then bridge plaintext. */
+function terminateTls(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void): void {
+  const secure = new tls.TLSSocket(socket, { isServer: true, ...context.tls });
+  const fail = (error: Error): void => {
+    secure.off('secure', ready);
+    secure.setTimeout(0);
+    secure.on('error', ignoreEarlyError);
+    release();
+    refuse(context, secure, identity, 'tls', { error: (error as NodeJS.ErrnoException).code ?? error.message });
+  };
+  const ready = (): void => {
+    secure.off('error', fail);
+    secure.setTimeout(0);
+    secure.pause();
+    const { version, sni, client_cert } = tlsSessionInfo(secure);
+    startBridge(context, secure, { ...identity, extra: { ...identity.extra, tls: { version, sni: sni ?? null, client_cert } } }, release, context.pool);
+  };
+  secure.once('secure', ready);
+  secure.once('error', fail);
+  secure.setTimeout(context.config.connect_timeout, () => fail(new Error('TLS handshake timed out')));
 }
 
 function refuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
   socket.destroy();
-  if (reason !== 'shutdown') context.metrics.rejected(reason);
+  context.metrics.rejected(reason);
   logReject(context.logger, reason, {
     id: '-',
     listener: context.name,

@@ -12,7 +12,8 @@ import { RateLimiter } from '../admission/rate-limit.js';
 import { Schedule } from '../admission/schedule.js';
 import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
 import { formatHostPort } from '../config/host-port.js';
-import type { ConfigSnapshot, ListenerConfig } from '../config/load.js';
+import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
+import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
 import { buildPipelineFactory } from '../filters/pipeline.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
@@ -30,20 +31,27 @@ export interface BuildOptions {
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
   const { snapshot, logger, metrics, previous } = options;
   const send = config.proxy_protocol?.send;
-  const pool = new UpstreamPool({
-    listener: config.name,
-    upstreams: config.upstreams.map((upstream) => ({
-      address: formatHostPort(upstream.address.host, upstream.address.port),
-      host: upstream.address.host,
-      port: upstream.address.port,
-      weight: upstream.weight,
-      ...(upstream.max_connections !== undefined && { maxConnections: upstream.max_connections }),
-    })),
-    balance: config.balance,
-    logger,
-    ...(config.health_check && { healthCheck: healthCheckOptions(config, send) }),
-    ...(previous && { previous: previous.pool }),
-  });
+  const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
+    new UpstreamPool({
+      listener: config.name,
+      upstreams: upstreams.map((upstream) => ({
+        address: formatHostPort(upstream.address.host, upstream.address.port),
+        host: upstream.address.host,
+        port: upstream.address.port,
+        weight: upstream.weight,
+        ...(upstream.max_connections !== undefined && { maxConnections: upstream.max_connections }),
+      })),
+      balance,
+      logger,
+      ...(config.health_check && { healthCheck: healthCheckOptions(config, send) }),
+      ...(previousPool && { previous: previousPool }),
+    });
+  const pool = newPool(config.upstreams, config.balance, previous?.pool);
+  const routes = config.routes?.map((route) => ({
+    sni: route.sni,
+    pool: newPool(route.upstreams, route.balance ?? config.balance, previous?.routes?.find((r) => r.sni === route.sni)?.pool),
+  }));
+  const { tls, upstreamTls } = loadTls(config, snapshot.baseDir);
   const access = config.access;
   // The same limits object across reloads: connections of the old config stay counted.
   const limitOptions = {
@@ -69,7 +77,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   );
   const trusted = config.proxy_protocol?.trusted;
   const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
-  await pool.start();
+  await Promise.all([pool, ...(routes ?? []).map((route) => route.pool)].map((p) => p.start()));
   return {
     name: config.name,
     config,
@@ -81,6 +89,9 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     metrics: metrics.listenerMetrics(config.name),
     connections: previous?.connections ?? new Set(),
     proxyHeader: send ? proxyHeaderEncoder(send) : undefined,
+    tls,
+    upstreamTls,
+    routes,
     proxyTrusted: trustedList ? (ip) => trustedList.allows(ip) : undefined,
   };
 }
@@ -92,8 +103,47 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
  */
 export async function retireContext(context: ListenerContext): Promise<void> {
   context.pool.close();
+  for (const route of context.routes ?? []) route.pool.close();
   setTimeout(() => context.admission.close(), context.config.queue_timeout + 1_000).unref();
   await context.pipeline?.close();
+}
+
+/** Certificates are read here, so a reload (SIGHUP) picks up renewed ones. */
+function loadTls(config: ListenerConfig, baseDir: string): Pick<ListenerContext, 'tls' | 'upstreamTls'> {
+  const server = config.tls;
+  const client = config.upstream_tls;
+  return {
+    tls: server && naming(config, 'tls', () => loadServerContext(
+      {
+        cert: server.cert,
+        key: server.key,
+        ...(server.ca !== undefined && { ca: server.ca }),
+        ...(server.require_client_cert !== undefined && { requireClientCert: server.require_client_cert }),
+        ...(server.min_version !== undefined && { minVersion: server.min_version }),
+      },
+      baseDir,
+    )),
+    upstreamTls: client && naming(config, 'upstream_tls', () => loadClientOptions(
+      {
+        verify: client.verify,
+        ...(client.ca !== undefined && { ca: client.ca }),
+        ...(client.servername !== undefined && { servername: client.servername }),
+        ...(client.cert !== undefined && { cert: client.cert }),
+        ...(client.key !== undefined && { key: client.key }),
+      },
+      baseDir,
+    )),
+  };
+}
+
+/** An unreadable certificate is a config error naming its key path (exit 2 at start). */
+function naming<T>(config: ListenerConfig, section: string, load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (error instanceof TlsConfigError) throw new ConfigError([`listeners[${config.index}].${section}.${error.key}: ${error.message}`]);
+    throw error;
+  }
 }
 
 function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefined): HealthCheckOptions {

@@ -15,7 +15,7 @@ for (const direction of DIRECTIONS) {
       sender.write('BLE users; SELECT 2;');
       assert.deepEqual(await proxied.closed, { reason: 'filter', reset: false });
       assert.equal((await received).toString(), 'SELECT 1; ', 'only the bytes before the match passed');
-      await senderClosed;
+      assert.equal(await senderClosed, 'end', 'the sender sees a normal close');
       const blocked = harness.lines.find((line) => line.event === 'filter_block');
       assert.equal(blocked?.match, 'DROP TABLE');
       assert.equal(blocked?.direction, direction);

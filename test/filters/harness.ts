@@ -202,12 +202,15 @@ export function readBytes(socket: Socket, count: number): Promise<Buffer> {
   });
 }
 
-/** Resolves with the error code the socket fails with (or 'closed' if it closes cleanly). */
+/**
+ * How the peer ended `socket`: 'end' (a FIN), or the error code (ECONNRESET for a reset).
+ * Reads and discards whatever still arrives.
+ */
 export function closeOutcome(socket: Socket): Promise<string> {
   return new Promise((resolve) => {
-    let code: string | undefined;
-    socket.on('error', (error: NodeJS.ErrnoException) => (code ??= error.code ?? error.message));
-    socket.once('close', () => resolve(code ?? 'closed'));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    socket.once('end', () => resolve('end'));
+    socket.once('close', () => resolve('closed'));
     socket.resume();
   });
 }

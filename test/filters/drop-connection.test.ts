@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { closeOutcome, readToEnd, startHarness } from './harness.js';
+
+test('drop_connection_probability 1: every connection is reset before a byte passes', { timeout: 10_000 }, async () => {
+  const harness = await startHarness({ filters: [{ type: 'drop_connection_probability', probability: 1 }] });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const proxied = await harness.open();
+      const atUpstream = readToEnd(proxied.upstream);
+      const outcome = closeOutcome(proxied.client);
+      proxied.client.write('hello');
+      assert.deepEqual(await proxied.closed, { reason: 'filter', reset: true });
+      assert.equal(await outcome, 'ECONNRESET');
+      assert.equal((await atUpstream).length, 0);
+    }
+  } finally {
+    await harness.dispose();
+  }
+});
+
+test('drop_connection_probability 0: connections pass untouched, both directions', { timeout: 10_000 }, async () => {
+  const harness = await startHarness({ filters: [{ type: 'drop_connection_probability', probability: 0 }] });
+  try {
+    const { client, upstream } = await harness.open();
+    const atUpstream = readToEnd(upstream);
+    const atClient = readToEnd(client);
+    client.end('up');
+    upstream.end('down');
+    assert.equal((await atUpstream).toString(), 'up');
+    assert.equal((await atClient).toString(), 'down');
+  } finally {
+    await harness.dispose();
+  }
+});
+
+test('drop_connection_probability 0.5 drops about half of the connections', { timeout: 20_000 }, async () => {
+  const harness = await startHarness({ filters: [{ type: 'drop_connection_probability', probability: 0.5 }] });
+  try {
+    let dropped = 0;
+    const total = 60;
+    for (let i = 0; i < total; i++) {
+      const proxied = await harness.open();
+      const outcome = await Promise.race([proxied.closed.then(() => 'dropped'), new Promise((resolve) => setTimeout(resolve, 20, 'kept'))]);
+      if (outcome === 'dropped') dropped++;
+      proxied.client.destroy();
+    }
+    // Binomial(60, 0.5): outside 15..45 has a probability below 1e-4.
+    assert.ok(dropped >= 15 && dropped <= 45, `${dropped} of ${total} dropped`);
+  } finally {
+    await harness.dispose();
+  }
+});

@@ -1,0 +1,232 @@
+/**
+ * Operations test helpers: the admin API over real HTTP, and bin/tcpproxy as a child
+ * process (config file, JSON log lines on stdout, signals) for reload, drain and workers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request, type Response } from '../admin/http-client.js';
+import type { LogLine } from './proxy.js';
+
+export { sampleValue } from '../admin/prometheus-text.js';
+export type { Response } from '../admin/http-client.js';
+
+/** The repository root: found upwards, so that this works from test/ (tsx) and dist/test/ (npm test). */
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('repository root not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const BIN = join(findRepoRoot(), 'bin', 'tcpproxy');
+
+/** The admin API of one proxy; `token` is sent as a bearer token when set. */
+export class AdminClient {
+  constructor(
+    readonly port: number,
+    private readonly token?: string,
+  ) {}
+
+  call(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
+    const auth: Record<string, string> = this.token === undefined ? {} : { Authorization: `Bearer ${this.token}` };
+    return request(this.port, method, path, { headers: { ...auth, ...headers } });
+  }
+
+  /** GET a JSON route; fails the test on any status but 200. */
+  async json<T>(path: string): Promise<T> {
+    const response = await this.call('GET', path);
+    if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${response.body}`);
+    return JSON.parse(response.body) as T;
+  }
+
+  async metrics(): Promise<string> {
+    const response = await this.call('GET', '/metrics');
+    if (response.status !== 200) throw new Error(`GET /metrics: ${response.status} ${response.body}`);
+    return response.body;
+  }
+}
+
+/** The figures of /api/stats the tests read. */
+export interface Stats {
+  workers?: number;
+  listeners: {
+    name: string;
+    active: number;
+    connections_total: number;
+    bytes_from_client: number;
+    bytes_to_client: number;
+    rejections: Record<string, number>;
+    closes: Record<string, number>;
+  }[];
+  upstreams: { listener: string; address: string; state: string; active: number; connections_total: number; connect_failures: number }[];
+}
+
+export interface Connection {
+  id: string;
+  listener: string;
+  client: string;
+  upstream: string | null;
+  age_ms: number;
+  bytes_from_client: number;
+  bytes_to_client: number;
+}
+
+/** Polls `probe` until it returns something other than undefined (for figures gathered over IPC). */
+export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A temporary directory holding one JSON config file that the test may rewrite (for reloads). */
+export class ConfigFile {
+  private constructor(
+    readonly dir: string,
+    readonly path: string,
+  ) {}
+
+  static async create(config: unknown): Promise<ConfigFile> {
+    const dir = await mkdtemp(join(tmpdir(), 'tcpproxy-ops-'));
+    const file = new ConfigFile(dir, join(dir, 'tcpproxy.json'));
+    await file.write(config);
+    return file;
+  }
+
+  write(config: unknown): Promise<void> {
+    return writeFile(this.path, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  }
+
+  remove(): Promise<void> {
+    return rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface ProxyProcess {
+  readonly child: ChildProcess;
+  /** The first listener's port (from its "listening" line). */
+  readonly port: number;
+  /** The admin endpoint, when the config has one. */
+  readonly admin: AdminClient | undefined;
+  readonly logs: LogLine[];
+  /** Resolves with the first log line matching, now or later (stdout JSON lines of every process). */
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+  /** SIGKILLs the process (and its workers) if still running; for `finally` blocks. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Runs `bin/tcpproxy --config FILE` (built with `npx tsc -p tsconfig.json`) with JSON logs
+ * and waits until `listeners` "listening" lines (one per worker and listener) and the admin
+ * endpoint line, if `admin` is set, have appeared.
+ */
+export async function spawnProxy(
+  config: ConfigFile,
+  options: { args?: string[]; listening?: number; admin?: boolean; token?: string } = {},
+): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, [BIN, '--config', config.path, '--log-format', 'json', ...(options.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
+  let buffered = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let newline;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const text = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { event: 'unparsed', text };
+      }
+      logs.push(line);
+      for (const waiter of waiters) {
+        if (waiter.predicate(line)) {
+          waiters.delete(waiter);
+          waiter.resolve(line);
+        }
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`no matching log line within ${timeoutMs}ms; stderr: ${stderr}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`));
+      }, timeoutMs);
+      const waiter = {
+        predicate,
+        resolve: (line: LogLine) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      waiters.add(waiter);
+    });
+  };
+
+  const kill = async (): Promise<void> => {
+    // Workers first: a SIGKILLed primary cannot take its workers down with it.
+    for (const line of logs) {
+      if (typeof line.worker === 'number' && typeof line.pid === 'number') {
+        try {
+          process.kill(line.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  try {
+    const startup = Promise.race([
+      exited.then((code) => Promise.reject(new Error(`tcpproxy exited ${code} during startup: ${stderr}`))),
+      (async () => {
+        // The n-th "listening" line: every worker logs its own.
+        let seen = 0;
+        const wanted = options.listening ?? 1;
+        const listening = await waitForLog((l) => l.event === 'listening' && ++seen >= wanted);
+        const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening') : undefined;
+        return { port: listening.port as number, adminPort: adminLine?.port as number | undefined };
+      })(),
+    ]);
+    const { port, adminPort } = await startup;
+    const admin = adminPort === undefined ? undefined : new AdminClient(adminPort, options.token);
+    return { child, port, admin, logs, waitForLog, exited, stderr: () => stderr, kill };
+  } catch (error) {
+    await kill();
+    throw error;
+  }
+}
