@@ -8,6 +8,7 @@ import { parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './host-port.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
+import { filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
 
 const duration = z.unknown().transform((value, ctx): number => {
   try {
@@ -140,8 +141,8 @@ export const listenerSchema = z.strictObject({
   tls: tls.optional(),
   upstream_tls: upstreamTls.optional(),
   routes: z.array(route).optional(),
-  inspect: z.looseObject({}).optional(),
-  filters: z.array(z.looseObject({})).optional(),
+  inspect: inspectSpecSchema.optional(),
+  filters: z.array(filterSpecSchema).optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -72,7 +72,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     maxQueue: config.max_queue,
   });
   const pipeline = await buildPipelineFactory(
-    { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) } as Parameters<typeof buildPipelineFactory>[0],
+    { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) },
     { baseDir: snapshot.baseDir, logger, listener: config.name },
   );
   const trusted = config.proxy_protocol?.trusted;

@@ -3,9 +3,9 @@
  * process (config file, JSON log lines on stdout, signals) for reload, drain and workers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +127,8 @@ export interface ProxyProcess {
   readonly logs: LogLine[];
   /** Resolves with the first log line matching, now or later (stdout JSON lines of every process). */
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves with the matching lines once there are `count` of them (each worker logs its own). */
+  waitForLines(predicate: (line: LogLine) => boolean, count: number, timeoutMs?: number): Promise<LogLine[]>;
   /** Resolves with the exit code (null when killed by a signal). */
   readonly exited: Promise<number | null>;
   stderr(): string;
@@ -193,6 +195,12 @@ export async function spawnProxy(
     });
   };
 
+  const waitForLines = async (predicate: (line: LogLine) => boolean, count: number, timeoutMs?: number): Promise<LogLine[]> => {
+    let seen = 0;
+    await waitForLog((line) => predicate(line) && ++seen >= count, timeoutMs);
+    return logs.filter(predicate);
+  };
+
   const kill = async (): Promise<void> => {
     // Workers first: a SIGKILLed primary cannot take its workers down with it.
     for (const line of logs) {
@@ -214,19 +222,35 @@ export async function spawnProxy(
     const startup = Promise.race([
       exited.then((code) => Promise.reject(new Error(`tcpproxy exited ${code} during startup: ${stderr}`))),
       (async () => {
-        // The n-th "listening" line: every worker logs its own.
-        let seen = 0;
-        const wanted = options.listening ?? 1;
-        const listening = await waitForLog((l) => l.event === 'listening' && ++seen >= wanted);
+        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1)) as [LogLine];
         const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening') : undefined;
         return { port: listening.port as number, adminPort: adminLine?.port as number | undefined };
       })(),
     ]);
     const { port, adminPort } = await startup;
     const admin = adminPort === undefined ? undefined : new AdminClient(adminPort, options.token);
-    return { child, port, admin, logs, waitForLog, exited, stderr: () => stderr, kill };
+    return { child, port, admin, logs, waitForLog, waitForLines, exited, stderr: () => stderr, kill };
   } catch (error) {
     await kill();
     throw error;
   }
+}
+
+/** Sends `payload` on an open connection to an echo upstream and waits until it has come back. */
+export async function roundTrip(client: Socket, payload: string | Buffer): Promise<void> {
+  const expected = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received < expected) return;
+      client.off('data', onData);
+      client.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => reject(new Error(`closed after ${received} of ${expected} bytes`));
+    client.on('data', onData);
+    client.once('close', onClose);
+    client.write(payload);
+  });
 }

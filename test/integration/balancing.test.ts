@@ -10,6 +10,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import {
   assertClosedWithoutAByte,
+  connectClient,
   endHeld,
   holdConnection,
   startWhoami,
@@ -17,6 +18,7 @@ import {
   waitForLogCount,
   whoAnswers,
 } from '../helpers/integration.js';
+import { buildSnapshot } from '../../src/config/load.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { connect, readAll, refusedPort, startBlackHole, startServer, type TestServer } from '../helpers/servers.js';
 
@@ -183,9 +185,8 @@ describe('source_hash', { timeout: 30_000 }, () => {
     try {
       const before = new Map<string, string>();
       for (const source of many) before.set(source, await whoAnswers(proxy.port, source));
-      const { buildSnapshot } = await import('../../src/config/load.js');
+      // Same listen address as configured ("127.0.0.1:0"): the bound listener is kept.
       const next = { log: { level: 'info' }, ...oneListener(addresses.filter((_, i) => i !== 2), { balance: 'source_hash' }) };
-      next.listeners = [{ ...(next.listeners as Record<string, unknown>[])[0]!, listen: `127.0.0.1:${proxy.port}` }];
       assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
       let movedOthers = 0;
       for (const source of many) {
@@ -365,7 +366,7 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
     try {
       // First client: both tried and failed. Second: both already ejected.
       for (let i = 0; i < 2; i++) {
-        const client = await connect(proxy.port);
+        const client = await connectClient(proxy.port);
         client.write('hello?');
         await assertClosedWithoutAByte(client);
       }

@@ -7,30 +7,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import { buildSnapshot } from '../../src/config/load.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { AdminClient, sampleValue, type Connection, type Stats } from '../helpers/ops.js';
+import { AdminClient, roundTrip, sampleValue, type Connection, type Stats } from '../helpers/ops.js';
 import type { Socket } from 'node:net';
 
 const TOKEN = 'ops-secret';
-
-/** Sends `payload` and waits for it to come back from the echo upstream (the connection stays open). */
-async function echoRoundTrip(client: Socket, payload: Buffer): Promise<void> {
-  let received = 0;
-  const back = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received >= payload.length) {
-        client.off('data', onData);
-        resolve();
-      }
-    };
-    client.on('data', onData);
-    client.once('close', () => reject(new Error(`closed after ${received} of ${payload.length} bytes`)));
-  });
-  client.write(payload);
-  await back;
-}
 
 function listenerStats(stats: Stats, name: string): Stats['listeners'][number] {
   const found = stats.listeners.find((l) => l.name === name);
@@ -43,21 +26,31 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
   let proxy: TestProxy;
   let admin: AdminClient;
   let deadPort: number;
+  let raw: Record<string, unknown>;
   const port = (listener: string): number => proxy.runtime.listenerAddress(listener)!.port;
 
   before(async () => {
     echo = await startEchoServer();
     deadPort = await refusedPort();
-    proxy = await startProxy({
+    raw = {
       admin: { listen: '127.0.0.1:0', token: TOKEN },
       shutdown_timeout: '1s',
       listeners: [
         { name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address] },
         { name: 'guarded', listen: '127.0.0.1:0', upstreams: [echo.address], access: { deny: ['127.0.0.0/8'] } },
         { name: 'limited', listen: '127.0.0.1:0', upstreams: [echo.address], max_connections: 1 },
-        { name: 'dead', listen: '127.0.0.1:0', upstreams: [`127.0.0.1:${deadPort}`], connect_retries: 0 },
+        // With health checks (that will not run during the test), a failed connect marks the
+        // upstream down until a check passes: no back-off timer brings it back mid-test.
+        {
+          name: 'dead',
+          listen: '127.0.0.1:0',
+          upstreams: [`127.0.0.1:${deadPort}`],
+          connect_retries: 0,
+          health_check: { interval: '1h' },
+        },
       ],
-    });
+    };
+    proxy = await startProxy(raw);
     admin = new AdminClient(proxy.runtime.adminAddress()!.port, TOKEN);
   });
   after(async () => {
@@ -143,7 +136,7 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
   it('a live connection is listed, counted while open, and DELETE closes it with reason admin', async () => {
     const before = listenerStats(await admin.json<Stats>('/api/stats'), 'main');
     const client = await connect(port('main'));
-    await echoRoundTrip(client, Buffer.alloc(4096, 1));
+    await roundTrip(client, Buffer.alloc(4096, 1));
     const listed = await admin.json<Connection[]>('/api/connections?listener=main&sort=bytes&limit=5');
     assert.equal(listed.length, 1);
     const [live] = listed as [Connection];
@@ -184,7 +177,7 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
     await proxy.waitForLog((l) => l.event === 'reject' && l.listener === 'guarded' && l.reason === 'acl');
     // limit: the second of two concurrent connections.
     const holder = await connect(port('limited'));
-    await echoRoundTrip(holder, Buffer.from('hold'));
+    await roundTrip(holder, Buffer.from('hold'));
     const over = await connect(port('limited'));
     assert.equal((await readAll(over)).length, 0);
     await proxy.waitForLog((l) => l.event === 'reject' && l.listener === 'limited' && l.reason === 'limit');
@@ -213,6 +206,25 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
     const ready = await admin.call('GET', '/readyz');
     assert.equal(ready.status, 503);
     assert.equal(ready.body, 'not ready\n');
+  });
+
+  it('a reload keeps the counters and health state of unchanged upstreams', async () => {
+    const before = await admin.json<Stats>('/api/stats');
+    // Listen addresses of port 0 compare equal: the same listeners stay bound.
+    const result = await proxy.runtime.reload(buildSnapshot({ log: { level: 'info' }, ...raw }));
+    assert.deepEqual(result, { ok: true });
+    const after = await admin.json<Stats>('/api/stats');
+    assert.deepEqual(after.upstreams, before.upstreams);
+    assert.deepEqual(after.listeners, before.listeners);
+    assert.equal(after.upstreams.find((u) => u.listener === 'dead')?.state, 'down');
+    assert.equal((await admin.call('GET', '/readyz')).status, 503);
+    const client = await connect(port('main'));
+    await roundTrip(client, 'after reload');
+    client.destroy();
+    // Without a config file there is nothing to re-read: POST /api/reload says so.
+    const reload = await admin.call('POST', '/api/reload');
+    assert.equal(reload.status, 400);
+    assert.match(JSON.parse(reload.body).error, /without --config/);
   });
 
   it('malformed requests get 4xx and the endpoint keeps serving', async () => {
@@ -262,7 +274,7 @@ describe('admin API: upstream drain and enable', { timeout: 30_000 }, () => {
     const clients: Socket[] = [];
     for (let i = 0; i < count; i++) {
       const client = await connect(proxy.port);
-      await echoRoundTrip(client, Buffer.from(`hello ${i}`));
+      await roundTrip(client, Buffer.from(`hello ${i}`));
       clients.push(client);
     }
     return clients;
@@ -296,7 +308,7 @@ describe('admin API: upstream drain and enable', { timeout: 30_000 }, () => {
 
     const whileDrained = await openMany(4);
     assert.equal(drainedServer.accepted.length, drainedBefore, 'no new connection reached the drained upstream');
-    await echoRoundTrip(established, Buffer.alloc(10_000, 3));
+    await roundTrip(established, Buffer.alloc(10_000, 3));
     await closeAll(whileDrained);
 
     // Not written as %3A: the raw form is accepted too.

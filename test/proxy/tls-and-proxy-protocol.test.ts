@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { ProxyHeaderParser } from '../../src/protocol/proxy-protocol.js';
 import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { buildPipelineFactory } from '../../src/filters/pipeline.js';
+import { memoryLogger, pipelineSpec, readToEnd, startHarness } from './harness.js';
+
+/** The repository root (this file runs from test/ under tsx, or from dist/test/ when compiled). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    if (dirname(dir) === dir) throw new Error('package.json not found above the test file');
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+/** A folder of plugin files for one test; removed afterwards. */
+async function pluginDir(files: Record<string, string>): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'tcpproxy-plugins-'));
+  for (const [name, source] of Object.entries(files)) await writeFile(join(dir, name), source);
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+test('the example plugin (examples/plugins/uppercase.js) changes case in each direction', { timeout: 10_000 }, async () => {
+  const harness = await startHarness(
+    {
+      filters: [
+        { module: './examples/plugins/uppercase.js', direction: 'to_upstream' },
+        { module: './examples/plugins/uppercase.js', direction: 'to_client', options: { mode: 'lower' } },
+      ],
+    },
+    { baseDir: repoRoot() },
+  );
+  try {
+    const { client, upstream } = await harness.open();
+    const atUpstream = readToEnd(upstream);
+    const atClient = readToEnd(client);
+    client.end('Hello, World! ÄÖ 123');
+    upstream.end('OK, Fine.');
+    assert.equal((await atUpstream).toString(), 'HELLO, WORLD! ÄÖ 123');
+    assert.equal((await atClient).toString(), 'ok, fine.');
+  } finally {
+    await harness.dispose();
+  }
+});
+
+const FAILING_PLUGINS = {
+  'throws.js': `export function createFilter(context) {
+    return { data(chunk, push) { if (chunk.includes('boom')) throw new Error('boom in data'); push(chunk); } };
+  }`,
+  'rejects.js': `export default function (context) {
+    return { async data(chunk, push) { await null; if (chunk.includes('boom')) throw new Error('boom, rejected'); push(chunk); } };
+  }`,
+  'factory-throws.js': `export default function () { throw new Error('cannot start'); }`,
+  'no-factory.js': `export const answer = 42;`,
+};
+
+for (const plugin of ['./throws.js', './rejects.js']) {
+  test(`a plugin whose data() ${plugin === './throws.js' ? 'throws' : 'rejects'} closes only its connection`, { timeout: 10_000 }, async () => {
+    const plugins = await pluginDir(FAILING_PLUGINS);
+    const harness = await startHarness({ filters: [{ module: plugin }] }, { baseDir: plugins.dir });
+    try {
+      const healthy = await harness.open();
+      const failing = await harness.open();
+      const failingAtUpstream = readToEnd(failing.upstream);
+      failing.client.write('fine, then boom');
+      assert.deepEqual(await failing.closed, { reason: 'filter', reset: false });
+      assert.equal((await failingAtUpstream).length, 0);
+      const logged = harness.lines.find((line) => line.event === 'filter_error');
+      assert.equal(logged?.filter, plugin, 'the log names the plugin');
+      assert.equal(logged?.direction, 'to_upstream');
+      assert.match(String((logged?.err as { message?: string })?.message), /boom/);
+
+      // The other connection, and new ones, carry on.
+      const atUpstream = readToEnd(healthy.upstream);
+      healthy.client.end('still here');
+      assert.equal((await atUpstream).toString(), 'still here');
+      const later = await harness.open();
+      const laterAtClient = readToEnd(later.client);
+      later.upstream.end('and here');
+      assert.equal((await laterAtClient).toString(), 'and here');
+    } finally {
+      await harness.dispose();
+      await plugins.remove();
+    }
+  });
+}
+
+test('a plugin factory that throws closes the connection before any byte passes', { timeout: 10_000 }, async () => {
+  const plugins = await pluginDir(FAILING_PLUGINS);
+  const harness = await startHarness({ filters: [{ module: './factory-throws.js', direction: 'to_client' }] }, { baseDir: plugins.dir });
+  try {
+    const proxied = await harness.open();
+    const atClient = readToEnd(proxied.client);
+    proxied.upstream.write('banner');
+    assert.equal((await proxied.closed).reason, 'filter');
+    assert.equal((await atClient).length, 0);
+    const logged = harness.lines.find((line) => line.event === 'filter_error');
+    assert.equal(logged?.filter, './factory-throws.js');
+    assert.equal(logged?.direction, 'to_client');
+  } finally {
+    await harness.dispose();
+    await plugins.remove();
+  }
+});
+
+test('a missing plugin, or one without a factory, fails the config load with the key path', { timeout: 10_000 }, async () => {
+  const plugins = await pluginDir(FAILING_PLUGINS);
+  const { logger } = memoryLogger();
+  const build = (module: string) =>
+    buildPipelineFactory(pipelineSpec({ filters: [{ type: 'delay', latency: 1 }, { module }] }), { baseDir: plugins.dir, logger, listener: 'test' });
+  try {
+    await assert.rejects(build('./missing.js'), /^Error: filters\[1\]: cannot load \.\/missing\.js .*no such file/);
+    await assert.rejects(build('./no-factory.js'), /^Error: filters\[1\]: \.\/no-factory\.js exports no filter factory/);
+  } finally {
+    await plugins.remove();
+  }
+});
+
+test('nothing configured: no pipeline, the bridge keeps its plain path', async () => {
+  const { logger } = memoryLogger();
+  assert.equal(await buildPipelineFactory({}, { baseDir: '.', logger, listener: 'test' }), undefined);
+  assert.equal(await buildPipelineFactory(pipelineSpec({ inspect: {}, filters: [] }), { baseDir: '.', logger, listener: 'test' }), undefined);
+});

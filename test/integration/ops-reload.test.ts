@@ -1,0 +1,280 @@
+/**
+ * Operations end to end through the CLI process (bin/tcpproxy --config FILE; build first
+ * with `npx tsc -p tsconfig.json`): reload by SIGHUP and POST /api/reload adding and removing
+ * upstreams and listeners while a connection stays open, invalid reloads, and the SIGTERM drain.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { ConfigFile, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
+
+/** One short connection through `port`; resolves when its echo came back and it closed. */
+async function oneShot(port: number, text = 'ping'): Promise<void> {
+  const client = await connect(port);
+  const reply = readAll(client);
+  client.end(text);
+  assert.equal((await reply).toString(), text);
+}
+
+/** How many connections each of `servers` has accepted so far. */
+function accepted(servers: TestServer[]): number[] {
+  return servers.map((s) => s.accepted.length);
+}
+
+function config(upstreams: string[], extra: Record<string, unknown> = {}, more: Record<string, unknown>[] = []) {
+  return {
+    admin: { listen: '127.0.0.1:0' },
+    shutdown_timeout: '5s',
+    listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams, ...extra }, ...more],
+  };
+}
+
+describe('reload through the CLI process', { timeout: 45_000 }, () => {
+  it('SIGHUP and POST /api/reload add and remove upstreams while an established connection keeps working', async () => {
+    const [a, b, c] = (await Promise.all([startEchoServer(), startEchoServer(), startEchoServer()])) as [TestServer, TestServer, TestServer];
+    const file = await ConfigFile.create(config([a.address]));
+    const proxy = await spawnProxy(file, { admin: true });
+    try {
+      const admin = proxy.admin!;
+      const established = await connect(proxy.port);
+      await roundTrip(established, 'before');
+      assert.equal(a.accepted.length, 1);
+
+      // SIGHUP: A removed, B and C added; a second listener appears (on a port known to be free:
+      // the runtime logs no "listening" line for a listener added by a reload, see below).
+      const extraPort = await refusedPort();
+      await file.write(config([b.address, c.address], {}, [{ name: 'extra', listen: `127.0.0.1:${extraPort}`, upstreams: [a.address] }]));
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog((l) => l.event === 'reload' && l.ok === true);
+      await roundTrip(established, 'after sighup'); // the established connection keeps working
+      const beforeNew = accepted([a, b, c]);
+      for (let i = 0; i < 4; i++) await oneShot(proxy.port);
+      const afterNew = accepted([a, b, c]);
+      assert.deepEqual(afterNew.map((n, i) => n - beforeNew[i]!), [0, 2, 2], 'new connections follow the new upstreams');
+      await oneShot(extraPort);
+      assert.equal(a.accepted.length, 2, 'the new listener proxies to its upstream');
+
+      let stats = await admin.json<Stats>('/api/stats');
+      assert.deepEqual(stats.upstreams.filter((u) => u.listener === 'main').map((u) => u.address).sort(), [b.address, c.address].sort());
+      assert.deepEqual(stats.listeners.map((l) => l.name), ['main', 'extra']);
+      let text = await admin.metrics();
+      assert.equal(sampleValue(text, 'tcpproxy_upstream_up', { listener: 'main', upstream: a.address }), undefined, 'a removed upstream leaves the gauges');
+      assert.equal(sampleValue(text, 'tcpproxy_upstream_connections_total', { listener: 'main', upstream: a.address }), 1, 'its counters remain');
+      assert.equal(sampleValue(text, 'tcpproxy_connections_active', { listener: 'main' }), 1, 'the old connection is still counted');
+
+      // POST /api/reload: A back, C removed, B unchanged; the extra listener is removed.
+      await file.write(config([a.address, b.address]));
+      const reload = await admin.call('POST', '/api/reload');
+      assert.equal(reload.status, 200, reload.body);
+      assert.deepEqual(JSON.parse(reload.body), { ok: true });
+      await roundTrip(established, 'after post');
+      const beforeSecond = accepted([a, b, c]);
+      for (let i = 0; i < 4; i++) await oneShot(proxy.port);
+      assert.deepEqual(accepted([a, b, c]).map((n, i) => n - beforeSecond[i]!), [2, 2, 0]);
+      await assert.rejects(connect(extraPort), /ECONNREFUSED/, 'a removed listener stops listening');
+      stats = await admin.json<Stats>('/api/stats');
+      assert.equal(stats.upstreams.find((u) => u.address === b.address)?.connections_total, 4, "an unchanged upstream's counters survive the reload");
+
+      // The established connection ends normally, logged against the upstream it started with.
+      const [listed, ...others] = await admin.json<Connection[]>('/api/connections');
+      assert.deepEqual(others, []);
+      assert.equal(listed?.upstream, a.address);
+      const ended = readAll(established);
+      established.end('bye');
+      assert.equal((await ended).toString(), 'bye');
+      const line = await proxy.waitForLog((l) => l.event === 'close' && l.id === listed.id);
+      assert.equal(line.reason, 'client_closed');
+      assert.equal(line.bytes_from_client, 'before'.length + 'after sighup'.length + 'after post'.length + 'bye'.length);
+      text = await admin.metrics();
+      assert.equal(sampleValue(text, 'tcpproxy_connections_active', { listener: 'main' }), 0);
+      assert.equal(sampleValue(text, 'tcpproxy_connections_total', { listener: 'main' }), 9);
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  it('an invalid reload is logged and the old config kept (SIGHUP and POST)', async () => {
+    const a = await startEchoServer();
+    const file = await ConfigFile.create(config([a.address]));
+    const proxy = await spawnProxy(file, { admin: true });
+    try {
+      const established = await connect(proxy.port);
+      await roundTrip(established, 'one');
+
+      await file.write(config([a.address, '10.0.0.1']));
+      const reload = await proxy.admin!.call('POST', '/api/reload');
+      assert.equal(reload.status, 400);
+      const body = JSON.parse(reload.body) as { ok: boolean; error: string };
+      assert.equal(body.ok, false);
+      assert.match(body.error, /listeners\[0\]\.upstreams\[1\]\.address: expected HOST:PORT, got "10\.0\.0\.1"/);
+      const logged = await proxy.waitForLog((l) => l.event === 'reload' && l.ok === false);
+      assert.match(String(logged.error), /listeners\[0\]\.upstreams\[1\]\.address/);
+      assert.equal(logged.level, 'error', 'a failed reload is logged as an error');
+
+      await file.write('{ "listeners": [ broken');
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog((l) => l.event === 'reload' && l.ok === false && l !== logged);
+
+      // A listener that cannot bind fails the whole reload, too.
+      await file.write(config([a.address], {}, [{ name: 'clash', listen: `127.0.0.1:${proxy.port}`, upstreams: [a.address] }]));
+      const clash = await proxy.admin!.call('POST', '/api/reload');
+      assert.equal(clash.status, 400);
+      assert.match(clash.body, /EADDRINUSE/);
+
+      await roundTrip(established, 'two'); // the established connection is untouched
+      await oneShot(proxy.port);
+      const stats = await proxy.admin!.json<Stats>('/api/stats');
+      assert.deepEqual(stats.listeners.map((l) => l.name), ['main']);
+      assert.deepEqual(stats.upstreams.map((u) => u.address), [a.address]);
+      assert.equal(a.accepted.length, 2);
+      assert.ok(!proxy.logs.some((l) => l.event === 'reload' && l.ok === true));
+      established.destroy();
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+});
+
+describe('reload: a listener that moves', { timeout: 20_000 }, () => {
+  it('re-binds on its new address; its established connections continue', async () => {
+    const a = await startEchoServer();
+    const [oldPort, newPort] = [await refusedPort(), await refusedPort()];
+    const file = await ConfigFile.create({ listeners: [{ name: 'main', listen: `127.0.0.1:${oldPort}`, upstreams: [a.address] }] });
+    const proxy = await spawnProxy(file);
+    try {
+      const established = await connect(oldPort);
+      await roundTrip(established, 'on the old port');
+      await file.write({ listeners: [{ name: 'main', listen: `127.0.0.1:${newPort}`, upstreams: [a.address] }] });
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog((l) => l.event === 'reload' && l.ok === true);
+      await oneShot(newPort);
+      await assert.rejects(connect(oldPort), /ECONNREFUSED/);
+      await roundTrip(established, 'still on the old port');
+      const ended = readAll(established);
+      established.end();
+      await ended;
+      const line = await proxy.waitForLog((l) => l.event === 'close' && l.bytes_from_client === 'on the old port'.length + 'still on the old port'.length);
+      assert.equal(line.reason, 'client_closed');
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+});
+
+describe('reload log lines', { timeout: 20_000 }, () => {
+  it('a listener added by a reload logs its "listening" line', { todo: 'lead: runtime.doReload binds a new listener without logging event "listening" (port 0 cannot be discovered)' }, async () => {
+    const a = await startEchoServer();
+    const file = await ConfigFile.create(config([a.address]));
+    const proxy = await spawnProxy(file);
+    try {
+      await file.write(config([a.address], {}, [{ name: 'extra', listen: '127.0.0.1:0', upstreams: [a.address] }]));
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog((l) => l.event === 'reload' && l.ok === true);
+      const extra = proxy.logs.find((l) => l.event === 'listening' && l.listener === 'extra');
+      assert.ok(extra, 'no "listening" line for the new listener');
+      await oneShot(extra.port as number);
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+
+  it('a reload with admin.listen on port 0 warns about nothing', { todo: 'lead: runtime.doReload compares admin.listen port 0 to the bound port and warns "admin.listen changed"' }, async () => {
+    const a = await startEchoServer();
+    const file = await ConfigFile.create(config([a.address]));
+    const proxy = await spawnProxy(file, { admin: true });
+    try {
+      const reload = await proxy.admin!.call('POST', '/api/reload');
+      assert.equal(reload.status, 200);
+      await proxy.waitForLog((l) => l.event === 'reload' && l.ok === true);
+      assert.deepEqual(proxy.logs.filter((l) => l.level === 'warn'), []);
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+});
+
+describe('SIGTERM through the CLI process', { timeout: 30_000 }, () => {
+  it('stops accepting, waits for an active connection to finish, then exits 0', async () => {
+    const a = await startEchoServer();
+    const file = await ConfigFile.create({ ...config([a.address]), shutdown_timeout: '20s' });
+    const proxy = await spawnProxy(file, { admin: true });
+    try {
+      const client = await connect(proxy.port);
+      await roundTrip(client, 'hi');
+      proxy.child.kill('SIGTERM');
+      const draining = await proxy.waitForLog((l) => l.event === 'shutdown');
+      assert.equal(draining.active, 1);
+      await assert.rejects(connect(proxy.port), /ECONNREFUSED/, 'no new connection is accepted while draining');
+      await roundTrip(client, 'still here'); // the active connection keeps working
+      assert.equal(proxy.child.exitCode, null, 'the process waits for the connection');
+      const reply = readAll(client);
+      client.end('done');
+      assert.equal((await reply).toString(), 'done');
+      assert.equal(await proxy.exited, 0);
+      const line = proxy.logs.find((l) => l.event === 'close');
+      assert.equal(line?.reason, 'client_closed');
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+
+  it('a second SIGTERM while draining exits at once', async () => {
+    const a = await startEchoServer();
+    const file = await ConfigFile.create({ ...config([a.address]), shutdown_timeout: '30s' });
+    const proxy = await spawnProxy(file);
+    try {
+      const client = await connect(proxy.port);
+      await roundTrip(client, 'hi');
+      const gone = closed(client);
+      proxy.child.kill('SIGTERM');
+      await proxy.waitForLog((l) => l.event === 'shutdown');
+      const signalledAt = Date.now();
+      proxy.child.kill('SIGTERM');
+      assert.notEqual(await proxy.exited, null);
+      await gone;
+      assert.ok(Date.now() - signalledAt < 5_000, 'did not wait for shutdown_timeout');
+      assert.ok(proxy.logs.some((l) => l.event === 'signal' && l.level === 'warn'), 'the forced exit is logged');
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+
+  it('closes a connection that outlives shutdown_timeout with reason shutdown, then exits 0', async () => {
+    const a = await startEchoServer();
+    const file = await ConfigFile.create({ ...config([a.address]), shutdown_timeout: '600ms' });
+    const proxy = await spawnProxy(file, { admin: true });
+    try {
+      const client = await connect(proxy.port);
+      await roundTrip(client, 'hi');
+      const gone = closed(client);
+      const signalledAt = Date.now();
+      proxy.child.kill('SIGTERM');
+      await gone;
+      const waited = Date.now() - signalledAt;
+      assert.ok(waited >= 500, `closed after ${waited} ms, before shutdown_timeout`);
+      assert.equal(await proxy.exited, 0);
+      const line = proxy.logs.find((l) => l.event === 'close');
+      assert.equal(line?.reason, 'shutdown');
+      assert.equal(line?.bytes_from_client, 2);
+      await closed(a.accepted[0]!); // the upstream side is closed too
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+});
