@@ -88,9 +88,13 @@ export class RoundRobinBalancer implements Balancer {
     return chosen?.endpoint;
   }
 
-  /** Puts a turn in the rotation; one whose next turn is already past restarts at `now`. */
+  /**
+   * Puts a turn in the rotation; one whose next turn is already due (past, or exactly now,
+   * as after a failed pick and an ejection) restarts half a turn after `now`: otherwise it
+   * would be picked now and again at its next turn, two in a row.
+   */
   private enqueue(turn: Turn): void {
-    if (turn.due < this.now) {
+    if (turn.due <= this.now) {
       turn.base = this.now;
       turn.taken = 0;
       turn.due = this.now + 0.5 / turn.endpoint.weight;

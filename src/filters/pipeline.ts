@@ -63,13 +63,7 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
   const filters = spec.filters ?? [];
   const inspect = spec.inspect;
   if (filters.length === 0 && inspect?.log_data === undefined && inspect?.capture === undefined) return undefined;
-  const plans = await Promise.all(
-    filters.map((filter, index) =>
-      planFilter(filter, options.baseDir).catch((error: unknown) => {
-        throw new Error(`filters[${index}]: ${(error as Error).message}`, { cause: error });
-      }),
-    ),
-  );
+  const plans = await loadPlans(filters, options.baseDir);
   let writer: PcapWriter | undefined;
   if (inspect?.capture !== undefined) {
     const path = resolve(options.baseDir, inspect.capture);
@@ -82,6 +76,24 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
   }
   const dataLog = inspect?.log_data === undefined ? undefined : { format: inspect.log_data, limit: inspect.log_data_limit };
   return new PipelineFactory(plans, dataLog, writer);
+}
+
+/**
+ * For `--check`: compiles the filters and imports the plugins, failing with the same errors
+ * as buildPipelineFactory, without opening the capture file.
+ */
+export async function checkPipelineSpec(spec: PipelineSpec, baseDir: string): Promise<void> {
+  await loadPlans(spec.filters ?? [], baseDir);
+}
+
+function loadPlans(filters: readonly FilterSpec[], baseDir: string): Promise<FilterPlan[]> {
+  return Promise.all(
+    filters.map((filter, index) =>
+      planFilter(filter, baseDir).catch((error: unknown) => {
+        throw new Error(`filters[${index}]: ${(error as Error).message}`, { cause: error });
+      }),
+    ),
+  );
 }
 
 class PipelineFactory implements DataPipelineFactory {

@@ -31,7 +31,7 @@ class ThrottleFilter implements Filter {
   }
 
   data(chunk: Buffer, push: Push): void | Promise<void> {
-    this.refill();
+    this.refill(this.options.burst);
     if (this.tokens >= chunk.length) {
       this.tokens -= chunk.length;
       push(chunk);
@@ -54,13 +54,17 @@ class ThrottleFilter implements Filter {
   private readonly step = (): void => {
     this.timer = undefined;
     const rest = this.rest!;
-    this.refill();
+    // While a chunk waits, tokens are owed even past the bucket's cap: a timer that fired
+    // late (a busy event loop) catches up, so the average rate holds. The cap applies again
+    // once this chunk is out, so the catch-up is at most one chunk.
+    this.refill(Infinity);
     const size = Math.min(Math.floor(this.tokens), rest.length);
     if (size > 0) {
       this.tokens -= size;
       this.rest = rest.subarray(size);
       this.push!(rest.subarray(0, size));
     }
+    this.tokens = Math.min(this.tokens, this.options.burst);
     if (this.rest === undefined) return; // destroyed by the push (the connection closed)
     if (this.rest.length === 0) {
       const done = this.done!;
@@ -68,13 +72,14 @@ class ThrottleFilter implements Filter {
       done();
       return;
     }
-    const wanted = Math.min(this.rest.length, this.options.burst) - this.tokens;
+    // Wake when the rest, or half a bucket, is covered (a few wake-ups per burst).
+    const wanted = Math.min(this.rest.length, Math.max(1, Math.floor(this.options.burst / 2))) - this.tokens;
     this.timer = setTimeout(this.step, Math.max(1, Math.ceil((wanted * 1000) / this.options.bytesPerSecond))).unref();
   };
 
-  private refill(): void {
+  private refill(cap: number): void {
     const now = performance.now();
-    this.tokens = Math.min(this.options.burst, this.tokens + ((now - this.refilledAt) * this.options.bytesPerSecond) / 1000);
+    this.tokens = Math.min(cap, this.tokens + ((now - this.refilledAt) * this.options.bytesPerSecond) / 1000);
     this.refilledAt = now;
   }
 }

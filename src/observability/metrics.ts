@@ -23,6 +23,8 @@ export const CLOSE_REASONS = [
   'shutdown',
   'filter',
   'admin',
+  /** `schedule.enforce: close`: the access window ended. */
+  'schedule',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 

@@ -74,8 +74,12 @@ export class Bridge {
   /** accept -> admitted: pick an upstream and connect (the client stays paused meanwhile). */
   start(): void {
     const { config } = this.context;
-    if (config.max_lifetime > 0) {
-      this.lifetimeTimer = setTimeout(this.onLifetimeOver, config.max_lifetime);
+    // One timer for both ends of life: max_lifetime, and an enforced schedule window's end.
+    const windowEnd = this.context.scheduleCloses?.(new Date(this.startedAt));
+    const untilWindowEnd = windowEnd ? Math.max(0, windowEnd.getTime() - this.startedAt) : Infinity;
+    const lifetime = config.max_lifetime > 0 ? config.max_lifetime : Infinity;
+    if (Math.min(untilWindowEnd, lifetime) < Infinity) {
+      this.lifetimeTimer = setTimeout(untilWindowEnd < lifetime ? this.onWindowOver : this.onLifetimeOver, Math.min(untilWindowEnd, lifetime, 2 ** 31 - 1));
       this.lifetimeTimer.unref();
     }
     this.connector = new UpstreamConnector(
@@ -243,6 +247,8 @@ export class Bridge {
   private readonly onIdle = (): void => this.close('idle_timeout');
 
   private readonly onLifetimeOver = (): void => this.close('max_lifetime');
+
+  private readonly onWindowOver = (): void => this.close('schedule');
 
   private readonly onClientError = (error: Error): void => {
     this.error ??= error;

@@ -40,6 +40,8 @@ export interface ListenerContext {
   readonly upstreamTls: ClientTlsOptions | undefined;
   /** SNI routing: pools by server-name pattern, tried in order; `pool` is the default route. */
   readonly routes: readonly SniRoute[] | undefined;
+  /** With `schedule.enforce: close`: when the access window open at `at` ends. */
+  readonly scheduleCloses: ((at: Date) => Date | undefined) | undefined;
   /** Whether a peer may send us PROXY headers (`proxy_protocol.trusted`); undefined = anyone. */
   readonly proxyTrusted: ((ip: string) => boolean) | undefined;
 }

@@ -60,9 +60,10 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   };
   const limits = previous?.limits ?? new ConnectionLimits(limitOptions);
   if (previous) limits.reconfigure(limitOptions);
+  const schedule = access?.schedule && new Schedule(access.schedule);
   const admission = new Admission({
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
-    ...(access?.schedule && { schedule: new Schedule(access.schedule) }),
+    ...(schedule && { schedule }),
     ...(config.new_connections_per_ip && {
       rateLimit: new RateLimiter({ limit: config.new_connections_per_ip.limit, perMs: config.new_connections_per_ip.per }),
     }),
@@ -92,6 +93,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     tls,
     upstreamTls,
     routes,
+    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at) => schedule.closesAt(at) : undefined,
     proxyTrusted: trustedList ? (ip) => trustedList.allows(ip) : undefined,
   };
 }

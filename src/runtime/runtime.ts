@@ -78,13 +78,16 @@ export class ProxyRuntime implements AdminRuntime {
       const context = await buildListenerContext(config, this.buildOptions(undefined));
       const listener = new Listener(context);
       this.running.set(config.name, { listener, context });
-      const bound = await listener.listen();
-      this.logger.info({ event: 'listening', listener: config.name, address: bound.address, port: bound.port }, `listener "${config.name}" on ${bound.address}:${bound.port}`);
+      this.logListening(config.name, await listener.listen());
     }
     if (this.snapshot.admin) {
       this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger });
       this.adminBound = await this.admin.start();
     }
+  }
+
+  private logListening(name: string, bound: { address: string; port: number }): void {
+    this.logger.info({ event: 'listening', listener: name, address: bound.address, port: bound.port }, `listener "${name}" on ${bound.address}:${bound.port}`);
   }
 
   listenerAddress(name: string): { address: string; port: number } | undefined {
@@ -124,7 +127,7 @@ export class ProxyRuntime implements AdminRuntime {
         const moved = !current || !sameAddress(current.context, context);
         const listener = moved ? new Listener(context) : current.listener;
         staged.push({ name: config.name, context, listener, fresh: moved });
-        if (moved) await listener.listen();
+        if (moved) this.logListening(config.name, await listener.listen());
       }
     } catch (error) {
       for (const entry of staged) {
@@ -145,9 +148,10 @@ export class ProxyRuntime implements AdminRuntime {
       if (!replacement || replacement.listener !== old.listener) old.listener.close();
       await retireContext(old.context);
     }
+    const previousAdmin = this.snapshot.admin?.listen;
     this.snapshot = snapshot;
     this.logger.level = snapshot.log.level;
-    if (snapshot.admin && this.admin && !sameHostPort(snapshot.admin.listen, this.adminBound)) {
+    if (snapshot.admin && previousAdmin && (snapshot.admin.listen.host !== previousAdmin.host || snapshot.admin.listen.port !== previousAdmin.port)) {
       this.logger.warn({ event: 'reload' }, 'admin.listen changed: restart the proxy to move the admin endpoint');
     }
     this.logger.info({ event: 'reload', ok: true, listeners: [...this.running.keys()] }, 'configuration reloaded');
@@ -250,8 +254,4 @@ export class ProxyRuntime implements AdminRuntime {
 
 function sameAddress(a: ListenerContext, b: ListenerContext): boolean {
   return a.config.listen.host === b.config.listen.host && a.config.listen.port === b.config.listen.port;
-}
-
-function sameHostPort(a: { host: string; port: number }, b: { address: string; port: number } | undefined): boolean {
-  return b !== undefined && a.port === b.port && a.host === b.address;
 }

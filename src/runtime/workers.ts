@@ -63,6 +63,8 @@ async function runWorker(snapshot: ConfigSnapshot, logger: Logger, reloadSource:
   });
   // The primary owns the signals; a terminal's Ctrl-C reaches the whole group, so workers ignore it.
   process.on('SIGINT', () => undefined);
+  // `pkill -HUP tcpproxy` also reaches workers: the primary forwards reloads, so ignore it here.
+  process.on('SIGHUP', () => undefined);
   process.on('SIGTERM', () => void handlers.shutdown());
   await runtime.start();
 }
@@ -107,18 +109,24 @@ class Primary implements AdminRuntime {
 
   /** Asks every live worker; answers that do not come within the timeout are left out. */
   private ask<T>(op: Operation, ...args: unknown[]): Promise<T[]> {
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected() && !w.isDead());
     return Promise.all(
       workers.map(
         (worker) =>
           new Promise<T | undefined>((resolve) => {
             const id = ++this.nextRequest;
-            const timer = setTimeout(() => {
+            // No answer: a timeout, or the worker dying meanwhile; either way leave it out.
+            const giveUp = (): void => {
+              clearTimeout(timer);
+              worker.off('exit', giveUp);
               this.pending.delete(id);
               resolve(undefined);
-            }, IPC_TIMEOUT_MS);
+            };
+            const timer = setTimeout(giveUp, IPC_TIMEOUT_MS);
+            worker.once('exit', giveUp);
             this.pending.set(id, (result) => {
               clearTimeout(timer);
+              worker.off('exit', giveUp);
               this.pending.delete(id);
               resolve(result as T);
             });

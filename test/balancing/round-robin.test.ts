@@ -74,6 +74,23 @@ describe('round robin', { timeout: 10_000 }, () => {
     assert.ok(after.includes(b));
   });
 
+  it('alternates at once when an endpoint returns with its next turn due exactly now', () => {
+    // The failover path: a is picked, fails, is ejected; b serves that client and the next;
+    // a's turn then falls due at the current virtual time. It must not take two in a row.
+    const endpoints = makeEndpoints([1, 1]);
+    const [a, b] = endpoints as [Endpoint, Endpoint];
+    const balancer = new RoundRobinBalancer();
+    balancer.setEndpoints(endpoints);
+    assert.equal(balancer.pick('10.0.0.1', undefined), a);
+    a.state = 'down';
+    balancer.stateChanged(a);
+    assert.equal(balancer.pick('10.0.0.1', new Set([a])), b);
+    assert.equal(balancer.pick('10.0.0.1', undefined), b);
+    a.state = 'healthy';
+    balancer.stateChanged(a);
+    assert.deepEqual(picks(balancer, 4), [a, b, a, b]);
+  });
+
   it('keeps the rotation of surviving endpoints across setEndpoints and includes new ones', () => {
     const endpoints = makeEndpoints([1, 1, 1]);
     const balancer = new RoundRobinBalancer();

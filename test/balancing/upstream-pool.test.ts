@@ -111,14 +111,17 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.close();
   });
 
-  it('with health checks configured, leaves ejection to the checks', async () => {
+  it('with health checks configured, a failed connect takes it out until a check passes', async () => {
     const server = await startServer();
-    const { pool } = makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 60_000 } });
+    const { pool } = makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 100 } });
     await pool.start();
     const [endpoint] = pool.endpoints() as [Endpoint];
     pool.reportConnectFailure(endpoint, new Error('connect ETIMEDOUT'));
-    assert.equal(endpoint.state, 'healthy');
+    assert.equal(endpoint.state, 'down');
     assert.equal(endpoint.failures, 1);
+    assert.equal(pool.pick('10.0.0.1').endpoint, undefined);
+    // The server is listening: the next passing check brings it back (no back-off timer).
+    while ((endpoint.state as string) !== 'healthy') await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
     pool.close();
     await server.close();

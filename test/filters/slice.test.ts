@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { createSliceFilter } from '../../src/filters/slice.js';
 import { DIRECTIONS, ends, readToEnd, startHarness } from './harness.js';
@@ -11,17 +12,27 @@ test('slice cuts a chunk into pushes of at most `size` bytes', () => {
 });
 
 for (const direction of DIRECTIONS) {
-  test(`slice with a delay, ${direction}: the receiver gets small separate segments, bytes intact`, { timeout: 10_000 }, async () => {
-    const harness = await startHarness({ filters: [{ type: 'slice', direction, size: 3, delay: '10ms' }] });
+  test(`slice with a delay, ${direction}: the proxy writes small pieces, spaced out, bytes intact`, { timeout: 10_000 }, async () => {
+    const harness = await startHarness({ filters: [{ type: 'slice', direction, size: 3, delay: '20ms' }] });
     try {
       const proxied = await harness.open();
       const { sender, receiver } = ends(proxied, direction);
-      const sizes: number[] = [];
-      receiver.on('data', (chunk: Buffer) => sizes.push(chunk.length));
+      // Record the proxy's writes to the receiving side (what goes out as separate segments).
+      const destination = direction === 'to_upstream' ? proxied.proxyBack : proxied.proxyFront;
+      const writes: { text: string; at: number }[] = [];
+      const write = destination.write.bind(destination) as (chunk: Buffer) => boolean;
+      destination.write = ((chunk: Buffer) => {
+        writes.push({ text: chunk.toString(), at: performance.now() });
+        return write(chunk);
+      }) as typeof destination.write;
       const received = readToEnd(receiver);
       sender.end('hello, sliced world');
       assert.equal((await received).toString(), 'hello, sliced world');
-      assert.ok(sizes.length >= 7 && sizes.every((size) => size <= 3), `segments: ${sizes.join(',')}`);
+      assert.deepEqual(
+        writes.map((w) => w.text),
+        ['hel', 'lo,', ' sl', 'ice', 'd w', 'orl', 'd'],
+      );
+      for (let i = 1; i < writes.length; i++) assert.ok(writes[i]!.at - writes[i - 1]!.at >= 19, 'pieces are spaced by the delay');
     } finally {
       await harness.dispose();
     }

@@ -131,19 +131,18 @@ export interface ProxyProcess {
   waitForLines(predicate: (line: LogLine) => boolean, count: number, timeoutMs?: number): Promise<LogLine[]>;
   /** Resolves with the exit code (null when killed by a signal). */
   readonly exited: Promise<number | null>;
-  stderr(): string;
-  /** SIGKILLs the process (and its workers) if still running; for `finally` blocks. */
+  /** SIGKILLs the process if still running (its workers follow); for `finally` blocks. */
   kill(): Promise<void>;
 }
 
 /**
- * Runs `bin/tcpproxy --config FILE` (built with `npx tsc -p tsconfig.json`) with JSON logs
- * and waits until `listeners` "listening" lines (one per worker and listener) and the admin
- * endpoint line, if `admin` is set, have appeared.
+ * Runs `bin/tcpproxy --config FILE [args]` (built with `npx tsc -p tsconfig.json`) with JSON
+ * logs and waits until `listening` "listening" lines (one per worker and listener) and, if
+ * `admin` is set, the admin endpoint's line have appeared.
  */
 export async function spawnProxy(
   config: ConfigFile,
-  options: { args?: string[]; listening?: number; admin?: boolean; token?: string } = {},
+  options: { args?: string[]; listening?: number; admin?: boolean } = {},
 ): Promise<ProxyProcess> {
   const child = spawn(process.execPath, [BIN, '--config', config.path, '--log-format', 'json', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -201,17 +200,8 @@ export async function spawnProxy(
     return logs.filter(predicate);
   };
 
+  // Workers need no separate kill: a cluster worker exits when its primary's IPC channel closes.
   const kill = async (): Promise<void> => {
-    // Workers first: a SIGKILLed primary cannot take its workers down with it.
-    for (const line of logs) {
-      if (typeof line.worker === 'number' && typeof line.pid === 'number') {
-        try {
-          process.kill(line.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exited;
@@ -228,8 +218,8 @@ export async function spawnProxy(
       })(),
     ]);
     const { port, adminPort } = await startup;
-    const admin = adminPort === undefined ? undefined : new AdminClient(adminPort, options.token);
-    return { child, port, admin, logs, waitForLog, waitForLines, exited, stderr: () => stderr, kill };
+    const admin = adminPort === undefined ? undefined : new AdminClient(adminPort);
+    return { child, port, admin, logs, waitForLog, waitForLines, exited, kill };
   } catch (error) {
     await kill();
     throw error;

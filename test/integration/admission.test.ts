@@ -19,7 +19,6 @@ import {
   otherDays,
   startWhoami,
   until,
-  waitForLogCount,
   wallClock,
   whoAnswers,
   windowFromNow,
@@ -265,13 +264,13 @@ describe('rate limit (new_connections_per_ip)', { timeout: 30_000 }, () => {
   });
 
   it('tokens come back over time (token bucket)', async () => {
-    const { proxy, upstream } = await guarded({ new_connections_per_ip: { limit: 2, per: '400ms' } });
+    const { proxy, upstream } = await guarded({ new_connections_per_ip: { limit: 2, per: '1s' } });
     try {
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
-      // One token per 200 ms: waiting is the behaviour under test.
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      // One token per 500 ms: waiting is the behaviour under test.
+      await new Promise((resolve) => setTimeout(resolve, 600));
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
     } finally {
@@ -415,6 +414,38 @@ describe('on_limit: queue', { timeout: 30_000 }, () => {
     }
   });
 
+  it('a queued client that resets gives its place up: the next waiter proceeds, every count back to zero', async () => {
+    const { proxy, upstream } = await guarded({ max_connections: 1, on_limit: 'queue', queue_timeout: '10s' }, { hold: true });
+    const sockets: Socket[] = [];
+    try {
+      const held = await holdConnection(proxy.port);
+      sockets.push(held.socket);
+      const quitter = await connectClient(proxy.port, '127.0.0.1', '127.0.0.75');
+      quitter.write('gone soon');
+      await until(() => queueLength(proxy) === 1, 'the quitter queued');
+      const waiting = holdConnection(proxy.port, '127.0.0.76');
+      await until(() => queueLength(proxy) === 2, 'the second waiter queued');
+      const quitterLabel = formatClient(quitter);
+      quitter.resetAndDestroy();
+      await endHeld(proxy, held.socket);
+      const next = await waiting;
+      sockets.push(next.socket);
+      assert.equal(next.name, 'a');
+      // The quitter is logged once (whatever the proxy noticed first), and holds nothing.
+      await proxy.waitForLog((l) => l.client === quitterLabel);
+      await endHeld(proxy, next.socket);
+      const limits = listenerLimits(proxy);
+      assert.equal(limits.active, 0);
+      assert.equal(limits.trackedIps, 0);
+      assert.equal(queueLength(proxy), 0);
+      assert.equal(proxy.accessLog().filter((l) => l.client === quitterLabel).length, 1);
+      assert.deepEqual(proxy.runtime.stats().upstreams.map((u) => u.active), [0]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await teardown(proxy, upstream);
+    }
+  });
+
   it('a waiter held back by its own per-IP limit does not block other addresses', async () => {
     const { proxy, upstream } = await guarded({ max_connections_per_ip: 1, max_connections: 10, on_limit: 'queue', queue_timeout: '10s' }, { hold: true });
     const sockets: Socket[] = [];
@@ -454,19 +485,20 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
           max_connections: 60,
           max_connections_per_ip: 25,
           on_limit: 'queue',
-          queue_timeout: '2s',
-          max_queue: 40,
-          idle_timeout: '300ms',
+          queue_timeout: '200ms',
+          max_queue: 100,
+          idle_timeout: '500ms',
           access: { deny: ['127.0.0.66'] },
           new_connections_per_ip: { limit: 60, per: '1h' },
         },
       ),
     );
-    type Kind = 'close' | 'upstream_close' | 'reset' | 'early_reset' | 'idle' | 'denied' | 'rate';
+    type Kind = 'close' | 'upstream_close' | 'reset' | 'late_reset' | 'early_reset' | 'idle' | 'denied' | 'rate';
     const plan: Kind[] = [
-      ...Array<Kind>(300).fill('close'),
+      ...Array<Kind>(250).fill('close'),
       ...Array<Kind>(150).fill('upstream_close'),
-      ...Array<Kind>(150).fill('reset'),
+      ...Array<Kind>(100).fill('reset'),
+      ...Array<Kind>(100).fill('late_reset'),
       ...Array<Kind>(100).fill('early_reset'),
       ...Array<Kind>(100).fill('idle'),
       ...Array<Kind>(100).fill('denied'),
@@ -482,20 +514,26 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
     const source = (kind: Kind, i: number): string =>
       kind === 'denied' ? '127.0.0.66' : kind === 'rate' ? '127.0.0.67' : `127.0.5.${(i % 40) + 1}`;
 
-    const kindOf = new Map<string, Kind>();
+    // Client label -> the kinds of the connections that used it (a source port can be reused).
+    const kindsOf = new Map<string, Kind[]>();
     const runOne = async (kind: Kind, i: number): Promise<void> => {
       const socket = net.connect({ port: proxy.port, host: '127.0.0.1', localAddress: source(kind, i), allowHalfOpen: true });
       socket.on('error', () => undefined);
       const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       socket.on('end', () => socket.destroy());
       socket.once('connect', () => {
-        kindOf.set(`${socket.localAddress}:${socket.localPort}`, kind);
+        const label = `${socket.localAddress}:${socket.localPort}`;
+        kindsOf.set(label, [...(kindsOf.get(label) ?? []), kind]);
         switch (kind) {
           case 'early_reset':
             return void socket.resetAndDestroy();
-          case 'reset':
+          case 'reset': // once bridged
             socket.write('r'.repeat(100));
             socket.once('data', () => socket.resetAndDestroy());
+            return;
+          case 'late_reset': // often while queued or while the proxy connects upstream
+            socket.write('r'.repeat(100));
+            setTimeout(() => socket.resetAndDestroy(), 300);
             return;
           case 'upstream_close':
             return void socket.write('Quit');
@@ -522,11 +560,25 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
         }),
       );
       // One access-log line per connection, however it ended.
-      await waitForLogCount(proxy, (l) => l.event === 'close' || l.event === 'reject', plan.length, 20_000).catch(() => {
-        const logged = new Set(proxy.accessLog().map((l) => l.client));
-        const missing = [...kindOf].filter(([client]) => !logged.has(client)).map(([, kind]) => kind);
-        assert.fail(`${plan.length - proxy.accessLog().length} connections without an access-log line, of kinds ${JSON.stringify(tally(missing))}`);
-      });
+      const linesOf = (): Map<unknown, number> => {
+        const counts = new Map<unknown, number>();
+        for (const line of proxy.accessLog()) counts.set(line.client, (counts.get(line.client) ?? 0) + 1);
+        return counts;
+      };
+      /** Connections with fewer lines than expected (or, with `exact`, a different number). */
+      const mismatched = (exact: boolean): Kind[] => {
+        const lines = linesOf();
+        return [...kindsOf].flatMap(([client, kinds]) => {
+          const count = lines.get(client) ?? 0;
+          // A reset can beat the proxy's accept() (under the storm, by hundreds of ms): such
+          // a connection has no line (see the todo test below). At most one, though.
+          const expected = kinds.filter((kind) => kind !== 'early_reset' && kind !== 'late_reset').length;
+          return count < expected || (exact && count > kinds.length) ? kinds : [];
+        });
+      };
+      await until(() => mismatched(false).length === 0, 'an access-log line for every connection', 20_000).catch(() =>
+        assert.fail(`connections without an access-log line, by kind: ${JSON.stringify(tally(mismatched(false)))}`),
+      );
       const limits = listenerLimits(proxy);
       await until(() => proxy.runtime.stats().listeners[0]!.active === 0, 'stats active 0');
       const stats = proxy.runtime.stats();
@@ -537,8 +589,8 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
       assert.deepEqual(stats.upstreams.map((u) => u.active), [0, 0], 'upstream active counts drifted');
       assert.deepEqual(proxy.runtime.connections(), []);
       assert.equal(proxy.logs.filter((l) => l.event === 'upstream_release_unbalanced').length, 0);
+      assert.deepEqual(mismatched(true), [], 'more than one access-log line for some connection');
       const log = proxy.accessLog();
-      assert.equal(log.length, plan.length, 'more than one access-log line for some connection');
       const reasons = tally(log.map((l) => `${String(l.event)}:${String(l.reason)}`));
       // Every kind of ending happened.
       for (const expected of ['reject:acl', 'reject:rate_limit', 'close:client_closed', 'close:upstream_closed', 'close:error', 'close:idle_timeout']) {
@@ -555,6 +607,25 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
     } finally {
       await proxy.stop();
       for (const upstream of upstreams) await upstream.close();
+    }
+  });
+});
+
+describe('connections gone before the proxy accepted them', { timeout: 30_000 }, () => {
+  it('a client that resets before accept() is still logged (and counted)', { todo: 'lead: Listener.onConnection destroys a socket without remoteAddress silently: no access-log line' }, async () => {
+    const { proxy, upstream } = await guarded({});
+    try {
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const socket = net.connect({ port: proxy.port, host: '127.0.0.1' });
+          socket.on('error', () => undefined);
+          socket.once('connect', () => socket.resetAndDestroy());
+          await new Promise((resolve) => socket.once('close', resolve));
+        }),
+      );
+      await until(() => proxy.accessLog().length === 50, 'an access-log line for each of 50 reset clients', 3_000);
+    } finally {
+      await teardown(proxy, upstream);
     }
   });
 });

@@ -1,8 +1,8 @@
 /**
  * Operations end to end, in process: the admin API of a real ProxyRuntime, driven by real
  * connections through the proxy. Metric values, connection listing and closing, refusals
- * by reason, readiness, upstream drain/enable, the token and malformed requests.
- * Reload, SIGTERM and workers run the real CLI process: ops-reload and ops-workers.
+ * by reason, readiness, upstream drain/enable, what a reload keeps, the token and malformed
+ * requests. Reload from the file, SIGTERM and workers run the CLI process: ops-reload, ops-workers.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
