@@ -11,7 +11,7 @@ import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
-import { formatPeer, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
+import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
 
@@ -80,7 +80,11 @@ export class Listener {
     const context = this.context;
     socket.on('error', ignoreEarlyError);
     const address = socket.remoteAddress;
-    if (address === undefined) return void socket.destroy(); // already gone
+    if (address === undefined) {
+      // Reset before we got to it: nothing to proxy, but it still gets its access-log line.
+      socket.destroy();
+      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET' });
+    }
     const identity: ClientIdentity = { ip: unmapIPv4(address), port: socket.remotePort ?? 0 };
     if (Date.now() < this.shedUntil) return refuse(context, socket, identity, 'limit', { error: 'EMFILE' });
     if (context.config.proxy_protocol?.accept) return void this.readProxyHeader(context, socket, identity);
@@ -185,17 +189,12 @@ function terminateTls(context: ListenerContext, socket: Socket, identity: Client
 function refuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
   socket.destroy();
   context.metrics.rejected(reason);
-  logReject(context.logger, reason, {
-    id: '-',
-    listener: context.name,
-    client: formatPeer(identity.ip, identity.port),
-    upstream: null,
-    bytes_from_client: 0,
-    bytes_to_client: 0,
-    duration_ms: 0,
-    ...identity.extra,
-    ...extra,
-  });
+  logReject(context.logger, reason, { ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)), ...identity.extra, ...extra });
+}
+
+/** The access-log fields of a connection that never carried a byte. */
+function emptyRecord(listener: string, client: string) {
+  return { id: '-', listener, client, upstream: null, bytes_from_client: 0, bytes_to_client: 0, duration_ms: 0 };
 }
 
 /** Before the bridge owns the socket, an error (a reset while queued) just ends it. */
