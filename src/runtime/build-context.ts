@@ -72,9 +72,11 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     queueTimeoutMs: config.queue_timeout,
     maxQueue: config.max_queue,
   });
-  const pipeline = await buildPipelineFactory(
+  const pipeline = await naming(config, '', () =>
+    buildPipelineFactory(
     { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) },
-    { baseDir: snapshot.baseDir, logger, listener: config.name },
+      { baseDir: snapshot.baseDir, logger, listener: config.name },
+    ),
   );
   const trusted = config.proxy_protocol?.trusted;
   const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
@@ -138,13 +140,22 @@ function loadTls(config: ListenerConfig, baseDir: string): Pick<ListenerContext,
   };
 }
 
-/** An unreadable certificate is a config error naming its key path (exit 2 at start). */
+/**
+ * An unreadable certificate, plugin or capture file is a config error naming its key path
+ * (exit 2 at start; a failed reload keeps the old config).
+ */
 function naming<T>(config: ListenerConfig, section: string, load: () => T): T {
-  try {
-    return load();
-  } catch (error) {
+  const fail = (error: unknown): never => {
     if (error instanceof TlsConfigError) throw new ConfigError([`listeners[${config.index}].${section}.${error.key}: ${error.message}`]);
+    // Pipeline errors already start with their key path (filters[1]: ..., inspect.capture: ...).
+    if (section === '' && error instanceof Error) throw new ConfigError([`listeners[${config.index}].${error.message}`]);
     throw error;
+  };
+  try {
+    const result = load();
+    return (result instanceof Promise ? result.catch(fail) : result) as T;
+  } catch (error) {
+    return fail(error);
   }
 }
 

@@ -103,6 +103,13 @@ describe('cli', { timeout: 60_000 }, () => {
     assert.match(missing.stderr, /cannot read/);
   });
 
+  it('a plugin that cannot be loaded exits 2 naming the key', async () => {
+    const file = await configFile('plugin.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters: [{ module: ./missing.js }]\n');
+    const result = await run(['--config', file, '--log-level', 'silent']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /listeners\[0\]\.filters\[0\]: cannot load \.\/missing\.js/);
+  });
+
   it('a port already in use exits 1 with a one-line message', async () => {
     const blocker = net.createServer().listen(0, '127.0.0.1');
     await once(blocker, 'listening');

@@ -217,7 +217,7 @@ describe('schedule (windows computed from the current time)', { timeout: 30_000 
     await expectSchedule('Asia/Kathmandu', [windowFromNow('UTC', -10, 20)], false);
   });
 
-  it('enforce: close cuts an established connection at the window end; enforce: none keeps it', { todo: 'lead: schedule.enforce is parsed but nothing closes connections at the window end' }, async (t) => {
+  it('enforce: close cuts an established connection at the window end; enforce: none keeps it', async (t) => {
     // Windows have minute resolution: the nearest end is the next minute boundary.
     const msToBoundary = 60_000 - (Date.now() % 60_000);
     if (msToBoundary > 12_000 || msToBoundary < 2_000) {
@@ -559,26 +559,22 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
           }
         }),
       );
-      // One access-log line per connection, however it ended.
-      const linesOf = (): Map<unknown, number> => {
-        const counts = new Map<unknown, number>();
-        for (const line of proxy.accessLog()) counts.set(line.client, (counts.get(line.client) ?? 0) + 1);
-        return counts;
-      };
-      /** Connections with fewer lines than expected (or, with `exact`, a different number). */
-      const mismatched = (exact: boolean): Kind[] => {
-        const lines = linesOf();
-        return [...kindsOf].flatMap(([client, kinds]) => {
-          const count = lines.get(client) ?? 0;
-          // A reset can beat the proxy's accept() (under the storm, by hundreds of ms): such
-          // a connection has no line (see the todo test below). At most one, though.
-          const expected = kinds.filter((kind) => kind !== 'early_reset' && kind !== 'late_reset').length;
-          return count < expected || (exact && count > kinds.length) ? kinds : [];
-        });
-      };
-      await until(() => mismatched(false).length === 0, 'an access-log line for every connection', 20_000).catch(() =>
-        assert.fail(`connections without an access-log line, by kind: ${JSON.stringify(tally(mismatched(false)))}`),
+      // One access-log line per connection, however it ended. A client reset before the
+      // proxy's accept() (under the storm that happens, by hundreds of ms) is logged with
+      // client "unknown": only resets may be among those.
+      const resets = plan.filter((kind) => kind === 'early_reset' || kind === 'late_reset').length;
+      await until(() => proxy.accessLog().length >= plan.length, 'an access-log line for every connection', 20_000).catch(() =>
+        assert.fail(`${plan.length - proxy.accessLog().length} connections without an access-log line`),
       );
+      const linesOf = new Map<unknown, number>();
+      for (const line of proxy.accessLog()) linesOf.set(line.client, (linesOf.get(line.client) ?? 0) + 1);
+      const unknown = linesOf.get('unknown') ?? 0;
+      assert.ok(unknown <= resets, `${unknown} clients logged as unknown, more than the ${resets} that reset`);
+      for (const [client, kinds] of kindsOf) {
+        const count = linesOf.get(client) ?? 0;
+        const mayBeUnknown = kinds.filter((kind) => kind === 'early_reset' || kind === 'late_reset').length;
+        assert.ok(count <= kinds.length && count >= kinds.length - mayBeUnknown, `${client} (${kinds.join(', ')}) has ${count} access-log lines`);
+      }
       const limits = listenerLimits(proxy);
       await until(() => proxy.runtime.stats().listeners[0]!.active === 0, 'stats active 0');
       const stats = proxy.runtime.stats();
@@ -589,8 +585,8 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
       assert.deepEqual(stats.upstreams.map((u) => u.active), [0, 0], 'upstream active counts drifted');
       assert.deepEqual(proxy.runtime.connections(), []);
       assert.equal(proxy.logs.filter((l) => l.event === 'upstream_release_unbalanced').length, 0);
-      assert.deepEqual(mismatched(true), [], 'more than one access-log line for some connection');
       const log = proxy.accessLog();
+      assert.equal(log.length, plan.length, 'more access-log lines than connections');
       const reasons = tally(log.map((l) => `${String(l.event)}:${String(l.reason)}`));
       // Every kind of ending happened.
       for (const expected of ['reject:acl', 'reject:rate_limit', 'close:client_closed', 'close:upstream_closed', 'close:error', 'close:idle_timeout']) {
