@@ -59,6 +59,20 @@ export interface PipelineOptions {
  * the key path (`filters[2]: ...`, `inspect.capture: ...`) when a plugin cannot be loaded
  * or the capture file cannot be opened.
  */
+/**
+ * A filter or capture file that cannot be set up: a configuration problem at `keyPath`.
+ * (Its name stays "Error": the message, key path first, is what users see.)
+ */
+export class PipelineSetupError extends Error {
+  constructor(
+    readonly keyPath: string,
+    detail: string,
+    cause: unknown,
+  ) {
+    super(`${keyPath}: ${detail}`, { cause });
+  }
+}
+
 export async function buildPipelineFactory(spec: PipelineSpec, options: PipelineOptions): Promise<DataPipelineFactory | undefined> {
   const filters = spec.filters ?? [];
   const inspect = spec.inspect;
@@ -70,7 +84,7 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
     const log = options.logger.child({ listener: options.listener });
     writer = await acquireCaptureFile(path, { maxBytes: inspect.capture_max_bytes, keep: inspect.capture_keep }, log).catch(
       (error: unknown) => {
-        throw new Error(`inspect.capture: cannot open ${path}: ${(error as Error).message}`, { cause: error });
+        throw new PipelineSetupError('inspect.capture', `cannot open ${path}: ${(error as Error).message}`, error);
       },
     );
   }
@@ -78,19 +92,11 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
   return new PipelineFactory(plans, dataLog, writer);
 }
 
-/**
- * For `--check`: compiles the filters and imports the plugins, failing with the same errors
- * as buildPipelineFactory, without opening the capture file.
- */
-export async function checkPipelineSpec(spec: PipelineSpec, baseDir: string): Promise<void> {
-  await loadPlans(spec.filters ?? [], baseDir);
-}
-
 function loadPlans(filters: readonly FilterSpec[], baseDir: string): Promise<FilterPlan[]> {
   return Promise.all(
     filters.map((filter, index) =>
       planFilter(filter, baseDir).catch((error: unknown) => {
-        throw new Error(`filters[${index}]: ${(error as Error).message}`, { cause: error });
+        throw new PipelineSetupError(`filters[${index}]`, (error as Error).message, error);
       }),
     ),
   );

@@ -14,7 +14,7 @@ import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-poo
 import { formatHostPort } from '../config/host-port.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
-import { buildPipelineFactory } from '../filters/pipeline.js';
+import { buildPipelineFactory, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
@@ -72,12 +72,8 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     queueTimeoutMs: config.queue_timeout,
     maxQueue: config.max_queue,
   });
-  const pipeline = await naming(config, '', () =>
-    buildPipelineFactory(
-    { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) },
-      { baseDir: snapshot.baseDir, logger, listener: config.name },
-    ),
-  );
+  const pipeline = await loadPipeline(config, snapshot.baseDir, logger);
+
   const trusted = config.proxy_protocol?.trusted;
   const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
   await Promise.all([pool, ...(routes ?? []).map((route) => route.pool)].map((p) => p.start()));
@@ -117,7 +113,7 @@ function loadTls(config: ListenerConfig, baseDir: string): Pick<ListenerContext,
   const server = config.tls;
   const client = config.upstream_tls;
   return {
-    tls: server && naming(config, 'tls', () => loadServerContext(
+    tls: server && withTlsKeyPath(config, 'tls', () => loadServerContext(
       {
         cert: server.cert,
         key: server.key,
@@ -127,7 +123,7 @@ function loadTls(config: ListenerConfig, baseDir: string): Pick<ListenerContext,
       },
       baseDir,
     )),
-    upstreamTls: client && naming(config, 'upstream_tls', () => loadClientOptions(
+    upstreamTls: client && withTlsKeyPath(config, 'upstream_tls', () => loadClientOptions(
       {
         verify: client.verify,
         ...(client.ca !== undefined && { ca: client.ca }),
@@ -140,22 +136,26 @@ function loadTls(config: ListenerConfig, baseDir: string): Pick<ListenerContext,
   };
 }
 
-/**
- * An unreadable certificate, plugin or capture file is a config error naming its key path
- * (exit 2 at start; a failed reload keeps the old config).
- */
-function naming<T>(config: ListenerConfig, section: string, load: () => T): T {
-  const fail = (error: unknown): never => {
-    if (error instanceof TlsConfigError) throw new ConfigError([`listeners[${config.index}].${section}.${error.key}: ${error.message}`]);
-    // Pipeline errors already start with their key path (filters[1]: ..., inspect.capture: ...).
-    if (section === '' && error instanceof Error) throw new ConfigError([`listeners[${config.index}].${error.message}`]);
-    throw error;
-  };
+/** An unreadable certificate is a config error naming its key path (exit 2 at start; a failed reload keeps the old config). */
+function withTlsKeyPath<T>(config: ListenerConfig, section: 'tls' | 'upstream_tls', load: () => T): T {
   try {
-    const result = load();
-    return (result instanceof Promise ? result.catch(fail) : result) as T;
+    return load();
   } catch (error) {
-    return fail(error);
+    if (error instanceof TlsConfigError) throw new ConfigError([`listeners[${config.index}].${section}.${error.key}: ${error.message}`]);
+    throw error;
+  }
+}
+
+/** Filters and inspection; a plugin or capture file that cannot be set up is a config error too. */
+async function loadPipeline(config: ListenerConfig, baseDir: string, logger: Logger): Promise<DataPipelineFactory | undefined> {
+  try {
+    return await buildPipelineFactory(
+      { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) },
+      { baseDir, logger, listener: config.name },
+    );
+  } catch (error) {
+    if (error instanceof PipelineSetupError) throw new ConfigError([`listeners[${config.index}].${error.message}`]);
+    throw error;
   }
 }
 
