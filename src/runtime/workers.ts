@@ -115,21 +115,17 @@ class Primary implements AdminRuntime {
         (worker) =>
           new Promise<T | undefined>((resolve) => {
             const id = ++this.nextRequest;
-            // No answer: a timeout, or the worker dying meanwhile; either way leave it out.
-            const giveUp = (): void => {
+            // Settles once: with the answer, or with nothing on a timeout or the worker dying.
+            const settle = (result: T | undefined): void => {
               clearTimeout(timer);
               worker.off('exit', giveUp);
               this.pending.delete(id);
-              resolve(undefined);
+              resolve(result);
             };
+            const giveUp = (): void => settle(undefined);
             const timer = setTimeout(giveUp, IPC_TIMEOUT_MS);
             worker.once('exit', giveUp);
-            this.pending.set(id, (result) => {
-              clearTimeout(timer);
-              worker.off('exit', giveUp);
-              this.pending.delete(id);
-              resolve(result as T);
-            });
+            this.pending.set(id, (result) => settle(result as T));
             worker.send({ type: REQUEST, id, op, args } satisfies Request);
           }),
       ),
