@@ -6,15 +6,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { connectionRate, downloadRate, openIdle, pingPong, sleep, startUpstreams, uploadRate, type Upstreams } from './load.js';
+import { ROOT, rssKiB, startTcpproxy } from './proxy-process.js';
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
 const IDLE_CONNECTIONS = QUICK ? 1000 : 5000;
-const ROOT = new URL('../../', import.meta.url).pathname;
 
 interface Path {
   name: string;
@@ -29,30 +28,6 @@ interface Row {
   proxy: number;
   naive?: number | undefined;
   higherIsBetter: boolean;
-}
-
-export async function startTcpproxy(config: Record<string, unknown>, extraArgs: string[] = []): Promise<{ child: ChildProcess; ports: Map<string, number> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpproxy-bench-'));
-  const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({ log: { level: 'info', format: 'json' }, ...config }));
-  const child = spawn(process.execPath, [join(ROOT, 'bin/tcpproxy'), '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const listeners = (config.listeners as unknown[]).length;
-  const ports = new Map<string, number>();
-  let buffered = '';
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`tcpproxy exited with ${code}`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (ports.size === listeners) return; // keep draining the access log, unread
-      buffered += chunk.toString();
-      for (const line of buffered.split('\n').slice(0, -1)) {
-        const entry = JSON.parse(line) as { event?: string; listener?: string; port?: number };
-        if (entry.event === 'listening') ports.set(entry.listener!, entry.port!);
-      }
-      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
-      if (ports.size === listeners) resolve();
-    });
-  });
-  return { child, ports };
 }
 
 async function startNaive(upstreams: Upstreams): Promise<{ child: ChildProcess; path: Path }> {
@@ -74,11 +49,6 @@ async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
-}
-
-export function rssKiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
 }
 
 const MiB = 1024 * 1024;

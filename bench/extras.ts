@@ -4,7 +4,6 @@
  * TLS termination, and two workers.
  */
 import { mkdtempSync } from 'node:fs';
-import net, { type AddressInfo, type Server } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +11,8 @@ import tls from 'node:tls';
 import { execFileSync } from 'node:child_process';
 import { benchmarkAccessList } from '../src/admission/bench-acl.js';
 import { benchmarkPick } from '../src/balancing/bench-pick.js';
-import { connectionRate, downloadRate, sleep, type Upstreams } from './load.js';
-import { startTcpproxy } from './bench.js';
+import { connectionRate, downloadRate, measureRate, repeatRate, sleep, startEchoServers, type Upstreams } from './load.js';
+import { startTcpproxy } from './proxy-process.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,21 +22,6 @@ interface ExtraRow {
   baseline: number;
   feature: number;
   baselineLabel: string;
-}
-
-async function echoServers(count: number): Promise<Server[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = net.createServer((s) => {
-        s.on('error', () => undefined);
-        s.on('data', (c) => s.write(c));
-        s.on('end', () => s.end());
-      });
-      server.listen(0, '127.0.0.1', 4096);
-      await once(server, 'listening');
-      return server;
-    }),
-  );
 }
 
 /** A throwaway CA-less self-signed certificate for the TLS rows (openssl is on the machine). */
@@ -54,30 +38,18 @@ async function tlsDownloadRate(port: number, seconds: number): Promise<number> {
   const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
   socket.on('data', (c: Buffer) => (bytes += c.length));
   await once(socket, 'secureConnect');
-  await sleep(300);
-  const start = bytes;
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  const rate = ((bytes - start) * 1000) / (performance.now() - t0);
+  const rate = await measureRate(() => bytes, seconds);
   socket.destroy();
   return rate;
 }
 
-async function tlsHandshakeRate(port: number, clients: number, seconds: number): Promise<number> {
-  let done = 0;
-  const deadline = performance.now() + seconds * 1000;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
-      socket.on('error', () => undefined);
-      await once(socket, 'secureConnect');
-      socket.destroy();
-      done++;
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: clients }, loop));
-  return (done * 1000) / (performance.now() - t0);
+function tlsHandshakeRate(port: number, clients: number, seconds: number): Promise<number> {
+  return repeatRate(clients, seconds, async () => {
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    socket.on('error', () => undefined);
+    await once(socket, 'secureConnect');
+    socket.destroy();
+  });
 }
 
 export async function runExtras(upstreams: Upstreams, seconds: number): Promise<void> {
@@ -86,7 +58,7 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
     rows.push(row);
     process.stderr.write(`  ${row.metric}: ${row.baselineLabel}=${row.baseline.toFixed(1)} feature=${row.feature.toFixed(1)}\n`);
   };
-  const many = await echoServers(1000);
+  const many = await startEchoServers(1000);
   const capture = join(mkdtempSync(join(tmpdir(), 'tcpproxy-bench-pcap-')), 'bench.pcap');
   const { cert, key } = selfSigned();
   const source = `127.0.0.1:${upstreams.source}`;
@@ -94,7 +66,7 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
   const proxy = await startTcpproxy({
     listeners: [
       { name: 'one', listen: '127.0.0.1:0', upstreams: [echo] },
-      { name: 'many', listen: '127.0.0.1:0', upstreams: many.map((s) => `127.0.0.1:${(s.address() as AddressInfo).port}`) },
+      { name: 'many', listen: '127.0.0.1:0', upstreams: many.ports.map((port) => `127.0.0.1:${port}`) },
       { name: 'plain', listen: '127.0.0.1:0', upstreams: [source] },
       { name: 'replace', listen: '127.0.0.1:0', upstreams: [source], filters: [{ type: 'replace', direction: 'to_client', match: 'needle', with: 'NEEDLE' }] },
       { name: 'capture', listen: '127.0.0.1:0', upstreams: [source], inspect: { capture, capture_max_bytes: 64 * MiB, capture_keep: 1 } },
@@ -104,8 +76,9 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
   });
   const port = (name: string): number => proxy.ports.get(name)!;
   let plain32 = 0;
+  let one = 0;
   try {
-    const one = await connectionRate(port('one'), 50, seconds);
+    one = await connectionRate(port('one'), 50, seconds);
     progress({ metric: 'new connections/s, 1,000 upstreams (round robin)', unit: 'conn/s', baseline: one, feature: await connectionRate(port('many'), 50, seconds), baselineLabel: '1 upstream' });
     const plain = (await downloadRate(port('plain'), 1, seconds)) / MiB;
     progress({ metric: 'throughput with a replace filter (to_client)', unit: 'MiB/s', baseline: plain, feature: (await downloadRate(port('replace'), 1, seconds)) / MiB, baselineLabel: 'no filter' });
@@ -115,13 +88,12 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
     plain32 = (await downloadRate(port('plain'), 32, seconds)) / MiB;
   } finally {
     proxy.child.kill('SIGKILL');
-    many.forEach((s) => s.close());
+    many.servers.forEach((s) => s.close());
   }
   const workers = await startTcpproxy({ workers: 2, listeners: [{ name: 'echo', listen: '127.0.0.1:0', upstreams: [echo] }, { name: 'source', listen: '127.0.0.1:0', upstreams: [source] }] });
   await sleep(1000); // both workers listening
   try {
-    const single = rows[0]!.baseline;
-    progress({ metric: 'new connections/s with --workers 2', unit: 'conn/s', baseline: single, feature: await connectionRate(workers.ports.get('echo')!, 50, seconds), baselineLabel: '1 process' });
+    progress({ metric: 'new connections/s with --workers 2', unit: 'conn/s', baseline: one, feature: await connectionRate(workers.ports.get('echo')!, 50, seconds), baselineLabel: '1 process' });
     progress({ metric: 'throughput, 32 streams, with --workers 2', unit: 'MiB/s', baseline: plain32, feature: (await downloadRate(workers.ports.get('source')!, 32, seconds)) / MiB, baselineLabel: '1 process' });
   } finally {
     workers.child.kill('SIGTERM');

@@ -31,6 +31,20 @@ function pour(socket: Socket): void {
   write();
 }
 
+function echoServer(): Server {
+  return net.createServer({ noDelay: true }, (s) => {
+    s.on('error', () => undefined);
+    s.on('data', (chunk) => s.write(chunk));
+    s.on('end', () => s.end());
+  });
+}
+
+/** `count` echo servers, listening; resolves with the servers and their ports. */
+export async function startEchoServers(count: number): Promise<{ servers: Server[]; ports: number[] }> {
+  const servers = Array.from({ length: count }, echoServer);
+  return { servers, ports: await Promise.all(servers.map(listen)) };
+}
+
 export async function startUpstreams(): Promise<Upstreams> {
   const servers = [
     net.createServer((s) => {
@@ -41,14 +55,34 @@ export async function startUpstreams(): Promise<Upstreams> {
       s.on('error', () => undefined);
       s.resume();
     }),
-    net.createServer({ noDelay: true }, (s) => {
-      s.on('error', () => undefined);
-      s.on('data', (chunk) => s.write(chunk));
-      s.on('end', () => s.end());
-    }),
+    echoServer(),
   ];
   const [source, sink, echo] = await Promise.all(servers.map(listen));
   return { source: source!, sink: sink!, echo: echo!, close: () => servers.forEach((s) => s.close()) };
+}
+
+/** Bytes per second counted by `bytesSoFar` over `seconds`, after a 300 ms warm-up. */
+export async function measureRate(bytesSoFar: () => number, seconds: number): Promise<number> {
+  await sleep(300);
+  const start = bytesSoFar();
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  return ((bytesSoFar() - start) * 1000) / (performance.now() - t0);
+}
+
+/** Completions per second of `clients` loops each repeating `attempt` for `seconds`. */
+export async function repeatRate(clients: number, seconds: number, attempt: () => Promise<void>): Promise<number> {
+  let done = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      await attempt();
+      done++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, loop));
+  return (done * 1000) / (performance.now() - t0);
 }
 
 function connect(port: number, onread?: (n: number) => void): Promise<Socket> {
@@ -66,11 +100,7 @@ function connect(port: number, onread?: (n: number) => void): Promise<Socket> {
 export async function downloadRate(port: number, streams: number, seconds: number): Promise<number> {
   let bytes = 0;
   const sockets = await Promise.all(Array.from({ length: streams }, () => connect(port, (n) => (bytes += n))));
-  await sleep(300); // warm up
-  const start = bytes;
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  const rate = ((bytes - start) * 1000) / (performance.now() - t0);
+  const rate = await measureRate(() => bytes, seconds);
   sockets.forEach((s) => s.destroy());
   return rate;
 }
@@ -79,12 +109,7 @@ export async function downloadRate(port: number, streams: number, seconds: numbe
 export async function uploadRate(port: number, streams: number, seconds: number): Promise<number> {
   const sockets = await Promise.all(Array.from({ length: streams }, () => connect(port)));
   sockets.forEach(pour);
-  await sleep(300);
-  const written = (): number => sockets.reduce((sum, s) => sum + s.bytesWritten - s.writableLength, 0);
-  const start = written();
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  const rate = ((written() - start) * 1000) / (performance.now() - t0);
+  const rate = await measureRate(() => sockets.reduce((sum, s) => sum + s.bytesWritten - s.writableLength, 0), seconds);
   sockets.forEach((s) => s.destroy());
   return rate;
 }
@@ -92,27 +117,19 @@ export async function uploadRate(port: number, streams: number, seconds: number)
 /** Connections per second: `clients` loops of connect, 64-byte echo, close. */
 export async function connectionRate(port: number, clients: number, seconds: number): Promise<number> {
   const payload = Buffer.alloc(64, 0x62);
-  let done = 0;
-  const deadline = performance.now() + seconds * 1000;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
-      socket.on('error', () => undefined);
-      await once(socket, 'connect');
-      socket.write(payload);
-      let got = 0;
-      while (got < 64) {
-        const [chunk] = (await once(socket, 'data')) as [Buffer];
-        got += chunk.length;
-      }
-      socket.end();
-      await once(socket, 'close');
-      done++;
+  return repeatRate(clients, seconds, async () => {
+    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.write(payload);
+    let got = 0;
+    while (got < 64) {
+      const [chunk] = (await once(socket, 'data')) as [Buffer];
+      got += chunk.length;
     }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: clients }, loop));
-  return (done * 1000) / (performance.now() - t0);
+    socket.end();
+    await once(socket, 'close');
+  });
 }
 
 /** Round-trip times (µs) of 64-byte ping-pongs on `connections` connections for `seconds`. */

@@ -1,0 +1,42 @@
+/**
+ * tcpproxy as the benchmark runs it: its own process, started from a config written to a
+ * temporary file; its listeners' ports are read back from its "listening" log lines.
+ * (A module of its own: extras.ts needs it too, and importing bench.ts, the entry point
+ * still awaiting its main(), from a module it loads would never finish.)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+
+export async function startTcpproxy(config: Record<string, unknown>, extraArgs: string[] = []): Promise<{ child: ChildProcess; ports: Map<string, number> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpproxy-bench-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ log: { level: 'info', format: 'json' }, ...config }));
+  const child = spawn(process.execPath, [join(ROOT, 'bin/tcpproxy'), '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const listeners = (config.listeners as unknown[]).length;
+  const ports = new Map<string, number>();
+  let buffered = '';
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`tcpproxy exited with ${code}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (ports.size === listeners) return; // keep draining the access log, unread
+      buffered += chunk.toString();
+      for (const line of buffered.split('\n').slice(0, -1)) {
+        const entry = JSON.parse(line) as { event?: string; listener?: string; port?: number };
+        if (entry.event === 'listening') ports.set(entry.listener!, entry.port!);
+      }
+      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
+      if (ports.size === listeners) resolve();
+    });
+  });
+  return { child, ports };
+}
+
+export function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+}
+
