@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request, type Response } from '../admin/http-client.js';
-import type { LogLine } from './proxy.js';
+import { LogCollector, type LogLine } from './log-collector.js';
 
 export { sampleValue } from '../admin/prometheus-text.js';
 export type { Response } from '../admin/http-client.js';
@@ -54,30 +54,8 @@ export class AdminClient {
   }
 }
 
-/** The figures of /api/stats the tests read. */
-export interface Stats {
-  workers?: number;
-  listeners: {
-    name: string;
-    active: number;
-    connections_total: number;
-    bytes_from_client: number;
-    bytes_to_client: number;
-    rejections: Record<string, number>;
-    closes: Record<string, number>;
-  }[];
-  upstreams: { listener: string; address: string; state: string; active: number; connections_total: number; connect_failures: number }[];
-}
-
-export interface Connection {
-  id: string;
-  listener: string;
-  client: string;
-  upstream: string | null;
-  age_ms: number;
-  bytes_from_client: number;
-  bytes_to_client: number;
-}
+/** What /api/stats and /api/connections answer: the admin API's own types. */
+export type { ConnectionInfo as Connection, StatsSnapshot as Stats } from '../../src/admin/admin-runtime.js';
 
 /** Polls `probe` until it returns something other than undefined (for figures gathered over IPC). */
 export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
@@ -147,52 +125,14 @@ export async function spawnProxy(
   const child = spawn(process.execPath, [BIN, '--config', config.path, '--log-format', 'json', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logs: LogLine[] = [];
-  const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
-  let buffered = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let newline;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = { event: 'unparsed', text };
-      }
-      logs.push(line);
-      for (const waiter of waiters) {
-        if (waiter.predicate(line)) {
-          waiters.delete(waiter);
-          waiter.resolve(line);
-        }
-      }
-    }
-  });
+  const collector = new LogCollector({ keepUnparsed: true, context: () => `; stderr: ${stderr}` });
+  const logs = collector.lines;
+  child.stdout!.on('data', (chunk: Buffer) => collector.feed(chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
-    const found = logs.find(predicate);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(new Error(`no matching log line within ${timeoutMs}ms; stderr: ${stderr}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`));
-      }, timeoutMs);
-      const waiter = {
-        predicate,
-        resolve: (line: LogLine) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      };
-      waiters.add(waiter);
-    });
-  };
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine> => collector.waitFor(predicate, timeoutMs);
 
   const waitForLines = async (predicate: (line: LogLine) => boolean, count: number, timeoutMs?: number): Promise<LogLine[]> => {
     let seen = 0;

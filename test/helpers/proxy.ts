@@ -3,12 +3,9 @@ import { Writable } from 'node:stream';
 import { buildSnapshot } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { ProxyRuntime } from '../../src/runtime/runtime.js';
+import { LogCollector, type LogLine } from './log-collector.js';
 
-export interface LogLine {
-  event?: string;
-  reason?: string;
-  [key: string]: unknown;
-}
+export type { LogLine };
 
 export interface TestProxy {
   readonly runtime: ProxyRuntime;
@@ -23,21 +20,10 @@ export interface TestProxy {
 
 /** Starts a proxy from a raw config; the first listener's address is read back as `port`. */
 export async function startProxy(raw: Record<string, unknown>): Promise<TestProxy> {
-  const logs: LogLine[] = [];
-  const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
+  const collector = new LogCollector();
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) {
-        if (!text) continue;
-        const line = JSON.parse(text) as LogLine;
-        logs.push(line);
-        for (const waiter of waiters) {
-          if (waiter.predicate(line)) {
-            waiters.delete(waiter);
-            waiter.resolve(line);
-          }
-        }
-      }
+      collector.feed(chunk.toString());
       callback();
     },
   });
@@ -48,26 +34,9 @@ export async function startProxy(raw: Record<string, unknown>): Promise<TestProx
   return {
     runtime,
     port,
-    logs,
-    waitForLog(predicate, timeoutMs = 10_000) {
-      const found = logs.find(predicate);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`no matching log line within ${timeoutMs}ms; got:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`));
-        }, timeoutMs);
-        const waiter = {
-          predicate,
-          resolve: (line: LogLine) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        };
-        waiters.add(waiter);
-      });
-    },
-    accessLog: () => logs.filter((line) => line.event === 'close' || line.event === 'reject'),
+    logs: collector.lines,
+    waitForLog: (predicate, timeoutMs) => collector.waitFor(predicate, timeoutMs),
+    accessLog: () => collector.lines.filter((line) => line.event === 'close' || line.event === 'reject'),
     stop: () => runtime.shutdown(0),
   };
 }
