@@ -97,7 +97,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       const client = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, servername: 'localhost' });
       await once(client, 'secureConnect');
       const version = client.getProtocol();
-      const reply = readAll(client as never);
+      const reply = readAll(client);
       client.end('secret');
       assert.equal((await reply).toString(), 'secret');
       const line = await proxy.waitForLog((l) => l.event === 'close');
@@ -114,12 +114,12 @@ describe('TLS', { timeout: 60_000 }, () => {
     try {
       const anonymous = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, servername: 'localhost' });
       anonymous.on('error', () => undefined);
-      await closed(anonymous as never);
+      await closed(anonymous);
       await proxy.waitForLog((l) => l.event === 'reject' && l.reason === 'tls');
       const [cert, key] = await Promise.all([readFile(certs.clientCert), readFile(certs.clientKey)]);
       const trusted = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, cert, key, servername: 'localhost' });
       await once(trusted, 'secureConnect');
-      const reply = readAll(trusted as never);
+      const reply = readAll(trusted);
       trusted.end('with cert');
       assert.equal((await reply).toString(), 'with cert');
       assert.equal(echo.accepted.length, 1);
@@ -165,7 +165,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       const ask = async (servername: string, payload: Buffer) => {
         const client = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, servername });
         await once(client, 'secureConnect');
-        const reply = readAll(client as never);
+        const reply = readAll(client);
         client.end(payload);
         return (await reply).toString();
       };
