@@ -115,6 +115,8 @@ export class UpstreamPool {
 
   /** An endpoint for a new connection from `clientIp`, skipping those in `exclude` (retries). */
   pick(clientIp: string, exclude?: ReadonlySet<Endpoint>): PickResult {
+    // A connection that started before a reload and waits or retries picks from the new pool.
+    if (this.successor !== undefined) return this.current().pick(clientIp, exclude);
     if (this.available === 0) return this.healthy > 0 ? LIMIT : NO_UPSTREAM;
     const endpoint = this.balancer.pick(clientIp, exclude);
     if (endpoint !== undefined) return { endpoint };
@@ -144,17 +146,17 @@ export class UpstreamPool {
     const current = this.current();
     current.loadChanged(endpoint, hadRoom);
     current.notifyCapacity();
-    if (current !== this) this.notifyCapacity();
   }
 
   /**
    * `listener` runs whenever capacity may have freed: a release, or an endpoint coming
-   * back. One set per pool (not one per waiting connection). Returns the unsubscribe.
+   * back. One set per pool (not one per waiting connection); a reload hands the
+   * subscriptions on to the new pool. Returns the unsubscribe.
    */
   onRelease(listener: () => void): () => void {
-    this.capacityListeners.add(listener);
+    this.current().capacityListeners.add(listener);
     return () => {
-      this.capacityListeners.delete(listener);
+      this.current().capacityListeners.delete(listener);
     };
   }
 
@@ -212,6 +214,8 @@ export class UpstreamPool {
 
   private retire(successor: UpstreamPool): void {
     this.successor = successor;
+    for (const listener of this.capacityListeners) successor.capacityListeners.add(listener);
+    this.capacityListeners.clear();
     this.close();
   }
 

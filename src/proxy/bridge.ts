@@ -23,6 +23,7 @@ import { FilteredDirection } from '../filters/filtered-direction.js';
 import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
+import { watchWhileWaiting } from './waiting-client.js';
 
 /** Per-bridge read buffer for the upstream side: a bulk stream reads 64 KiB per syscall. */
 const UPSTREAM_READ_BUFFER = 64 * 1024;
@@ -55,6 +56,8 @@ export class Bridge {
   private reason: CloseReason | undefined;
   private error: Error | undefined;
   private finished = false;
+  /** Set while the client waits in the upstream queue (see waiting-client.ts). */
+  private stopWatching: (() => void) | undefined;
 
   constructor(
     private readonly context: ListenerContext,
@@ -92,8 +95,9 @@ export class Bridge {
         onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: Buffer.allocUnsafeSlow(UPSTREAM_READ_BUFFER), callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
+        queue: this.context.upstreamQueues.get(this.pool),
       },
-      { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed },
+      { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed, queued: this.onQueued },
     );
     this.connector.start();
   }
@@ -122,8 +126,13 @@ export class Bridge {
 
   // -- connect phase -------------------------------------------------------------------
 
+  private readonly onQueued = (): void => {
+    this.stopWatching = watchWhileWaiting(this.client);
+  };
+
   private readonly onConnected = (upstream: Socket, endpoint: Endpoint, connectMs: number): void => {
     this.connector = undefined;
+    this.stopWatching?.();
     this.upstream = upstream;
     this.endpoint = endpoint;
     this.openSockets++;

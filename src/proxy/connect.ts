@@ -3,12 +3,15 @@
  * timeout, and on a refusal or timeout try another endpoint (up to `retries` more),
  * reporting each outcome to the pool so that passive failure detection can eject it.
  * The client is not involved: whatever it sends meanwhile stays in its socket (it is
- * paused), so a retry is invisible to it.
+ * paused), so a retry is invisible to it. With `on_limit: queue`, a connection that finds
+ * every eligible endpoint at its max_connections waits in the pool's UpstreamQueue.
  */
 import net, { isIP, type Socket, type OnReadOpts } from 'node:net';
 import tls from 'node:tls';
 import type { Endpoint } from '../balancing/endpoint.js';
-import type { UpstreamPool } from '../balancing/upstream-pool.js';
+import type { PickResult, UpstreamPool } from '../balancing/upstream-pool.js';
+import type { UpstreamQueue, UpstreamWaiter } from '../balancing/upstream-queue.js';
+import type { Ticket } from '../admission/wait-queue.js';
 import type { ClientTlsOptions } from '../protocol/tls.js';
 
 export interface ConnectOptions {
@@ -22,15 +25,19 @@ export interface ConnectOptions {
   readonly preamble: Buffer | undefined;
   /** TLS to the upstream (`upstream_tls`): the handshake is part of connecting (and of its timeout). */
   readonly tls: ClientTlsOptions | undefined;
+  /** `on_limit: queue`: where to wait when every eligible endpoint is full. */
+  readonly queue: UpstreamQueue | undefined;
 }
 
 export type ConnectFailure =
-  | { readonly reason: 'no_upstream' | 'limit'; readonly error?: undefined }
+  | { readonly reason: 'no_upstream' | 'limit' | 'queue_timeout' | 'shutdown'; readonly error?: undefined }
   | { readonly reason: 'no_upstream'; readonly error: Error };
 
 export interface ConnectHandlers {
   connected(socket: Socket, endpoint: Endpoint, connectMs: number): void;
   failed(failure: ConnectFailure): void;
+  /** Every eligible endpoint is full: waiting in the upstream queue (connected or failed follows). */
+  queued(): void;
   /** One attempt failed (refused, timed out); another may follow. */
   attemptFailed(endpoint: Endpoint, error: Error): void;
 }
@@ -43,7 +50,7 @@ class ConnectTimeoutError extends Error {
 }
 
 /** One client's attempt(s) to reach an upstream. `abort()` when the client goes away. */
-export class UpstreamConnector {
+export class UpstreamConnector implements UpstreamWaiter {
   private readonly tried = new Set<Endpoint>();
   /** The TCP socket of the current attempt: it carries the timeout. */
   private raw: Socket | undefined;
@@ -52,6 +59,8 @@ export class UpstreamConnector {
   private endpoint: Endpoint | undefined;
   private startedAt = 0;
   private lastError: Error | undefined;
+  /** Set while waiting in the upstream queue. */
+  private ticket: Ticket | undefined;
 
   constructor(
     private readonly options: ConnectOptions,
@@ -59,9 +68,35 @@ export class UpstreamConnector {
   ) {}
 
   start(): void {
-    const { pool, clientIp } = this.options;
     if (this.tried.size > this.options.retries) return this.fail();
-    const pick = pool.pick(clientIp, this.tried);
+    const pick = this.pickEndpoint();
+    if (pick.endpoint === undefined && pick.reason === 'limit' && this.options.queue) {
+      this.ticket = this.options.queue.wait(this);
+      if (this.ticket) return this.handlers.queued(); // the queue calls retryFromQueue
+    }
+    this.attempt(pick);
+  }
+
+  retryFromQueue(): boolean {
+    const pick = this.pickEndpoint();
+    if (pick.endpoint === undefined && pick.reason === 'limit') return false;
+    this.ticket!.cancel();
+    this.ticket = undefined;
+    this.attempt(pick);
+    return true;
+  }
+
+  refusedFromQueue(reason: 'queue_timeout' | 'shutdown'): void {
+    this.ticket = undefined;
+    this.handlers.failed({ reason });
+  }
+
+  private pickEndpoint(): PickResult {
+    return this.options.pool.pick(this.options.clientIp, this.tried);
+  }
+
+  private attempt(pick: PickResult): void {
+    const { pool } = this.options;
     if (pick.endpoint === undefined) {
       // After a failed attempt, "nothing else to try" is an unreachable upstream.
       return this.lastError ? this.fail() : this.handlers.failed({ reason: pick.reason });
@@ -89,6 +124,10 @@ export class UpstreamConnector {
 
   /** The client left while connecting: drop the attempt and give the endpoint back. */
   abort(): void {
+    if (this.ticket) {
+      this.ticket.cancel();
+      this.ticket = undefined;
+    }
     if (!this.socket) return;
     this.discard();
     this.options.pool.release(this.endpoint!);

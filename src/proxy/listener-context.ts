@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Admission } from '../admission/admission.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
+import type { UpstreamQueue } from '../balancing/upstream-queue.js';
 import type { ListenerConfig } from '../config/load.js';
 import type { DataPipelineFactory } from '../filters/pipeline.js';
 import type { ListenerMetrics } from '../observability/metrics.js';
@@ -28,6 +29,8 @@ export interface ListenerContext {
   /** Concurrent-connection counts, shared by the contexts of one listener across reloads. */
   readonly limits: ConnectionLimits;
   readonly admission: Admission;
+  /** With `on_limit: queue`: the waiting line of each pool (listener's and routes'), for full upstreams. */
+  readonly upstreamQueues: ReadonlyMap<UpstreamPool, UpstreamQueue>;
   readonly pipeline: DataPipelineFactory | undefined;
   readonly metrics: ListenerMetrics;
   /** Open bridges of this listener, across reloads (admin API, shutdown). */

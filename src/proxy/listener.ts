@@ -5,13 +5,14 @@
  * Refusals close the client without a byte and without touching any upstream.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
-import type { AdmissionResult } from '../admission/admission.js';
 import tls from 'node:tls';
+import type { AdmissionResult } from '../admission/admission.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
 import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
+import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
 
@@ -112,13 +113,30 @@ export class Listener {
   private admit(context: ListenerContext, socket: Socket, identity: ClientIdentity): void {
     const decision = context.admission.admit(identity.ip);
     if (decision !== 'queue') return startOrRefuse(context, socket, identity, decision);
-    // Over a limit with on_limit: queue. The client stays paused (the kernel buffers
-    // what it sends); it proceeds when a slot frees, or is refused after queue_timeout.
-    const cancel = context.admission.wait(identity.ip, (result) => {
-      socket.off('close', cancel);
+    // Over a limit with on_limit: queue. The client is not read beyond a bounded buffer
+    // (the kernel holds the rest); it proceeds when a slot frees, leaves the queue if it
+    // resets, or is refused after queue_timeout.
+    const queuedAt = Date.now();
+    const stopWatching = watchWhileWaiting(socket);
+    let cancel = (): void => {};
+    const leftTheQueue = (): void => {
+      cancel();
+      const error = socket.errored as NodeJS.ErrnoException | null;
+      logClose(context.logger, error ? 'error' : 'client_closed', {
+        ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)),
+        bytes_from_client: socket.bytesRead,
+        duration_ms: Date.now() - queuedAt,
+        ...identity.extra,
+        ...(error && { error: error.code ?? error.message }),
+      });
+    };
+    socket.once('close', leftTheQueue);
+    // `done` may run before wait() returns (an immediate answer): everything it uses exists.
+    cancel = context.admission.wait(identity.ip, (result) => {
+      stopWatching();
+      socket.off('close', leftTheQueue);
       startOrRefuse(context, socket, identity, result);
     });
-    socket.once('close', cancel);
   }
 
   private readonly onServerError = (error: NodeJS.ErrnoException): void => {

@@ -11,6 +11,7 @@ import { ConnectionLimits } from '../admission/limits.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import { Schedule } from '../admission/schedule.js';
 import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
+import { UpstreamQueue } from '../balancing/upstream-queue.js';
 import { formatHostPort } from '../config/host-port.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
@@ -76,7 +77,10 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
 
   const trusted = config.proxy_protocol?.trusted;
   const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
-  await Promise.all([pool, ...(routes ?? []).map((route) => route.pool)].map((p) => p.start()));
+  const pools = [pool, ...(routes ?? []).map((route) => route.pool)];
+  const queueOptions = { maxSize: config.max_queue, timeoutMs: config.queue_timeout };
+  const upstreamQueues = new Map(config.on_limit === 'queue' ? pools.map((p) => [p, new UpstreamQueue(p, queueOptions)]) : []);
+  await Promise.all(pools.map((p) => p.start()));
   return {
     name: config.name,
     config,
@@ -84,6 +88,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     pool,
     limits,
     admission,
+    upstreamQueues,
     pipeline,
     metrics: metrics.listenerMetrics(config.name),
     connections: previous?.connections ?? new Set(),

@@ -43,7 +43,10 @@ export class ProxyRuntime implements AdminRuntime {
   ) {
     this.proxyMetrics.setSources({
       listeners: () => [...this.running.keys()],
-      queueLength: (name) => this.running.get(name)?.context.admission.queueLength ?? 0,
+      queueLength: (name) => {
+        const context = this.running.get(name)?.context;
+        return context ? queuedConnections(context) : 0;
+      },
       upstreams: () =>
         [...this.running.values()].flatMap(({ context }) =>
           context.pool.endpoints().map((endpoint) => ({
@@ -172,7 +175,10 @@ export class ProxyRuntime implements AdminRuntime {
     this.stopping = true;
     const listeners = [...this.running.values()];
     for (const { listener } of listeners) listener.close();
-    for (const { context } of listeners) context.admission.close();
+    for (const { context } of listeners) {
+      context.admission.close();
+      for (const queue of context.upstreamQueues.values()) queue.close();
+    }
     this.logger.info({ event: 'shutdown', active: this.activeCount(), timeout_ms: timeoutMs }, 'stopped accepting; draining connections');
     await this.waitForDrain(timeoutMs);
     for (const bridge of this.allBridges()) bridge.close('shutdown');
@@ -254,4 +260,11 @@ export class ProxyRuntime implements AdminRuntime {
 
 function sameAddress(a: ListenerContext, b: ListenerContext): boolean {
   return a.config.listen.host === b.config.listen.host && a.config.listen.port === b.config.listen.port;
+}
+
+/** Clients waiting for a slot: over a listener/per-IP limit, or for a full upstream. */
+function queuedConnections(context: ListenerContext): number {
+  let count = context.admission.queueLength;
+  for (const queue of context.upstreamQueues.values()) count += queue.length;
+  return count;
 }

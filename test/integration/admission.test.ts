@@ -427,6 +427,8 @@ describe('on_limit: queue', { timeout: 30_000 }, () => {
       await until(() => queueLength(proxy) === 2, 'the second waiter queued');
       const quitterLabel = formatClient(quitter);
       quitter.resetAndDestroy();
+      // Noticed while waiting (not only when its turn comes): its place is given up at once.
+      await until(() => queueLength(proxy) === 1, 'the quitter to leave the queue');
       await endHeld(proxy, held.socket);
       const next = await waiting;
       sockets.push(next.socket);

@@ -441,27 +441,6 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
     }
   });
 
-  it('all upstreams full with on_limit: queue: the client waits for a free upstream instead of being refused', { todo: 'lead: per-upstream max_connections ignores on_limit: queue (UpstreamPool.onRelease is never subscribed)' }, async () => {
-    const a = await startWhoami('a', { hold: true });
-    const proxy = await startProxy(oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '5s' }));
-    const sockets: net.Socket[] = [];
-    try {
-      const held = await holdConnection(proxy.port);
-      sockets.push(held.socket);
-      const waiting = holdConnection(proxy.port);
-      // Give the proxy the chance to refuse it (it must not).
-      await until(() => proxy.accessLog().length > 0 || a.accepted.length > 1, 'the second client handled', 300).catch(() => undefined);
-      assert.deepEqual(proxy.accessLog(), [], 'the second client was refused instead of queued');
-      await endHeld(proxy, held.socket);
-      const next = await waiting;
-      sockets.push(next.socket);
-      assert.equal(next.name, 'a');
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      await closeAll(proxy, [a]);
-    }
-  });
-
   it('max_connections per upstream: a full upstream is skipped; all full -> reason limit', async () => {
     const servers = await whoamis(2, { hold: true });
     const [a, b] = servers as [TestServer, TestServer];
@@ -491,6 +470,134 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
     } finally {
       for (const socket of held) socket.destroy();
       await closeAll(proxy, servers);
+    }
+  });
+});
+
+describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => {
+  const queueLength = (proxy: TestProxy): number => proxy.runtime.stats().listeners[0]!.queue_length;
+
+  /** One whoami upstream taking one connection at a time, and a proxy queueing for it. */
+  async function fullUpstream(options: { queue_timeout?: string; max_queue?: number } = {}) {
+    const a = await startWhoami('a', { hold: true });
+    const proxy = await startProxy(
+      oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s', ...options }),
+    );
+    const held = await holdConnection(proxy.port);
+    return { a, proxy, held: held.socket };
+  }
+
+  it('a client waits for the upstream slot instead of being refused, and gets it when it frees', async () => {
+    const { a, proxy, held } = await fullUpstream();
+    const sockets = [held];
+    try {
+      const waiting = holdConnection(proxy.port);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      assert.equal(a.accepted.length, 1, 'the queued client reached the full upstream');
+      await endHeld(proxy, held);
+      const next = await waiting;
+      sockets.push(next.socket);
+      assert.equal(next.name, 'a');
+      assert.equal(queueLength(proxy), 0);
+      assert.equal(proxy.accessLog().filter((line) => line.event === 'reject').length, 0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
+  it('what a queued client sends meanwhile arrives intact once it gets the upstream', async () => {
+    const echo = await startNamedEcho('e');
+    const proxy = await startProxy(oneListener([{ address: echo.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }));
+    try {
+      const first = await connectClient(proxy.port);
+      await once(first, 'data');
+      const payload = randomBytes(1 << 20);
+      const second = await connectClient(proxy.port);
+      second.end(payload);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      await endHeld(proxy, first);
+      const echoed = await readAll(second);
+      assert.equal(echoed.subarray(0, 2).toString(), 'e:');
+      assert.ok(echoed.subarray(2).equals(payload), 'the bytes sent while queued did not arrive intact');
+    } finally {
+      await closeAll(proxy, [echo]);
+    }
+  });
+
+  it('waiters get the upstream in arrival order', async () => {
+    const { a, proxy, held } = await fullUpstream();
+    const sockets = [held];
+    try {
+      const second = await connectClient(proxy.port);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      const third = await connectClient(proxy.port);
+      await until(() => queueLength(proxy) === 2, 'the third client queued');
+      sockets.push(second, third);
+      let thirdGotIn = false;
+      third.once('data', () => (thirdGotIn = true));
+      await endHeld(proxy, held);
+      await once(second, 'data');
+      assert.equal(thirdGotIn, false, 'the later client got the slot first');
+      assert.equal(queueLength(proxy), 1);
+      await endHeld(proxy, second);
+      await once(third, 'data');
+      assert.equal(queueLength(proxy), 0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
+  it('refused with queue_timeout when no slot frees in time, without a byte or an upstream connection', async () => {
+    const { a, proxy, held } = await fullUpstream({ queue_timeout: '200ms' });
+    try {
+      const waiting = await connectClient(proxy.port);
+      await assertClosedWithoutAByte(waiting);
+      const line = await proxy.waitForLog((l) => l.event === 'reject');
+      assert.equal(line.reason, 'queue_timeout');
+      assert.equal(a.accepted.length, 1);
+      assert.equal(queueLength(proxy), 0);
+      assert.equal(proxy.runtime.stats().listeners[0]!.rejections.queue_timeout, 1);
+    } finally {
+      held.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
+  it('beyond max_queue a client is refused limit', async () => {
+    const { a, proxy, held } = await fullUpstream({ max_queue: 1 });
+    const sockets = [held];
+    try {
+      sockets.push(await connectClient(proxy.port));
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      const third = await connectClient(proxy.port);
+      await assertClosedWithoutAByte(third);
+      const line = await proxy.waitForLog((l) => l.event === 'reject');
+      assert.equal(line.reason, 'limit');
+      assert.equal(queueLength(proxy), 1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
+  it('a queued client that goes away leaves the queue and holds no slot', async () => {
+    const { a, proxy, held } = await fullUpstream();
+    try {
+      const waiting = await connectClient(proxy.port);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      waiting.resetAndDestroy();
+      await until(() => queueLength(proxy) === 0, 'the departed client to leave the queue');
+      await endHeld(proxy, held);
+      const next = await holdConnection(proxy.port);
+      assert.equal(next.name, 'a');
+      next.socket.destroy();
+      await until(() => proxy.runtime.stats().listeners[0]!.active === 0, 'no connection left open');
+      assert.equal(upstreamStats(proxy, a.address).active, 0);
+    } finally {
+      held.destroy();
+      await closeAll(proxy, [a]);
     }
   });
 });
