@@ -582,6 +582,25 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     }
   });
 
+  it('a client queued before a reload gets the slot freed after it', async () => {
+    const { a, proxy, held } = await fullUpstream();
+    const sockets = [held];
+    try {
+      const waiting = holdConnection(proxy.port);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      const next = { log: { level: 'info' }, ...oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '9s' }) };
+      assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+      await endHeld(proxy, held);
+      const served = await waiting;
+      sockets.push(served.socket);
+      assert.equal(served.name, 'a');
+      assert.equal(upstreamStats(proxy, a.address).active, 1, 'the new pool does not count the connection');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
   it('a queued client that goes away leaves the queue and holds no slot', async () => {
     const { a, proxy, held } = await fullUpstream();
     try {
