@@ -3,11 +3,17 @@
  * runs two independent loops, each "read, then write, and read again only when the write
  * completed" (natural backpressure):
  *
- *   to_upstream: onClientData (handle_downstream_read) -> upstream.write;
- *                if the write is pending, stop reading until onUpstreamDrain (handle_upstream_write).
- *   to_client:   onUpstreamRead (handle_upstream_read) reads straight into this bridge's own
- *                buffer (`onread`, no allocation per chunk) -> client.write; if the write is
- *                pending, stop reading until onClientWritten (handle_downstream_write).
+ *   to_upstream: onClientRead (handle_downstream_read) reads straight into this bridge's own
+ *                buffer -> upstream.write; if the write is pending, stop reading until
+ *                onUpstreamWritten (handle_upstream_write).
+ *   to_client:   onUpstreamRead (handle_upstream_read) -> client.write, the same way with
+ *                the other buffer; if pending, stop reading until onClientWritten
+ *                (handle_downstream_write).
+ *
+ * Both reads use `onread` with a buffer owned by the bridge: no allocation per chunk. The
+ * accepted client socket gets it by handing its handle to a new socket (read-in-place.ts);
+ * where that cannot be (TLS, bytes already read) or the upstream is TLS, the loop runs the
+ * same way over 'data' events and 'drain'.
  *
  * FIN is carried through (allowHalfOpen on both sockets: one direction ending leaves the
  * other open); a reset or error on either side destroys the other. Every resource is
@@ -23,10 +29,11 @@ import { FilteredDirection } from '../filters/filtered-direction.js';
 import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
+import { readInPlace } from './read-in-place.js';
 import { watchWhileWaiting } from './waiting-client.js';
 
-/** Per-bridge read buffer for the upstream side: a bulk stream reads 64 KiB per syscall. */
-const UPSTREAM_READ_BUFFER = 64 * 1024;
+/** Per-bridge read buffers, one per direction: a bulk stream reads 64 KiB per syscall. */
+const READ_BUFFER = 64 * 1024;
 
 let lastId = 0;
 /** Connection ids are unique across worker processes too (the admin API closes by id). */
@@ -51,6 +58,7 @@ export class Bridge {
   private directions: [FilteredDirection, FilteredDirection] | undefined;
   private lifetimeTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
+  private clientPaused = false;
   private openSockets = 1;
   private firstFin: 'client' | 'upstream' | undefined;
   private reason: CloseReason | undefined;
@@ -61,7 +69,8 @@ export class Bridge {
 
   constructor(
     private readonly context: ListenerContext,
-    private readonly client: Socket,
+    /** Replaced once, on connect, by the same connection reading in place. */
+    private client: Socket,
     private readonly identity: ClientIdentity,
     /** Releases the admission slot(s) this connection holds; called exactly once. */
     private readonly releaseAdmission: () => void,
@@ -92,7 +101,7 @@ export class Bridge {
         timeoutMs: config.connect_timeout,
         retries: config.connect_retries,
         // The zero-copy read needs a plain TCP upstream and no filters in between.
-        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: Buffer.allocUnsafeSlow(UPSTREAM_READ_BUFFER), callback: this.onUpstreamRead },
+        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: Buffer.allocUnsafeSlow(READ_BUFFER), callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
@@ -141,17 +150,38 @@ export class Bridge {
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onSocketClose);
     upstream.on('end', this.onUpstreamEnd);
-    this.client.on('end', this.onClientEnd);
-    this.client.setTimeout(this.context.config.idle_timeout, this.onIdle);
-    if (this.context.pipeline) return this.startFiltered(upstream, endpoint);
-    this.client.on('data', this.onClientData);
-    upstream.on('drain', this.onUpstreamDrain);
+    if (this.context.pipeline) {
+      this.listenToClient();
+      return this.startFiltered(upstream, endpoint);
+    }
+    this.readClientInPlace();
     if (this.context.upstreamTls) {
       upstream.on('data', this.onUpstreamData);
       this.client.on('drain', this.onClientDrain);
     }
     this.client.resume();
   };
+
+  private listenToClient(): void {
+    this.client.on('end', this.onClientEnd);
+    this.client.setTimeout(this.context.config.idle_timeout, this.onIdle);
+  }
+
+  /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
+  private readClientInPlace(): void {
+    const adopted = readInPlace(this.client, Buffer.allocUnsafeSlow(READ_BUFFER), this.onClientRead);
+    if (adopted) {
+      this.client.off('error', this.onClientError);
+      this.client.off('close', this.onSocketClose);
+      this.client = adopted;
+      adopted.on('error', this.onClientError);
+      adopted.on('close', this.onSocketClose);
+    } else {
+      this.client.on('data', this.onClientData);
+      this.upstream!.on('drain', this.onUpstreamDrain);
+    }
+    this.listenToClient();
+  }
 
   private readonly onAttemptFailed = (endpoint: Endpoint): void => {
     this.context.metrics.connectFailed(endpoint.label);
@@ -178,6 +208,23 @@ export class Bridge {
 
   // -- to_upstream: client -> upstream -------------------------------------------------
 
+  private readonly onClientRead = (length: number, buffer: Buffer): boolean => {
+    const upstream = this.upstream!;
+    upstream.write(length === buffer.length ? buffer : buffer.subarray(0, length), this.onUpstreamWritten);
+    // As in to_client: read again only once the write no longer holds our buffer.
+    if (upstream.writableLength === 0) return true;
+    this.clientPaused = true;
+    return false;
+  };
+
+  private readonly onUpstreamWritten = (): void => {
+    if (this.clientPaused && this.upstream!.writableLength === 0) {
+      this.clientPaused = false;
+      this.client.resume();
+    }
+  };
+
+  /** The same loop over 'data' events, when the client cannot read in place. */
   private readonly onClientData = (chunk: Buffer): void => {
     if (!this.upstream!.write(chunk)) this.client.pause();
   };
