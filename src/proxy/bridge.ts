@@ -29,11 +29,10 @@ import { FilteredDirection } from '../filters/filtered-direction.js';
 import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
+import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
 import { watchWhileWaiting } from './waiting-client.js';
 
-/** Per-bridge read buffers, one per direction: a bulk stream reads 64 KiB per syscall. */
-const READ_BUFFER = 64 * 1024;
 
 let lastId = 0;
 /** Connection ids are unique across worker processes too (the admin API closes by id). */
@@ -59,6 +58,8 @@ export class Bridge {
   private lifetimeTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
+  /** The read buffers this bridge's sockets use; given back once both are closed. */
+  private readonly buffers: Buffer[] = [];
   private openSockets = 1;
   private firstFin: 'client' | 'upstream' | undefined;
   private reason: CloseReason | undefined;
@@ -101,7 +102,7 @@ export class Bridge {
         timeoutMs: config.connect_timeout,
         retries: config.connect_retries,
         // The zero-copy read needs a plain TCP upstream and no filters in between.
-        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: Buffer.allocUnsafeSlow(READ_BUFFER), callback: this.onUpstreamRead },
+        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: this.takeBuffer(), callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
@@ -162,6 +163,12 @@ export class Bridge {
     this.client.resume();
   };
 
+  private takeBuffer(): Buffer {
+    const buffer = takeReadBuffer();
+    this.buffers.push(buffer);
+    return buffer;
+  }
+
   private listenToClient(): void {
     this.client.on('end', this.onClientEnd);
     this.client.setTimeout(this.context.config.idle_timeout, this.onIdle);
@@ -169,14 +176,17 @@ export class Bridge {
 
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
   private readClientInPlace(): void {
-    const adopted = readInPlace(this.client, Buffer.allocUnsafeSlow(READ_BUFFER), this.onClientRead);
+    const buffer = takeReadBuffer();
+    const adopted = readInPlace(this.client, buffer, this.onClientRead);
     if (adopted) {
+      this.buffers.push(buffer);
       this.client.off('error', this.onClientError);
       this.client.off('close', this.onSocketClose);
       this.client = adopted;
       adopted.on('error', this.onClientError);
       adopted.on('close', this.onSocketClose);
     } else {
+      giveBackReadBuffer(buffer);
       this.client.on('data', this.onClientData);
       this.upstream!.on('drain', this.onUpstreamDrain);
     }
@@ -359,6 +369,7 @@ export class Bridge {
     this.pipeline?.destroy();
     if (this.endpoint) this.pool.release(this.endpoint);
     this.context.connections.delete(this);
+    for (const buffer of this.buffers) giveBackReadBuffer(buffer);
     this.releaseAdmission();
   }
 
