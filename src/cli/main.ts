@@ -5,6 +5,7 @@
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../config/load.js';
 import { createLogger, type LogFormat } from '../observability/logger.js';
 import { ListenError } from '../proxy/listener.js';
+import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
 import { handleSignals } from '../runtime/signals.js';
 import { VERSION } from '../runtime/version.js';
@@ -36,6 +37,7 @@ export async function main(argv: readonly string[]): Promise<void> {
           throw error;
         });
         if (command.check) {
+          for (const listener of snapshot.listeners) await checkListenerResources(listener, snapshot.baseDir);
           process.stdout.write('ok\n');
           return;
         }

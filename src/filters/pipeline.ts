@@ -92,6 +92,11 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
   return new PipelineFactory(plans, dataLog, writer);
 }
 
+/** `--check`: loads every filter's plan (plugins included) without building anything that runs. */
+export async function checkFilters(filters: readonly FilterSpec[], baseDir: string): Promise<void> {
+  await loadPlans(filters, baseDir);
+}
+
 function loadPlans(filters: readonly FilterSpec[], baseDir: string): Promise<FilterPlan[]> {
   return Promise.all(
     filters.map((filter, index) =>

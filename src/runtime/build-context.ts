@@ -15,7 +15,7 @@ import { UpstreamQueue } from '../balancing/upstream-queue.js';
 import { formatHostPort } from '../config/host-port.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
-import { buildPipelineFactory, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
+import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
@@ -153,15 +153,30 @@ function withTlsKeyPath<T>(config: ListenerConfig, section: 'tls' | 'upstream_tl
 
 /** Filters and inspection; a plugin or capture file that cannot be set up is a config error too. */
 async function loadPipeline(config: ListenerConfig, baseDir: string, logger: Logger): Promise<DataPipelineFactory | undefined> {
-  try {
-    return await buildPipelineFactory(
+  return withPipelineKeyPath(config, () =>
+    buildPipelineFactory(
       { ...(config.inspect && { inspect: config.inspect }), ...(config.filters && { filters: config.filters }) },
       { baseDir, logger, listener: config.name },
-    );
+    ),
+  );
+}
+
+async function withPipelineKeyPath<T>(config: ListenerConfig, setUp: () => Promise<T>): Promise<T> {
+  try {
+    return await setUp();
   } catch (error) {
     if (error instanceof PipelineSetupError) throw new ConfigError([`listeners[${config.index}].${error.message}`]);
     throw error;
   }
+}
+
+/**
+ * `--check`: what starting would load besides the config file itself (certificates, keys,
+ * filter plugins), as the same config errors, without opening sockets or capture files.
+ */
+export async function checkListenerResources(config: ListenerConfig, baseDir: string): Promise<void> {
+  loadTls(config, baseDir);
+  await withPipelineKeyPath(config, () => checkFilters(config.filters ?? [], baseDir));
 }
 
 function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefined): HealthCheckOptions {

@@ -110,6 +110,18 @@ describe('cli', { timeout: 60_000 }, () => {
     assert.match(result.stderr, /listeners\[0\]\.filters\[0\]: cannot load \.\/missing\.js/);
   });
 
+  it('--check loads plugins and certificates too: a missing one exits 2 naming the key, without starting', async () => {
+    const plugin = await configFile('plugin.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters: [{ module: ./missing.js }]\n');
+    const missingPlugin = await run(['--config', plugin, '--check']);
+    assert.equal(missingPlugin.code, 2);
+    assert.match(missingPlugin.stderr, /listeners\[0\]\.filters\[0\]: cannot load \.\/missing\.js/);
+    assert.equal(missingPlugin.stdout, '');
+    const cert = await configFile('tls.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    tls: { cert: ./none.pem, key: ./none.key }\n');
+    const missingCert = await run(['--config', cert, '--check']);
+    assert.equal(missingCert.code, 2);
+    assert.match(missingCert.stderr, /listeners\[0\]\.tls\.cert: /);
+  });
+
   it('a port already in use exits 1 with a one-line message', async () => {
     const blocker = net.createServer().listen(0, '127.0.0.1');
     await once(blocker, 'listening');
