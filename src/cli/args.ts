@@ -46,6 +46,7 @@ const OPTIONS = {
   'connect-retries': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'max-lifetime': { type: 'string' },
+  'buffer-size': { type: 'string' },
   'health-check-interval': { type: 'string' },
   'proxy-protocol': { type: 'string' },
   'log-data': { type: 'string' },
@@ -64,7 +65,7 @@ const OPTIONS = {
 /** Flags that shape a listener: they need --listen (or the 4-argument form), not --config. */
 const LISTENER_FLAGS = [
   'balance', 'max-connections', 'max-connections-per-ip', 'on-limit', 'queue-timeout', 'allow', 'deny',
-  'connect-timeout', 'connect-retries', 'idle-timeout', 'max-lifetime', 'health-check-interval',
+  'connect-timeout', 'connect-retries', 'idle-timeout', 'max-lifetime', 'buffer-size', 'health-check-interval',
   'proxy-protocol', 'log-data', 'capture',
 ] as const;
 
@@ -135,6 +136,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   set('connect_retries', integer('--connect-retries', values['connect-retries'], 0));
   set('idle_timeout', values['idle-timeout']);
   set('max_lifetime', values['max-lifetime']);
+  set('buffer_size', values['buffer-size']);
   if (values.allow || values.deny) listener.access = { ...(values.allow && { allow: values.allow }), ...(values.deny && { deny: values.deny }) };
   if (values['health-check-interval'] !== undefined) listener.health_check = { interval: values['health-check-interval'] };
   if (values['proxy-protocol'] !== undefined) listener.proxy_protocol = { send: values['proxy-protocol'] };

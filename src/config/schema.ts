@@ -4,20 +4,14 @@
  * Validation errors carry key paths; `load.ts` turns them into one readable line each.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './host-port.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
-import { filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
+import { byteSize, duration, filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
 
-const duration = z.unknown().transform((value, ctx): number => {
-  try {
-    return parseDuration(value);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+const MIN_BUFFER = 1024;
+const MAX_BUFFER = 16 * 1024 * 1024;
+const bufferSize = byteSize.refine((bytes) => bytes >= MIN_BUFFER && bytes <= MAX_BUFFER, 'must be from 1KiB to 16MiB');
 
 function hostPort(options: { allowPortZero?: boolean } = {}) {
   return z.string({ error: 'expected HOST:PORT' }).transform((text, ctx): HostPort => {
@@ -129,6 +123,8 @@ export const listenerSchema = z.strictObject({
   connect_retries: count.default(2),
   idle_timeout: duration.default(600_000),
   max_lifetime: duration.default(0),
+  /** Each direction's read buffer: bytes per read syscall (memory per busy connection: twice this). */
+  buffer_size: bufferSize.default(128 * 1024),
   max_connections: positiveInt.optional(),
   max_connections_per_ip: positiveInt.optional(),
   new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration }).optional(),

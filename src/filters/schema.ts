@@ -19,8 +19,10 @@ function convert(parse: (value: unknown) => number) {
   });
 }
 
-const duration = convert(parseDuration);
-const byteSize = convert(parseByteSize);
+/** A duration ("250ms", "5s", "2m" or milliseconds), as milliseconds. */
+export const duration = convert(parseDuration);
+/** A size (65536, "64KiB", "1MB"), as bytes. */
+export const byteSize = convert(parseByteSize);
 const positiveByteSize = byteSize.refine((bytes) => bytes > 0, 'must be more than 0 bytes');
 
 const direction = z.enum(['to_upstream', 'to_client', 'both']).default('both');

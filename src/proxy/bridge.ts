@@ -164,7 +164,7 @@ export class Bridge {
   };
 
   private takeBuffer(): Buffer {
-    const buffer = takeReadBuffer();
+    const buffer = takeReadBuffer(this.context.config.buffer_size);
     this.buffers.push(buffer);
     return buffer;
   }
@@ -176,7 +176,7 @@ export class Bridge {
 
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
   private readClientInPlace(): void {
-    const buffer = takeReadBuffer();
+    const buffer = takeReadBuffer(this.context.config.buffer_size);
     const adopted = readInPlace(this.client, buffer, this.onClientRead);
     if (adopted) {
       this.buffers.push(buffer);

@@ -21,44 +21,49 @@ describe('bridge: data integrity', { timeout: 120_000 }, () => {
     await echo.close();
   });
 
-  it('carries 64 MiB of random bytes each way unchanged (sha256)', async () => {
-    const up = randomBytes(64 * 1024 * 1024);
-    const down = randomBytes(64 * 1024 * 1024);
-    const server = await startServer((socket) => {
-      const chunks: Buffer[] = [];
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-      socket.on('end', () => {
-        socket.end(sha256(Buffer.concat(chunks)));
-      });
-      socket.write(down);
-    });
-    const p = await startProxy(oneListener([server.address]));
-    try {
-      const client = await connect(p.port);
-      const received: Buffer[] = [];
-      let receivedBytes = 0;
-      const gotDown = new Promise<void>((resolve) => {
-        client.on('data', (chunk: Buffer) => {
-          received.push(chunk);
-          receivedBytes += chunk.length;
-          if (receivedBytes >= down.length) resolve();
+  for (const { label, size, options } of [
+    { label: '64 MiB', size: 64 * 1024 * 1024, options: {} },
+    { label: '16 MiB with buffer_size 4KiB (thousands of partial reads, recycled buffers)', size: 16 * 1024 * 1024, options: { buffer_size: '4KiB' } },
+  ]) {
+    it(`carries ${label} of random bytes each way unchanged (sha256)`, async () => {
+      const up = randomBytes(size);
+      const down = randomBytes(size);
+      const server = await startServer((socket) => {
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.on('end', () => {
+          socket.end(sha256(Buffer.concat(chunks)));
         });
+        socket.write(down);
       });
-      client.write(up);
-      await gotDown;
-      client.end();
-      await once(client, 'end');
-      const all = Buffer.concat(received);
-      assert.equal(sha256(all.subarray(0, down.length)), sha256(down), 'server -> client bytes differ');
-      assert.equal(all.subarray(down.length).toString(), sha256(up), 'client -> server bytes differ');
-      const line = await p.waitForLog((l) => l.event === 'close');
-      assert.equal(line.bytes_from_client, up.length);
-      assert.equal(line.bytes_to_client, down.length + 64);
-    } finally {
-      await p.stop();
-      await server.close();
-    }
-  });
+      const p = await startProxy(oneListener([server.address], options));
+      try {
+        const client = await connect(p.port);
+        const received: Buffer[] = [];
+        let receivedBytes = 0;
+        const gotDown = new Promise<void>((resolve) => {
+          client.on('data', (chunk: Buffer) => {
+            received.push(chunk);
+            receivedBytes += chunk.length;
+            if (receivedBytes >= down.length) resolve();
+          });
+        });
+        client.write(up);
+        await gotDown;
+        client.end();
+        await once(client, 'end');
+        const all = Buffer.concat(received);
+        assert.equal(sha256(all.subarray(0, down.length)), sha256(down), 'server -> client bytes differ');
+        assert.equal(all.subarray(down.length).toString(), sha256(up), 'client -> server bytes differ');
+        const line = await p.waitForLog((l) => l.event === 'close');
+        assert.equal(line.bytes_from_client, up.length);
+        assert.equal(line.bytes_to_client, down.length + 64);
+      } finally {
+        await p.stop();
+        await server.close();
+      }
+    });
+  }
 
   it('serves 200 concurrent connections, each getting its own bytes back', async () => {
     const clients = await Promise.all(Array.from({ length: 200 }, () => connect(proxy.port)));
