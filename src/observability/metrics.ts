@@ -131,6 +131,22 @@ const CONNECT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Connection lifetimes span short requests to hour-long sessions. */
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400];
 
+type Sample = [labels: Record<string, string>, value: number];
+
+/** A counter whose samples are taken at each scrape: reset, then add each current total. */
+function scrapedCounter(registers: Registry[], name: string, help: string, labelNames: string[], samples: () => Iterable<Sample>): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers,
+    collect() {
+      this.reset();
+      for (const [labels, value] of samples()) this.inc(labels, value);
+    },
+  });
+}
+
 function zeroCounts<K extends string>(keys: readonly K[]): Record<K, number> {
   const counts = {} as Record<K, number>;
   for (const key of keys) counts[key] = 0;
@@ -322,16 +338,30 @@ export class ProxyMetrics {
   // Counters are rebuilt from the recorders at each scrape: reset, then add the current total.
   private registerListenerCounters(registers: Registry[]): void {
     const recorders = () => this.listenerRecorders();
-    new Counter({
-      name: 'tcpproxy_connections_total',
-      help: 'Connections proxied by the listener (accepted and connected to an upstream).',
-      labelNames: ['listener'],
-      registers,
-      collect() {
-        this.reset();
-        for (const r of recorders()) this.inc(r.labels, r.connectionsTotal);
-      },
+    const liveBytes = () => this.liveBytesByListener();
+    scrapedCounter(registers, 'tcpproxy_connections_total', 'Connections proxied by the listener (accepted and connected to an upstream).', ['listener'], function* () {
+      for (const r of recorders()) yield [r.labels, r.connectionsTotal];
     });
+    scrapedCounter(registers, 'tcpproxy_rejections_total', 'Connections refused before being proxied, by reason.', ['listener', 'reason'], function* () {
+      for (const r of recorders()) for (const reason of REJECT_REASONS) yield [{ listener: r.name, reason }, r.rejections[reason]];
+    });
+    scrapedCounter(registers, 'tcpproxy_closes_total', 'Proxied connections closed, by reason.', ['listener', 'reason'], function* () {
+      for (const r of recorders()) for (const reason of CLOSE_REASONS) yield [{ listener: r.name, reason }, r.closes[reason]];
+    });
+    scrapedCounter(
+      registers,
+      'tcpproxy_bytes_total',
+      'Bytes received from clients (from_client) and sent to clients (to_client), open connections included.',
+      ['listener', 'direction'],
+      function* () {
+        const live = liveBytes();
+        for (const r of recorders()) {
+          const open = live.get(r.name);
+          yield [{ listener: r.name, direction: 'from_client' }, r.bytesFromClient + (open?.fromClient ?? 0)];
+          yield [{ listener: r.name, direction: 'to_client' }, r.bytesToClient + (open?.toClient ?? 0)];
+        }
+      },
+    );
     new Gauge({
       name: 'tcpproxy_connections_active',
       help: 'Connections currently open through the listener.',
@@ -342,46 +372,6 @@ export class ProxyMetrics {
         for (const r of recorders()) this.set(r.labels, r.active);
       },
     });
-    new Counter({
-      name: 'tcpproxy_rejections_total',
-      help: 'Connections refused before being proxied, by reason.',
-      labelNames: ['listener', 'reason'],
-      registers,
-      collect() {
-        this.reset();
-        for (const r of recorders()) {
-          for (const reason of REJECT_REASONS) this.inc({ listener: r.name, reason }, r.rejections[reason]);
-        }
-      },
-    });
-    new Counter({
-      name: 'tcpproxy_closes_total',
-      help: 'Proxied connections closed, by reason.',
-      labelNames: ['listener', 'reason'],
-      registers,
-      collect() {
-        this.reset();
-        for (const r of recorders()) {
-          for (const reason of CLOSE_REASONS) this.inc({ listener: r.name, reason }, r.closes[reason]);
-        }
-      },
-    });
-    const liveBytes = () => this.liveBytesByListener();
-    new Counter({
-      name: 'tcpproxy_bytes_total',
-      help: 'Bytes received from clients (from_client) and sent to clients (to_client), open connections included.',
-      labelNames: ['listener', 'direction'],
-      registers,
-      collect() {
-        this.reset();
-        const live = liveBytes();
-        for (const r of recorders()) {
-          const open = live.get(r.name);
-          this.inc({ listener: r.name, direction: 'from_client' }, r.bytesFromClient + (open?.fromClient ?? 0));
-          this.inc({ listener: r.name, direction: 'to_client' }, r.bytesToClient + (open?.toClient ?? 0));
-        }
-      },
-    });
   }
 
   private registerUpstreamCounters(registers: Registry[]): void {
@@ -389,39 +379,24 @@ export class ProxyMetrics {
     function* upstreamRecorders(): Generator<UpstreamRecorder> {
       for (const listener of recorders.values()) yield* listener.upstreams.values();
     }
-    new Counter({
-      name: 'tcpproxy_upstream_connections_total',
-      help: 'Upstream connections established.',
-      labelNames: ['listener', 'upstream'],
-      registers,
-      collect() {
-        this.reset();
-        for (const u of upstreamRecorders()) this.inc(u.labels, u.connects);
-      },
+    scrapedCounter(registers, 'tcpproxy_upstream_connections_total', 'Upstream connections established.', ['listener', 'upstream'], function* () {
+      for (const u of upstreamRecorders()) yield [u.labels, u.connects];
     });
-    new Counter({
-      name: 'tcpproxy_upstream_connect_failures_total',
-      help: 'Upstream connect attempts that failed or timed out.',
-      labelNames: ['listener', 'upstream'],
-      registers,
-      collect() {
-        this.reset();
-        for (const u of upstreamRecorders()) this.inc(u.labels, u.failures);
-      },
+    scrapedCounter(registers, 'tcpproxy_upstream_connect_failures_total', 'Upstream connect attempts that failed or timed out.', ['listener', 'upstream'], function* () {
+      for (const u of upstreamRecorders()) yield [u.labels, u.failures];
     });
-    new Counter({
-      name: 'tcpproxy_upstream_bytes_total',
-      help: 'Bytes of finished connections per upstream: from_client (received from clients), to_client.',
-      labelNames: ['listener', 'upstream', 'direction'],
+    scrapedCounter(
       registers,
-      collect() {
-        this.reset();
+      'tcpproxy_upstream_bytes_total',
+      'Bytes of finished connections per upstream: from_client (received from clients), to_client.',
+      ['listener', 'upstream', 'direction'],
+      function* () {
         for (const u of upstreamRecorders()) {
-          this.inc({ ...u.labels, direction: 'from_client' }, u.bytesFromClient);
-          this.inc({ ...u.labels, direction: 'to_client' }, u.bytesToClient);
+          yield [{ ...u.labels, direction: 'from_client' }, u.bytesFromClient];
+          yield [{ ...u.labels, direction: 'to_client' }, u.bytesToClient];
         }
       },
-    });
+    );
   }
 
   // Gauges of runtime state; reset first so upstreams and listeners removed by a reload vanish.
