@@ -71,14 +71,17 @@ function expire<T>(entry: Entry<T>): void {
 }
 
 export class WaitQueue<T> {
-  readonly #maxSize: number;
+  #maxSize = 0;
   readonly #entries = new EntryList<T>();
 
   constructor(options: WaitQueueOptions) {
-    if (!Number.isInteger(options.maxSize) || options.maxSize < 0) {
-      throw new RangeError(`maxSize must be an integer >= 0, got ${options.maxSize}`);
-    }
-    this.#maxSize = options.maxSize;
+    this.maxSize = options.maxSize;
+  }
+
+  /** Most entries at once; lowering it refuses new ones until the queue is below it (none are dropped). */
+  set maxSize(maxSize: number) {
+    if (!Number.isInteger(maxSize) || maxSize < 0) throw new RangeError(`maxSize must be an integer >= 0, got ${maxSize}`);
+    this.#maxSize = maxSize;
   }
 
   /**

@@ -99,18 +99,36 @@ export class UpstreamPool {
 
   /**
    * Resolves every upstream once (a name that does not resolve is logged and retried on
-   * the next round, not fatal), takes over from the previous pool, then starts the health
-   * checks and the re-resolution timer. Timers are unref'ed: they never hold the process.
+   * the next round, not fatal), then starts the health checks and the re-resolution timer.
+   * Timers are unref'ed: they never hold the process. A pool that replaces another adopts
+   * its endpoints here but changes nothing they share until takeOver(): a reload that fails
+   * after this point leaves the running pool as it was.
    */
   async start(): Promise<void> {
     await this.resolveAll();
     if (this.closed) return;
-    const previous = this.previous;
-    this.previous = undefined; // a retired pool need not stay reachable from its successor
-    for (const upstream of previous?.drainedUpstreams ?? []) this.drainedUpstreams.add(upstream);
-    this.applyMembers(this.membersFromResolution(previous?.byLabel ?? this.byLabel));
-    previous?.retire(this);
+    for (const upstream of this.previous?.drainedUpstreams ?? []) this.drainedUpstreams.add(upstream);
+    // While the previous pool runs, it alone watches (checks, back-offs) and configures the
+    // endpoints both share.
+    const standalone = this.previous === undefined;
+    this.applyMembers(this.membersFromResolution(this.previous?.byLabel ?? this.byLabel, { reconfigure: standalone }), { watchAdded: standalone });
     if (this.specs.some((spec) => !isIpLiteral(spec.host))) this.scheduleResolve();
+  }
+
+  /**
+   * The reload is committed: the previous pool is retired (its timers and checks stop; its
+   * connections' acquire/release/failure reports and its capacity subscribers come here),
+   * and the adopted endpoints take this config's weights and limits.
+   */
+  takeOver(): void {
+    const previous = this.previous;
+    if (previous === undefined) return;
+    this.previous = undefined; // a retired pool need not stay reachable from its successor
+    previous.retire(this);
+    // Recount too: the previous pool's connections changed the shared endpoints meanwhile.
+    const members = this.membersFromResolution(this.byLabel, { reconfigure: true });
+    this.applyMembers(members, { watchAdded: false });
+    for (const endpoint of members) this.watch(endpoint);
   }
 
   /** An endpoint for a new connection from `clientIp`, skipping those in `exclude` (retries). */
@@ -350,12 +368,15 @@ export class UpstreamPool {
   private async reresolve(): Promise<void> {
     const changed = await this.resolveAll();
     if (this.closed) return;
-    if (changed) this.applyMembers(this.membersFromResolution(this.byLabel));
+    if (changed) this.applyMembers(this.membersFromResolution(this.byLabel, { reconfigure: true }), { watchAdded: true });
     this.scheduleResolve();
   }
 
-  /** The endpoints the resolution calls for, reusing `known` ones with the same label. */
-  private membersFromResolution(known: ReadonlyMap<string, Endpoint>): Endpoint[] {
+  /**
+   * The endpoints the resolution calls for, reusing `known` ones with the same label (given
+   * this pool's settings when `reconfigure`: not before a reload is committed).
+   */
+  private membersFromResolution(known: ReadonlyMap<string, Endpoint>, options: { reconfigure: boolean }): Endpoint[] {
     const members: Endpoint[] = [];
     const labels = new Set<string>();
     for (const spec of this.specs) {
@@ -369,7 +390,7 @@ export class UpstreamPool {
         labels.add(label);
         let endpoint = known.get(label);
         if (endpoint !== undefined) {
-          endpoint.reconfigure(settings);
+          if (options.reconfigure) endpoint.reconfigure(settings);
         } else {
           endpoint = new Endpoint(host, spec.port, settings);
           endpoint.drained = this.drainedUpstreams.has(spec.address);
@@ -390,7 +411,7 @@ export class UpstreamPool {
     );
   }
 
-  private applyMembers(next: Endpoint[]): void {
+  private applyMembers(next: Endpoint[], options: { watchAdded: boolean }): void {
     const kept = new Set(next);
     for (const endpoint of this.members) {
       if (!kept.has(endpoint)) this.unwatch(endpoint);
@@ -406,7 +427,9 @@ export class UpstreamPool {
       if (endpoint.active < endpoint.maxConnections) this.available++;
     }
     this.balancer.setEndpoints(next);
-    for (const endpoint of added) this.watch(endpoint);
+    if (options.watchAdded) for (const endpoint of added) this.watch(endpoint);
+    // New members or higher limits may be room for connections waiting on a full pool.
+    if (this.available > 0) this.notifyCapacity();
   }
 
   /** Starts what decides a new member's health: its checks, or its pending back-off. */

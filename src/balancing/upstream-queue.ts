@@ -30,7 +30,7 @@ export interface UpstreamQueueOptions {
 
 export class UpstreamQueue {
   private readonly waiters: WaitQueue<UpstreamWaiter>;
-  private readonly timeoutMs: number;
+  private timeoutMs: number;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
 
@@ -52,6 +52,12 @@ export class UpstreamQueue {
 
   get length(): number {
     return this.waiters.length;
+  }
+
+  /** A reload's new limits: for those who queue from now on (waiters keep their deadlines). */
+  reconfigure(options: UpstreamQueueOptions): void {
+    this.waiters.maxSize = options.maxSize;
+    this.timeoutMs = options.timeoutMs;
   }
 
   /** Shutdown: every waiter is refused `shutdown`, and nobody is queued any more. */

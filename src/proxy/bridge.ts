@@ -58,8 +58,9 @@ export class Bridge {
   private lifetimeTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
-  /** The read buffers this bridge's sockets use; given back once both are closed. */
-  private readonly buffers: Buffer[] = [];
+  /** Each direction's read buffer (recycled: given back once both sockets are closed). */
+  private clientBuffer: Buffer | undefined;
+  private upstreamBuffer: Buffer | undefined;
   private openSockets = 1;
   private firstFin: 'client' | 'upstream' | undefined;
   private reason: CloseReason | undefined;
@@ -102,7 +103,8 @@ export class Bridge {
         timeoutMs: config.connect_timeout,
         retries: config.connect_retries,
         // The zero-copy read needs a plain TCP upstream and no filters in between.
-        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: this.takeBuffer(), callback: this.onUpstreamRead },
+        // A function: the buffer is taken when an attempt opens its socket, not while queued.
+        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: this.upstreamReadBuffer, callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
@@ -137,12 +139,14 @@ export class Bridge {
   // -- connect phase -------------------------------------------------------------------
 
   private readonly onQueued = (): void => {
-    this.stopWatching = watchWhileWaiting(this.client);
+    // Queued again after a failed attempt: it is being watched already.
+    this.stopWatching ??= watchWhileWaiting(this.client);
   };
 
   private readonly onConnected = (upstream: Socket, endpoint: Endpoint, connectMs: number): void => {
     this.connector = undefined;
     this.stopWatching?.();
+    this.stopWatching = undefined;
     this.upstream = upstream;
     this.endpoint = endpoint;
     this.openSockets++;
@@ -163,11 +167,11 @@ export class Bridge {
     this.client.resume();
   };
 
-  private takeBuffer(): Buffer {
-    const buffer = takeReadBuffer(this.context.config.buffer_size);
-    this.buffers.push(buffer);
-    return buffer;
-  }
+  /**
+   * Node asks again after every read (a new buffer each time is allowed): always the same one,
+   * taken on first use. A retry's socket gets it too; the failed attempt's handle is closed.
+   */
+  private readonly upstreamReadBuffer = (): Buffer => (this.upstreamBuffer ??= takeReadBuffer(this.context.config.buffer_size));
 
   private listenToClient(): void {
     this.client.on('end', this.onClientEnd);
@@ -179,7 +183,7 @@ export class Bridge {
     const buffer = takeReadBuffer(this.context.config.buffer_size);
     const adopted = readInPlace(this.client, buffer, this.onClientRead);
     if (adopted) {
-      this.buffers.push(buffer);
+      this.clientBuffer = buffer;
       this.client.off('error', this.onClientError);
       this.client.off('close', this.onSocketClose);
       this.client = adopted;
@@ -369,7 +373,8 @@ export class Bridge {
     this.pipeline?.destroy();
     if (this.endpoint) this.pool.release(this.endpoint);
     this.context.connections.delete(this);
-    for (const buffer of this.buffers) giveBackReadBuffer(buffer);
+    if (this.clientBuffer) giveBackReadBuffer(this.clientBuffer);
+    if (this.upstreamBuffer) giveBackReadBuffer(this.upstreamBuffer);
     this.releaseAdmission();
   }
 

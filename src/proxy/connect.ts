@@ -51,7 +51,10 @@ class ConnectTimeoutError extends Error {
 
 /** One client's attempt(s) to reach an upstream. `abort()` when the client goes away. */
 export class UpstreamConnector implements UpstreamWaiter {
+  /** Endpoints this connection failed to reach since it last waited (not tried again). */
   private readonly tried = new Set<Endpoint>();
+  /** Connect attempts so far: the retry budget counts every one. */
+  private attempts = 0;
   /** The TCP socket of the current attempt: it carries the timeout. */
   private raw: Socket | undefined;
   /** What the bridge gets: the TCP socket, or the TLS socket over it. */
@@ -68,11 +71,16 @@ export class UpstreamConnector implements UpstreamWaiter {
   ) {}
 
   start(): void {
-    if (this.tried.size > this.options.retries) return this.fail();
+    if (this.attempts > this.options.retries) return this.fail();
     const pick = this.pickEndpoint();
     if (pick.endpoint === undefined && pick.reason === 'limit' && this.options.queue) {
       this.ticket = this.options.queue.wait(this);
-      if (this.ticket) return this.handlers.queued(); // the queue calls retryFromQueue
+      if (this.ticket) {
+        // A waiter takes whichever slot frees first, like every other waiter (FIFO stays
+        // fair): endpoints that failed it are down now and the pool skips them anyway.
+        this.tried.clear();
+        return this.handlers.queued(); // the queue calls retryFromQueue
+      }
     }
     this.attempt(pick);
   }
@@ -103,6 +111,7 @@ export class UpstreamConnector implements UpstreamWaiter {
     }
     const endpoint = pick.endpoint;
     this.tried.add(endpoint);
+    this.attempts++;
     pool.acquire(endpoint);
     this.endpoint = endpoint;
     this.startedAt = performance.now();
@@ -171,8 +180,9 @@ export class UpstreamConnector implements UpstreamWaiter {
     const endpoint = this.endpoint!;
     this.discard();
     this.lastError = error;
-    this.options.pool.release(endpoint);
+    // Failure first: the release may hand the slot to a waiter, which must not get this endpoint.
     this.options.pool.reportConnectFailure(endpoint, error);
+    this.options.pool.release(endpoint);
     this.handlers.attemptFailed(endpoint, error);
     this.start();
   }

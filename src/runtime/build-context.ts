@@ -78,8 +78,17 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   const trusted = config.proxy_protocol?.trusted;
   const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
   const pools = [pool, ...(routes ?? []).map((route) => route.pool)];
-  const queueOptions = { maxSize: config.max_queue, timeoutMs: config.queue_timeout };
-  const upstreamQueues = new Map(config.on_limit === 'queue' ? pools.map((p) => [p, new UpstreamQueue(p, queueOptions)]) : []);
+  const upstreamQueues = new Map<UpstreamPool, UpstreamQueue>();
+  if (config.on_limit === 'queue') {
+    // A pool's waiting line carries over a reload (like the limits): its waiters keep their places.
+    const previousQueue = (sni: string | undefined): UpstreamQueue | undefined => {
+      const previousPool = sni === undefined ? previous?.pool : previous?.routes?.find((r) => r.sni === sni)?.pool;
+      return previousPool && previous?.upstreamQueues.get(previousPool);
+    };
+    const queueOptions = { maxSize: config.max_queue, timeoutMs: config.queue_timeout };
+    upstreamQueues.set(pool, previousQueue(undefined) ?? new UpstreamQueue(pool, queueOptions));
+    for (const route of routes ?? []) upstreamQueues.set(route.pool, previousQueue(route.sni) ?? new UpstreamQueue(route.pool, queueOptions));
+  }
   await Promise.all(pools.map((p) => p.start()));
   return {
     name: config.name,
@@ -102,13 +111,31 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
 }
 
 /**
+ * The context now serves new connections (start, or a reload's swap): its pools take over
+ * from the ones they replace, and its upstream queues (some carried over) take its limits.
+ * Waiters in a queue the new config has no more (no longer `on_limit: queue`, route gone)
+ * are left to run out, as the old admission queue is.
+ */
+export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
+  for (const pool of contextPools(context)) pool.takeOver();
+  const kept = new Set(context.upstreamQueues.values());
+  for (const queue of kept) queue.reconfigure({ maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
+  for (const queue of previous?.upstreamQueues.values() ?? []) {
+    if (!kept.has(queue)) setTimeout(() => queue.close(), previous!.config.queue_timeout + 1_000).unref();
+  }
+}
+
+function contextPools(context: ListenerContext): UpstreamPool[] {
+  return [context.pool, ...(context.routes ?? []).map((route) => route.pool)];
+}
+
+/**
  * Releases what a context owns once no new connection will use it (health checks,
  * capture files). Its admission queue is left to run out first: queued clients of the
  * old config still get their slot or their queue_timeout.
  */
 export async function retireContext(context: ListenerContext): Promise<void> {
-  context.pool.close();
-  for (const route of context.routes ?? []) route.pool.close();
+  for (const pool of contextPools(context)) pool.close();
   setTimeout(() => context.admission.close(), context.config.queue_timeout + 1_000).unref();
   await context.pipeline?.close();
 }

@@ -18,7 +18,7 @@ import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
-import { buildListenerContext, retireContext } from './build-context.js';
+import { buildListenerContext, commitContext, retireContext } from './build-context.js';
 import { VERSION } from './version.js';
 
 interface RunningListener {
@@ -79,6 +79,7 @@ export class ProxyRuntime implements AdminRuntime {
   async start(): Promise<void> {
     for (const config of this.snapshot.listeners) {
       const context = await buildListenerContext(config, this.buildOptions(undefined));
+      commitContext(context, undefined);
       const listener = new Listener(context);
       this.running.set(config.name, { listener, context });
       this.logListening(config.name, await listener.listen());
@@ -143,6 +144,7 @@ export class ProxyRuntime implements AdminRuntime {
     const previous = new Map(this.running);
     this.running.clear();
     for (const entry of staged) {
+      commitContext(entry.context, previous.get(entry.name)?.context);
       if (!entry.fresh) entry.listener.use(entry.context);
       this.running.set(entry.name, { listener: entry.listener, context: entry.context });
     }

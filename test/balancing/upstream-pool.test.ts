@@ -263,6 +263,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       previous: old,
     });
     await next.start();
+    next.takeOver();
     const [newA, newB, newC] = next.endpoints() as [Endpoint, Endpoint, Endpoint];
     assert.equal(newA, epA);
     assert.equal(newB, epB);
@@ -283,6 +284,32 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back-off end');
     assert.equal(next.healthyCount(), 3);
     next.close();
+  });
+
+  it('a reload that is never committed (start, no takeOver, close) leaves the running pool as it was', async () => {
+    const upstreams = [spec('127.0.0.1', 9001, { maxConnections: 1 }), spec('127.0.0.2', 9001, { maxConnections: 1 })];
+    const { pool: old, log } = makePool({ upstreams, passiveBackoff: { baseMs: 80, maxMs: 1_000 } });
+    await old.start();
+    const [epA, epB] = old.endpoints() as [Endpoint, Endpoint];
+    old.reportConnectFailure(epB, new Error('refused'));
+    const staged = new UpstreamPool({
+      listener: 'main',
+      upstreams: upstreams.map((u) => ({ ...u, maxConnections: 5, weight: 3 })),
+      balance: 'least_connections',
+      logger: log.logger,
+      passiveBackoff: { baseMs: 80, maxMs: 1_000 },
+      previous: old,
+    });
+    await staged.start();
+    assert.equal(staged.endpoints()[0], epA, 'the staged pool adopts the same endpoint objects');
+    staged.close(); // another listener's part of the reload failed
+    assert.deepEqual([epA.maxConnections, epA.weight], [1, 1], "the failed reload's settings leaked into the running pool");
+    old.acquire(epA);
+    assert.deepEqual(old.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' }, 'the running pool stopped picking');
+    // B's back-off still runs under the old pool (the staged one never took it over).
+    await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back-off end');
+    assert.equal(old.pick('10.0.0.1').endpoint, epB);
+    old.close();
   });
 
   it('close() leaves no timer or socket behind', async () => {

@@ -601,6 +601,77 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     }
   });
 
+  it('a waiter whose turn ends in a refused connect queues again, and its bytes still all arrive (backpressure intact)', async () => {
+    // A and B take one connection each. X sends 8 MiB while both are full; then A goes away
+    // (X's turn: refused, queued again) and B frees, with a server slow to start reading.
+    const a = await startWhoami('a', { hold: true });
+    let receivedByB = 0;
+    const b = await startServer((socket) => {
+      socket.write('b');
+      if (b.accepted.length === 1) return void socket.resume().on('end', () => socket.end());
+      socket.pause();
+      setTimeout(() => socket.on('data', (chunk: Buffer) => (receivedByB += chunk.length)).resume(), 300);
+    });
+    const proxy = await startProxy(
+      oneListener([{ address: a.address, max_connections: 1 }, { address: b.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }),
+    );
+    const sockets: net.Socket[] = [];
+    try {
+      const onA = await holdConnection(proxy.port);
+      const onB = await holdConnection(proxy.port);
+      sockets.push(onA.socket, onB.socket);
+      const x = await connectClient(proxy.port);
+      sockets.push(x);
+      x.write(randomBytes(8 << 20));
+      await until(() => queueLength(proxy) === 1, 'X queued');
+      await a.close(); // A refuses from now on
+      onA.socket.destroy(); // and its slot frees: X's turn, refused
+      await proxy.waitForLog((l) => l.event === 'upstream_state' && l.upstream === a.address && l.to === 'down');
+      await until(() => queueLength(proxy) === 1, 'X queued again');
+      onB.socket.destroy();
+      await until(() => receivedByB === 8 << 20, 'all 8 MiB at B', 15_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await closeAll(proxy, [b]);
+    }
+  });
+
+  it('a reload that raises max_connections serves the waiters at once', async () => {
+    const { a, proxy, held } = await fullUpstream();
+    const sockets = [held];
+    try {
+      const waiting = holdConnection(proxy.port);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      const next = { log: { level: 'info' }, ...oneListener([{ address: a.address, max_connections: 2 }], { on_limit: 'queue', queue_timeout: '10s' }) };
+      assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+      const served = await waiting;
+      sockets.push(served.socket);
+      assert.equal(served.name, 'a');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
+  it('waiters from before a reload stay counted in queue_length and are refused shutdown on shutdown', async () => {
+    const { a, proxy, held } = await fullUpstream();
+    try {
+      const waiting = await connectClient(proxy.port);
+      await until(() => queueLength(proxy) === 1, 'the second client queued');
+      const next = { log: { level: 'info' }, ...oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }) };
+      assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+      assert.equal(queueLength(proxy), 1, 'the waiter vanished from queue_length with the reload');
+      const stopping = proxy.stop();
+      await assertClosedWithoutAByte(waiting);
+      await stopping;
+      const line = await proxy.waitForLog((l) => l.event === 'reject');
+      assert.equal(line.reason, 'shutdown');
+    } finally {
+      held.destroy();
+      await closeAll(proxy, [a]);
+    }
+  });
+
   it('a queued client that goes away leaves the queue and holds no slot', async () => {
     const { a, proxy, held } = await fullUpstream();
     try {
