@@ -13,7 +13,7 @@ Listener options (with --listen; in a config file use the snake_case key):
   --connect-retries N            other upstreams tried after a failed connect (default 2)
   --idle-timeout DURATION        no byte either way for this long closes both sides (default 10m)
   --max-lifetime DURATION        close connections this old (default: none)
-  --buffer-size SIZE             read buffer per direction, e.g. 64KiB (default 128KiB)
+  --buffer-size SIZE             read buffer per direction, e.g. 64KiB (default 256KiB)
   --max-connections N            concurrent connections on the listener
   --max-connections-per-ip N     concurrent connections per client IP
   --on-limit reject|queue        what happens over a limit (default reject)

@@ -124,7 +124,7 @@ export const listenerSchema = z.strictObject({
   idle_timeout: duration.default(600_000),
   max_lifetime: duration.default(0),
   /** Each direction's read buffer: bytes per read syscall (memory per busy connection: twice this). */
-  buffer_size: bufferSize.default(128 * 1024),
+  buffer_size: bufferSize.default(256 * 1024),
   max_connections: positiveInt.optional(),
   max_connections_per_ip: positiveInt.optional(),
   new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration }).optional(),
