@@ -23,14 +23,18 @@ const MAX_PROBES = 64;
  */
 export class SourceHashBalancer implements Balancer {
   private endpoints: readonly Endpoint[] = [];
+  /** The weights the table was built with (endpoints are shared objects: a reload changes theirs in place). */
+  private weights: readonly number[] = [];
   private table: Int32Array = new Int32Array(0);
 
   setEndpoints(endpoints: readonly Endpoint[]): void {
-    if (sameMembers(this.endpoints, endpoints)) return;
+    const weights = endpoints.map((endpoint) => endpoint.weight);
+    if (sameMembers(this.endpoints, endpoints) && weights.every((weight, i) => weight === this.weights[i])) return;
     this.endpoints = endpoints.slice();
+    this.weights = weights;
     this.table = buildMaglevTable(
       endpoints.map((endpoint) => endpoint.label),
-      endpoints.map((endpoint) => endpoint.weight),
+      weights,
       maglevTableSize(endpoints.length),
     );
   }

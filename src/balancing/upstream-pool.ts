@@ -107,12 +107,12 @@ export class UpstreamPool {
   async start(): Promise<void> {
     await this.resolveAll();
     if (this.closed) return;
-    for (const upstream of this.previous?.drainedUpstreams ?? []) this.drainedUpstreams.add(upstream);
-    // While the previous pool runs, it alone watches (checks, back-offs) and configures the
-    // endpoints both share.
+    // While the previous pool runs, it alone watches (checks, back-offs, re-resolution),
+    // configures and counts the endpoints both share.
     const standalone = this.previous === undefined;
+    if (!standalone) this.copyDrained(this.previous!);
     this.applyMembers(this.membersFromResolution(this.previous?.byLabel ?? this.byLabel, { reconfigure: standalone }), { watchAdded: standalone });
-    if (this.specs.some((spec) => !isIpLiteral(spec.host))) this.scheduleResolve();
+    if (standalone) this.scheduleResolveIfNamed();
   }
 
   /**
@@ -125,16 +125,25 @@ export class UpstreamPool {
     if (previous === undefined) return;
     this.previous = undefined; // a retired pool need not stay reachable from its successor
     previous.retire(this);
+    this.copyDrained(previous); // admin drains made during the reload count
     // Recount too: the previous pool's connections changed the shared endpoints meanwhile.
     const members = this.membersFromResolution(this.byLabel, { reconfigure: true });
     this.applyMembers(members, { watchAdded: false });
     for (const endpoint of members) this.watch(endpoint);
+    this.scheduleResolveIfNamed();
+  }
+
+  private copyDrained(from: UpstreamPool): void {
+    this.drainedUpstreams.clear();
+    for (const upstream of from.drainedUpstreams) this.drainedUpstreams.add(upstream);
   }
 
   /** An endpoint for a new connection from `clientIp`, skipping those in `exclude` (retries). */
   pick(clientIp: string, exclude?: ReadonlySet<Endpoint>): PickResult {
-    // A connection that started before a reload and waits or retries picks from the new pool.
-    if (this.successor !== undefined) return this.current().pick(clientIp, exclude);
+    // Before takeOver, the running pool decides (a moved listener may accept early); after
+    // it, a connection that started before the reload and waits or retries picks here.
+    const inCharge = this.inCharge();
+    if (inCharge !== this) return inCharge.pick(clientIp, exclude);
     if (this.available === 0) return this.healthy > 0 ? LIMIT : NO_UPSTREAM;
     const endpoint = this.balancer.pick(clientIp, exclude);
     if (endpoint !== undefined) return { endpoint };
@@ -150,7 +159,7 @@ export class UpstreamPool {
     const hadRoom = endpoint.active < endpoint.maxConnections;
     endpoint.active++;
     endpoint.total++;
-    this.current().loadChanged(endpoint, hadRoom);
+    this.inCharge().loadChanged(endpoint, hadRoom);
   }
 
   /** The connection holding `endpoint` is gone (call exactly once per acquire). */
@@ -161,7 +170,7 @@ export class UpstreamPool {
     }
     const hadRoom = endpoint.active < endpoint.maxConnections;
     endpoint.active--;
-    const current = this.current();
+    const current = this.inCharge();
     current.loadChanged(endpoint, hadRoom);
     current.notifyCapacity();
   }
@@ -172,9 +181,9 @@ export class UpstreamPool {
    * subscriptions on to the new pool. Returns the unsubscribe.
    */
   onRelease(listener: () => void): () => void {
-    this.current().capacityListeners.add(listener);
+    this.inCharge().capacityListeners.add(listener);
     return () => {
-      this.current().capacityListeners.delete(listener);
+      this.inCharge().capacityListeners.delete(listener);
     };
   }
 
@@ -187,7 +196,7 @@ export class UpstreamPool {
    */
   reportConnectFailure(endpoint: Endpoint, error: Error): void {
     endpoint.failures++;
-    const current = this.current();
+    const current = this.inCharge();
     if (!current.isMember(endpoint)) return;
     // Either way the endpoint gets no new connections: without active checks a back-off
     // timer brings it back; with them, the next passing check does (the contract's rule).
@@ -237,8 +246,13 @@ export class UpstreamPool {
     this.close();
   }
 
-  /** The pool that owns the bookkeeping now: this one, or the one that replaced it on reload. */
-  private current(): UpstreamPool {
+  /**
+   * The pool whose bookkeeping counts now: until this one takes over, the running pool it
+   * replaces (so that a reload which fails leaves nothing behind); after that, this one or
+   * the newest pool that replaced it.
+   */
+  private inCharge(): UpstreamPool {
+    if (this.previous !== undefined) return this.previous.inCharge();
     let pool: UpstreamPool = this;
     while (pool.successor !== undefined) pool = pool.successor;
     return pool;
@@ -360,6 +374,11 @@ export class UpstreamPool {
     return changed;
   }
 
+  /** Only names need resolving again; addresses never change. */
+  private scheduleResolveIfNamed(): void {
+    if (this.specs.some((spec) => !isIpLiteral(spec.host))) this.scheduleResolve();
+  }
+
   private scheduleResolve(): void {
     this.resolveTimer = setTimeout(() => void this.reresolve(), this.resolveIntervalMs);
     this.resolveTimer.unref();
@@ -434,6 +453,7 @@ export class UpstreamPool {
 
   /** Starts what decides a new member's health: its checks, or its pending back-off. */
   private watch(endpoint: Endpoint): void {
+    this.unwatch(endpoint); // never two checks or back-off timers for one endpoint
     if (this.healthCheck !== undefined) {
       endpoint.retryAt = 0;
       const check = new HealthCheck(endpoint, this.healthCheck, this.onVerdict, this.random);

@@ -35,7 +35,7 @@ export class UpstreamQueue {
   private closed = false;
 
   constructor(
-    private readonly pool: UpstreamPool,
+    private pool: UpstreamPool,
     options: UpstreamQueueOptions,
   ) {
     this.waiters = new WaitQueue({ maxSize: options.maxSize });
@@ -54,8 +54,12 @@ export class UpstreamQueue {
     return this.waiters.length;
   }
 
-  /** A reload's new limits: for those who queue from now on (waiters keep their deadlines). */
-  reconfigure(options: UpstreamQueueOptions): void {
+  /**
+   * A reload committed: the pool that replaced this queue's pool, and the new limits for those
+   * who queue from now on (waiters keep their deadlines; the subscription follows the pool).
+   */
+  reconfigure(pool: UpstreamPool, options: UpstreamQueueOptions): void {
+    this.pool = pool;
     this.waiters.maxSize = options.maxSize;
     this.timeoutMs = options.timeoutMs;
   }

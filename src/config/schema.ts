@@ -136,7 +136,17 @@ export const listenerSchema = z.strictObject({
   proxy_protocol: proxyProtocol.optional(),
   tls: tls.optional(),
   upstream_tls: upstreamTls.optional(),
-  routes: z.array(route).optional(),
+  routes: z
+    .array(route)
+    .superRefine((routes, ctx) => {
+      const seen = new Map<string, number>();
+      routes.forEach((r, index) => {
+        const first = seen.get(r.sni);
+        if (first === undefined) seen.set(r.sni, index);
+        else ctx.addIssue({ code: 'custom', path: [index, 'sni'], message: `"${r.sni}" is already routed by routes[${first}]` });
+      });
+    })
+    .optional(),
   inspect: inspectSpecSchema.optional(),
   filters: z.array(filterSpecSchema).optional(),
 });

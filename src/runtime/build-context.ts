@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AccessList } from '../admission/access-list.js';
 import { Admission } from '../admission/admission.js';
-import { ConnectionLimits } from '../admission/limits.js';
+import { ConnectionLimits, type ConnectionLimitOptions } from '../admission/limits.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import { Schedule } from '../admission/schedule.js';
 import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
@@ -54,13 +54,9 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   }));
   const { tls, upstreamTls } = loadTls(config, snapshot.baseDir);
   const access = config.access;
-  // The same limits object across reloads: connections of the old config stay counted.
-  const limitOptions = {
-    ...(config.max_connections !== undefined && { maxConnections: config.max_connections }),
-    ...(config.max_connections_per_ip !== undefined && { maxConnectionsPerIp: config.max_connections_per_ip }),
-  };
-  const limits = previous?.limits ?? new ConnectionLimits(limitOptions);
-  if (previous) limits.reconfigure(limitOptions);
+  // The same limits object across reloads: connections of the old config stay counted (its
+  // new limits apply at commit, so that a failed reload leaves the running ones).
+  const limits = previous?.limits ?? new ConnectionLimits(limitOptions(config));
   const schedule = access?.schedule && new Schedule(access.schedule);
   const admission = new Admission({
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
@@ -118,11 +114,19 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
  */
 export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
   for (const pool of contextPools(context)) pool.takeOver();
+  context.limits.reconfigure(limitOptions(context.config));
   const kept = new Set(context.upstreamQueues.values());
-  for (const queue of kept) queue.reconfigure({ maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
+  for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
   for (const queue of previous?.upstreamQueues.values() ?? []) {
     if (!kept.has(queue)) setTimeout(() => queue.close(), previous!.config.queue_timeout + 1_000).unref();
   }
+}
+
+function limitOptions(config: ListenerConfig): ConnectionLimitOptions {
+  return {
+    ...(config.max_connections !== undefined && { maxConnections: config.max_connections }),
+    ...(config.max_connections_per_ip !== undefined && { maxConnectionsPerIp: config.max_connections_per_ip }),
+  };
 }
 
 function contextPools(context: ListenerContext): UpstreamPool[] {

@@ -302,6 +302,12 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     });
     await staged.start();
     assert.equal(staged.endpoints()[0], epA, 'the staged pool adopts the same endpoint objects');
+    // A listener bound for the reload may accept before the commit: the running pool decides and counts.
+    const early = staged.pick('10.0.0.9').endpoint!;
+    assert.equal(early, epA, 'B is down in the running pool');
+    staged.acquire(early);
+    assert.deepEqual(old.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' }, "the running pool did not count the staged pool's connection");
+    staged.release(early);
     staged.close(); // another listener's part of the reload failed
     assert.deepEqual([epA.maxConnections, epA.weight], [1, 1], "the failed reload's settings leaked into the running pool");
     old.acquire(epA);
@@ -309,7 +315,28 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     // B's back-off still runs under the old pool (the staged one never took it over).
     await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back-off end');
     assert.equal(old.pick('10.0.0.1').endpoint, epB);
+    // A failure reported through a staged pool whose reload then fails: the running pool's to recover from.
+    const staged2 = new UpstreamPool({ listener: 'main', upstreams, balance: 'least_connections', logger: log.logger, passiveBackoff: { baseMs: 80, maxMs: 1_000 }, previous: old });
+    await staged2.start();
+    staged2.reportConnectFailure(epB, new Error('refused'));
+    staged2.close();
+    assert.equal(epB.state, 'down');
+    await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back under the running pool');
     old.close();
+  });
+
+  it('source_hash: a reload that only changes weights rebuilds the table', async () => {
+    const upstreams = [spec('127.0.0.1', 9001), spec('127.0.0.2', 9001)];
+    const { pool: old, log } = makePool({ upstreams, balance: 'source_hash' });
+    await old.start();
+    const next = new UpstreamPool({ listener: 'main', upstreams: [upstreams[0]!, { ...upstreams[1]!, weight: 9 }], balance: 'source_hash', logger: log.logger, previous: old });
+    await next.start();
+    next.takeOver();
+    let second = 0;
+    for (let i = 0; i < 2000; i++) if (next.pick(`10.${i >> 8}.${i & 255}.1`).endpoint!.host === '127.0.0.2') second++;
+    // 9 of 10 shares: ~1800 of 2000; the old 1:1 table would give ~1000.
+    assert.ok(second > 1600, `weight 9 got ${second} of 2000 clients`);
+    next.close();
   });
 
   it('close() leaves no timer or socket behind', async () => {

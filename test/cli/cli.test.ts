@@ -98,6 +98,17 @@ describe('cli', { timeout: 60_000 }, () => {
     const jsonResult = await run(['--config', json, '--check']);
     assert.equal(jsonResult.code, 2);
     assert.match(jsonResult.stderr, /listeners\[0\]\.upstreams: at least one upstream/);
+    const routes = await configFile('routes.yaml', [
+      'listeners:',
+      '  - listen: 127.0.0.1:0',
+      '    upstreams: [127.0.0.1:9000]',
+      '    routes:',
+      '      - { sni: a.example, upstreams: [127.0.0.1:9001] }',
+      '      - { sni: a.example, upstreams: [127.0.0.1:9002] }',
+    ].join('\n'));
+    const duplicate = await run(['--config', routes, '--check']);
+    assert.equal(duplicate.code, 2);
+    assert.match(duplicate.stderr, /listeners\[0\]\.routes\[1\]\.sni: "a\.example" is already routed by routes\[0\]/);
     const missing = await run(['--config', '/nonexistent/x.yaml', '--check']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read/);
