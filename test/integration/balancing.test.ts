@@ -477,6 +477,12 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
 describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => {
   const queueLength = (proxy: TestProxy): number => proxy.runtime.stats().listeners[0]!.queue_length;
 
+  /** Reloads with the one upstream at `maxConnections`, still queueing (a fresh config object, a real reload). */
+  async function reloadQueueing(proxy: TestProxy, address: string, maxConnections: number): Promise<void> {
+    const next = { log: { level: 'info' }, ...oneListener([{ address, max_connections: maxConnections }], { on_limit: 'queue', queue_timeout: '9s' }) };
+    assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+  }
+
   /** One whoami upstream taking one connection at a time, and a proxy queueing for it. */
   async function fullUpstream(options: { queue_timeout?: string; max_queue?: number } = {}) {
     const a = await startWhoami('a', { hold: true });
@@ -588,8 +594,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     try {
       const waiting = holdConnection(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const next = { log: { level: 'info' }, ...oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '9s' }) };
-      assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+      await reloadQueueing(proxy, a.address, 1);
       await endHeld(proxy, held);
       const served = await waiting;
       sockets.push(served.socket);
@@ -642,8 +647,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     try {
       const waiting = holdConnection(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const next = { log: { level: 'info' }, ...oneListener([{ address: a.address, max_connections: 2 }], { on_limit: 'queue', queue_timeout: '10s' }) };
-      assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+      await reloadQueueing(proxy, a.address, 2);
       const served = await waiting;
       sockets.push(served.socket);
       assert.equal(served.name, 'a');
@@ -658,8 +662,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     try {
       const waiting = await connectClient(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const next = { log: { level: 'info' }, ...oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }) };
-      assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
+      await reloadQueueing(proxy, a.address, 1);
       assert.equal(queueLength(proxy), 1, 'the waiter vanished from queue_length with the reload');
       const stopping = proxy.stop();
       await assertClosedWithoutAByte(waiting);
