@@ -33,6 +33,8 @@ export class ProxyRuntime implements AdminRuntime {
   private admin: AdminServer | undefined;
   private readonly startedAt = Date.now();
   private reloading: Promise<ReloadResult> | undefined;
+  /** A reload asked for while one was running: it runs right after. */
+  private nextReload: Promise<ReloadResult> | undefined;
   private stopping = false;
 
   constructor(
@@ -107,7 +109,18 @@ export class ProxyRuntime implements AdminRuntime {
    * bind new or moved listeners, then swap. Any failure keeps the running config intact.
    */
   reload(next?: ConfigSnapshot): Promise<ReloadResult> {
-    this.reloading ??= this.doReload(next).finally(() => {
+    if (this.reloading === undefined) return this.startReload(next);
+    // One is running, and the file (or the snapshot asked for) may be newer than what it read:
+    // run once more after it. Requests arriving meanwhile share that one run.
+    this.nextReload ??= this.reloading.then(() => {
+      this.nextReload = undefined;
+      return this.startReload(next);
+    });
+    return this.nextReload;
+  }
+
+  private startReload(next: ConfigSnapshot | undefined): Promise<ReloadResult> {
+    this.reloading = this.doReload(next).finally(() => {
       this.reloading = undefined;
     });
     return this.reloading;

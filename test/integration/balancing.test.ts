@@ -199,6 +199,20 @@ describe('source_hash', { timeout: 30_000 }, () => {
     }
   });
 
+  it('a reload asked for while another runs is not lost: it runs next, and the later config wins', async () => {
+    const servers = await whoamis(3);
+    const [a, b, c] = servers as [TestServer, TestServer, TestServer];
+    const proxy = await startProxy(oneListener([a.address]));
+    try {
+      const config = (address: string) => buildSnapshot({ log: { level: 'info' }, ...oneListener([address]) });
+      const [first, second] = await Promise.all([proxy.runtime.reload(config(b.address)), proxy.runtime.reload(config(c.address))]);
+      assert.deepEqual([first, second], [{ ok: true }, { ok: true }]);
+      assert.equal(await whoAnswers(proxy.port), 'c');
+    } finally {
+      await closeAll(proxy, servers);
+    }
+  });
+
   it('when one of 5 upstreams is removed (reload), only its clients move', async () => {
     const servers = await whoamis(5);
     const addresses = servers.map((s) => s.address);
