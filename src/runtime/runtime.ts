@@ -188,6 +188,9 @@ export class ProxyRuntime implements AdminRuntime {
   async shutdown(timeoutMs = this.snapshot.shutdown_timeout): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // A reload in flight would swap in listeners after these are closed: let it finish first
+    // (one queued after it sees `stopping` and does nothing).
+    await (this.nextReload ?? this.reloading)?.catch(() => undefined);
     const listeners = [...this.running.values()];
     for (const { listener } of listeners) listener.close();
     for (const { context } of listeners) {
