@@ -2,8 +2,8 @@
  * Connecting a client to an upstream: ask the pool for an endpoint, connect with a
  * timeout, and on a refusal or timeout try another endpoint (up to `retries` more),
  * reporting each outcome to the pool so that passive failure detection can eject it.
- * The client is not involved: whatever it sends meanwhile stays in its socket (it is
- * paused), so a retry is invisible to it. With `on_limit: queue`, a connection that finds
+ * The client is not involved: whatever it sends meanwhile waits, unread or buffered in
+ * order, so a retry is invisible to it. With `on_limit: queue`, a connection that finds
  * every eligible endpoint at its max_connections waits in the pool's UpstreamQueue.
  */
 import net, { isIP, type Socket, type OnReadOpts } from 'node:net';
@@ -88,8 +88,7 @@ export class UpstreamConnector implements UpstreamWaiter {
   retryFromQueue(): boolean {
     const pick = this.pickEndpoint();
     if (pick.endpoint === undefined && pick.reason === 'limit') return false;
-    this.ticket!.cancel();
-    this.ticket = undefined;
+    this.leaveQueue();
     this.attempt(pick);
     return true;
   }
@@ -97,6 +96,11 @@ export class UpstreamConnector implements UpstreamWaiter {
   refusedFromQueue(reason: 'queue_timeout' | 'shutdown'): void {
     this.ticket = undefined;
     this.handlers.failed({ reason });
+  }
+
+  private leaveQueue(): void {
+    this.ticket?.cancel();
+    this.ticket = undefined;
   }
 
   private pickEndpoint(): PickResult {
@@ -133,10 +137,7 @@ export class UpstreamConnector implements UpstreamWaiter {
 
   /** The client left while connecting: drop the attempt and give the endpoint back. */
   abort(): void {
-    if (this.ticket) {
-      this.ticket.cancel();
-      this.ticket = undefined;
-    }
+    this.leaveQueue();
     if (!this.socket) return;
     this.discard();
     this.options.pool.release(this.endpoint!);
