@@ -47,10 +47,13 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
       ...(config.health_check && { healthCheck: healthCheckOptions(config, send) }),
       ...(previousPool && { previous: previousPool }),
     });
-  const pool = newPool(config.upstreams, config.balance, previous?.pool);
+  // The running pool a new one replaces: the listener's own, or the route's with the same sni.
+  const previousPool = (sni?: string): UpstreamPool | undefined =>
+    sni === undefined ? previous?.pool : previous?.routes?.find((r) => r.sni === sni)?.pool;
+  const pool = newPool(config.upstreams, config.balance, previousPool());
   const routes = config.routes?.map((route) => ({
     sni: route.sni,
-    pool: newPool(route.upstreams, route.balance ?? config.balance, previous?.routes?.find((r) => r.sni === route.sni)?.pool),
+    pool: newPool(route.upstreams, route.balance ?? config.balance, previousPool(route.sni)),
   }));
   const { tls, upstreamTls } = loadTls(config, snapshot.baseDir);
   const access = config.access;
@@ -77,12 +80,12 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   const upstreamQueues = new Map<UpstreamPool, UpstreamQueue>();
   if (config.on_limit === 'queue') {
     // A pool's waiting line carries over a reload (like the limits): its waiters keep their places.
-    const previousQueue = (sni: string | undefined): UpstreamQueue | undefined => {
-      const previousPool = sni === undefined ? previous?.pool : previous?.routes?.find((r) => r.sni === sni)?.pool;
-      return previousPool && previous?.upstreamQueues.get(previousPool);
+    const previousQueue = (sni?: string): UpstreamQueue | undefined => {
+      const replaced = previousPool(sni);
+      return replaced && previous?.upstreamQueues.get(replaced);
     };
     const queueOptions = { maxSize: config.max_queue, timeoutMs: config.queue_timeout };
-    upstreamQueues.set(pool, previousQueue(undefined) ?? new UpstreamQueue(pool, queueOptions));
+    upstreamQueues.set(pool, previousQueue() ?? new UpstreamQueue(pool, queueOptions));
     for (const route of routes ?? []) upstreamQueues.set(route.pool, previousQueue(route.sni) ?? new UpstreamQueue(route.pool, queueOptions));
   }
   await Promise.all(pools.map((p) => p.start()));
