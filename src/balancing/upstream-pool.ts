@@ -99,10 +99,10 @@ export class UpstreamPool {
 
   /**
    * Resolves every upstream once (a name that does not resolve is logged and retried on
-   * the next round, not fatal), then starts the health checks and the re-resolution timer.
-   * Timers are unref'ed: they never hold the process. A pool that replaces another adopts
-   * its endpoints here but changes nothing they share until takeOver(): a reload that fails
-   * after this point leaves the running pool as it was.
+   * the next round, not fatal), then starts the health checks and the re-resolution timer
+   * (timers are unref'ed: they never hold the process). A pool that replaces another adopts
+   * its endpoints here but leaves the checks and timers, the settings and the counting to the
+   * running pool until takeOver(): a reload that fails after this point changes nothing.
    */
   async start(): Promise<void> {
     await this.resolveAll();
