@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { closeOutcome, readToEnd, startHarness } from './harness.js';
+import { closeOutcome, exchange, readToEnd, startHarness } from './harness.js';
 
 test('drop_connection_probability 1: every connection is reset before a byte passes', { timeout: 10_000 }, async () => {
   const harness = await startHarness({ filters: [{ type: 'drop_connection_probability', probability: 1 }] });
@@ -22,13 +22,10 @@ test('drop_connection_probability 1: every connection is reset before a byte pas
 test('drop_connection_probability 0: connections pass untouched, both directions', { timeout: 10_000 }, async () => {
   const harness = await startHarness({ filters: [{ type: 'drop_connection_probability', probability: 0 }] });
   try {
-    const { client, upstream } = await harness.open();
-    const atUpstream = readToEnd(upstream);
-    const atClient = readToEnd(client);
-    client.end('up');
-    upstream.end('down');
-    assert.equal((await atUpstream).toString(), 'up');
-    assert.equal((await atClient).toString(), 'down');
+    const proxied = await harness.open();
+    const { atUpstream, atClient } = await exchange(proxied, 'up', 'down');
+    assert.equal(atUpstream, 'up');
+    assert.equal(atClient, 'down');
   } finally {
     await harness.dispose();
   }

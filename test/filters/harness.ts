@@ -176,6 +176,18 @@ export function readToEnd(socket: Socket): Promise<Buffer> {
   });
 }
 
+/**
+ * Sends `toUpstream` from the client and `toClient` from the upstream, each followed by FIN,
+ * and resolves with what arrived at each end, as text.
+ */
+export async function exchange(proxied: Proxied, toUpstream: string, toClient: string): Promise<{ atUpstream: string; atClient: string }> {
+  const atUpstream = readToEnd(proxied.upstream);
+  const atClient = readToEnd(proxied.client);
+  proxied.client.end(toUpstream);
+  proxied.upstream.end(toClient);
+  return { atUpstream: (await atUpstream).toString(), atClient: (await atClient).toString() };
+}
+
 /** Resolves with the first `count` bytes `socket` receives (rejects if it closes first). */
 export function readBytes(socket: Socket, count: number): Promise<Buffer> {
   const chunks: Buffer[] = [];

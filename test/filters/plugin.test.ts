@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildPipelineFactory } from '../../src/filters/pipeline.js';
-import { memoryLogger, pipelineSpec, readToEnd, startHarness } from './harness.js';
+import { exchange, memoryLogger, pipelineSpec, readToEnd, startHarness } from './harness.js';
 
 /** The repository root (this file runs from test/ under tsx, or from dist/test/ when compiled). */
 function repoRoot(): string {
@@ -36,13 +36,10 @@ test('the example plugin (examples/plugins/uppercase.js) changes case in each di
     { baseDir: repoRoot() },
   );
   try {
-    const { client, upstream } = await harness.open();
-    const atUpstream = readToEnd(upstream);
-    const atClient = readToEnd(client);
-    client.end('Hello, World! ÄÖ 123');
-    upstream.end('OK, Fine.');
-    assert.equal((await atUpstream).toString(), 'HELLO, WORLD! ÄÖ 123');
-    assert.equal((await atClient).toString(), 'ok, fine.');
+    const proxied = await harness.open();
+    const { atUpstream, atClient } = await exchange(proxied, 'Hello, World! ÄÖ 123', 'OK, Fine.');
+    assert.equal(atUpstream, 'HELLO, WORLD! ÄÖ 123');
+    assert.equal(atClient, 'ok, fine.');
   } finally {
     await harness.dispose();
   }

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import type { Filter } from '../../src/filters/filter.js';
 import { parsePattern } from '../../src/filters/pattern.js';
 import { createReplaceFilter } from '../../src/filters/replace.js';
-import { DIRECTIONS, ends, readBytes, readToEnd, startHarness } from './harness.js';
+import { DIRECTIONS, ends, exchange, readBytes, readToEnd, startHarness } from './harness.js';
 
 /** Runs chunks through a filter synchronously, as the chain would, and ends it. */
 function run(filter: Filter, chunks: readonly Buffer[]): Buffer {
@@ -109,14 +109,11 @@ for (const direction of DIRECTIONS) {
 test('replace in both directions of one connection', { timeout: 10_000 }, async () => {
   const harness = await startHarness({ filters: [{ type: 'replace', match: '/colou?r/', with: 'hue' }] });
   try {
-    const { client, upstream } = await harness.open();
-    const atUpstream = readToEnd(upstream);
-    const atClient = readToEnd(client);
-    client.end('color and colour');
-    upstream.end('colours');
-    assert.equal((await atUpstream).toString(), 'hue and hue');
-    assert.equal((await atClient).toString(), 'hues');
-    await once(client, 'close');
+    const proxied = await harness.open();
+    const { atUpstream, atClient } = await exchange(proxied, 'color and colour', 'colours');
+    assert.equal(atUpstream, 'hue and hue');
+    assert.equal(atClient, 'hues');
+    await once(proxied.client, 'close');
   } finally {
     await harness.dispose();
   }
