@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { listenError } from '../proxy/listener.js';
 import type { AdminRuntime } from './admin-runtime.js';
 import { BearerToken, isSameOrigin } from './auth.js';
 import { dashboardPage } from './dashboard/page.js';
@@ -56,7 +57,7 @@ export class AdminServer {
   start(): Promise<{ address: string; port: number }> {
     const { host, port } = this.options.listen;
     return new Promise((resolve, reject) => {
-      const onListenError = (error: Error) => reject(error);
+      const onListenError = (error: NodeJS.ErrnoException) => reject(listenError('admin', host, port, error));
       this.server.once('error', onListenError);
       this.server.listen(port, host, () => {
         this.server.off('error', onListenError);

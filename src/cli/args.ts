@@ -27,6 +27,7 @@ export interface GlobalOverrides {
   logLevel?: string;
   logFormat?: string;
   admin?: string;
+  adminToken?: string;
   workers?: string;
 }
 
@@ -83,6 +84,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ...(values['log-level'] !== undefined && { logLevel: values['log-level'] }),
     ...(values['log-format'] !== undefined && { logFormat: values['log-format'] }),
     ...(values.admin !== undefined && { admin: values.admin }),
+    ...(values['admin-token'] !== undefined && { adminToken: values['admin-token'] }),
     ...(values.workers !== undefined && { workers: values.workers }),
   };
 
@@ -143,9 +145,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values['log-data'] !== undefined || values.capture !== undefined) {
     listener.inspect = { ...(values['log-data'] && { log_data: values['log-data'] }), ...(values.capture && { capture: values.capture }) };
   }
-  const raw: Record<string, unknown> = { listeners: [listener] };
-  if (values['admin-token'] !== undefined) raw.admin = { token: values['admin-token'] };
-  return { kind: 'run', raw: raw as RawConfig, check: values.check === true, overrides };
+  return { kind: 'run', raw: { listeners: [listener] } as RawConfig, check: values.check === true, overrides };
 }
 
 /** Maps a key path of a CLI-built config back to the flag that set it. */

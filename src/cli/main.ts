@@ -82,7 +82,14 @@ function applyOverrides(raw: unknown, overrides: GlobalOverrides): unknown {
       ...(overrides.logFormat !== undefined && { format: overrides.logFormat }),
     };
   }
-  if (overrides.admin !== undefined) config.admin = { ...section('admin'), listen: overrides.admin };
+  if (overrides.admin !== undefined || overrides.adminToken !== undefined) {
+    // A security flag is never dropped: --admin-token sets admin.token over the file's (#12).
+    config.admin = {
+      ...section('admin'),
+      ...(overrides.admin !== undefined && { listen: overrides.admin }),
+      ...(overrides.adminToken !== undefined && { token: overrides.adminToken }),
+    };
+  }
   if (overrides.workers !== undefined) config.workers = /^\d+$/.test(overrides.workers) ? Number(overrides.workers) : overrides.workers;
   return config;
 }

@@ -6,6 +6,7 @@
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
+import { LogSink } from './log-sink.js';
 
 export type { Logger };
 export type LogFormat = 'json' | 'pretty';
@@ -33,8 +34,6 @@ export function createLogger(options: LoggerOptions): Logger {
   }
   // Lines are batched (one write per 8 KiB instead of one per connection: at thousands of
   // connections per second that write was the proxy's largest cost) and flushed at least
-  // every 100 ms; pino's exit hook flushes the rest.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 8192 });
-  setInterval(() => destination.flush(), LOG_FLUSH_INTERVAL_MS).unref();
-  return pino(base, destination);
+  // every 100 ms and at exit. A closed stdout (EPIPE) stops the log, never the proxy.
+  return pino(base, new LogSink(1, { minLength: 8192, flushIntervalMs: LOG_FLUSH_INTERVAL_MS }));
 }

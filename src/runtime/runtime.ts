@@ -3,6 +3,7 @@
  * the metrics; swaps snapshots on reload and drains on shutdown. It is what the admin API
  * talks to (AdminRuntime).
  */
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type {
   AdminRuntime,
@@ -77,19 +78,25 @@ export class ProxyRuntime implements AdminRuntime {
     return this.snapshot;
   }
 
-  /** Binds every listener (and the admin endpoint); a bind failure rejects with a ListenError. */
+  /**
+   * Binds every listener, then the admin endpoint; a bind failure rejects with a ListenError.
+   * The listeners are announced only once every bind has succeeded, so that a failed start
+   * never logs `listening` for a port it is about to give up (#12).
+   */
   async start(): Promise<void> {
+    const bound: [string, AddressInfo][] = [];
     for (const config of this.snapshot.listeners) {
       const context = await buildListenerContext(config, this.buildOptions(undefined));
       commitContext(context, undefined);
       const listener = new Listener(context);
       this.running.set(config.name, { listener, context });
-      this.logListening(config.name, await listener.listen());
+      bound.push([config.name, await listener.listen()]);
     }
     if (this.snapshot.admin) {
       this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger });
       this.adminBound = await this.admin.start();
     }
+    for (const [name, address] of bound) this.logListening(name, address);
   }
 
   private logListening(name: string, bound: { address: string; port: number }): void {
