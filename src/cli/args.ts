@@ -39,7 +39,8 @@ export interface GlobalOverrides {
   workers?: string;
 }
 
-const OPTIONS = {
+/** Every flag; --help lists each of them (a test checks it). */
+export const OPTIONS = {
   config: { type: 'string', short: 'c' },
   check: { type: 'boolean' },
   listen: { type: 'string', short: 'l' },
