@@ -33,7 +33,7 @@ export async function main(argv: readonly string[]): Promise<void> {
             ? loadConfigFile(command.configFile, (raw) => applyOverrides(raw, command.overrides))
             : buildSnapshot(applyOverrides(command.raw, command.overrides));
         const snapshot = await load().catch((error: unknown) => {
-          if (error instanceof ConfigError && command.configFile === undefined) throw renameKeysToFlags(error);
+          if (error instanceof ConfigError && command.configFile === undefined) throw renameKeysToFlags(error, command.fourArguments === true);
           throw error;
         });
         if (command.check) {
@@ -103,12 +103,12 @@ const GLOBAL_FLAGS: Readonly<Record<string, string>> = {
 };
 
 /** A config built from flags reports its problems under the flags' names. */
-function renameKeysToFlags(error: ConfigError): ConfigError {
+function renameKeysToFlags(error: ConfigError, fourArguments: boolean): ConfigError {
   return new ConfigError(
     error.problems.map((line) => {
       const colon = line.indexOf(': ');
       const path = line.slice(0, colon);
-      return `${GLOBAL_FLAGS[path] ?? flagForKeyPath(path)}: ${line.slice(colon + 2)}`;
+      return `${GLOBAL_FLAGS[path] ?? flagForKeyPath(path, fourArguments)}: ${line.slice(colon + 2)}`;
     }),
   );
 }

@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { didYouMean } from './did-you-mean.js';
+import { knownKeys } from './known-keys.js';
 import { configSchema, type ParsedConfig, type ParsedListener } from './schema.js';
 
 /** A configuration problem: exit status 2, one line per offending key path. */
@@ -37,7 +39,15 @@ export function formatKeyPath(path: readonly PropertyKey[]): string {
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = formatKeyPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `${formatKeyPath([...issue.path, key])}: unknown key`).join('\n');
+    const known = knownKeys(configSchema, issue.path, issue.input);
+    return issue.keys.map((key) => `${formatKeyPath([...issue.path, key])}: unknown key${didYouMean(key, known)}`).join('\n');
+  }
+  if (issue.code === 'invalid_union' && issue.discriminator !== undefined && 'options' in issue && issue.options !== undefined) {
+    // An unknown filter `type`: name the types there are, and the nearest one.
+    const given = (issue.input as Record<string, unknown> | undefined)?.[issue.discriminator];
+    const types = issue.options.map(String);
+    const got = given === undefined ? 'got nothing' : `got ${JSON.stringify(given)}${typeof given === 'string' ? didYouMean(given, types) : ''}`;
+    return `${path}: expected one of ${types.join(', ')}, ${got}`;
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: required`;
   if (issue.code === 'invalid_value' && 'values' in issue) {
