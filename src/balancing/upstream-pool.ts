@@ -297,9 +297,9 @@ export class UpstreamPool {
   /**
    * Removes an upstream from the rotation for good: no new connection goes to its endpoints,
    * those it has finish undisturbed (they release it as usual). The last upstream cannot go.
-   * Answers the endpoints taken out, which the caller may watch drain (their `active`).
+   * Answers the upstream and the endpoints taken out (their `active`: what is still finishing).
    */
-  removeUpstream(address: string): Endpoint[] {
+  removeUpstream(address: string): { upstream: UpstreamSpec; endpoints: Endpoint[] } {
     const current = this.requireSpec(address);
     if (this.specs.length === 1) {
       throw new UpstreamChangeError('last_upstream', `${current.address} is the last upstream of listener "${this.listener}": add its replacement first`);
@@ -310,7 +310,7 @@ export class UpstreamPool {
     this.drainedUpstreams.delete(current.address);
     this.applyMembers(this.membersFromResolution(this.byLabel, { reconfigure: true }), { watchAdded: false });
     this.runtimeChanges.push(`remove ${current.address}`);
-    return before.filter((endpoint) => !this.isMember(endpoint));
+    return { upstream: current, endpoints: before.filter((endpoint) => !this.isMember(endpoint)) };
   }
 
   /** The upstream configured as `address`, or the one with an endpoint labelled so. */

@@ -28,7 +28,7 @@ const positiveInt = z.number().int().positive();
 const count = z.number().int().nonnegative();
 
 /** An upstream is "HOST:PORT" or an object; the string form is sugar for `{ address }`. */
-const upstream = z.preprocess(
+export const upstream = z.preprocess(
   (value) => (typeof value === 'string' ? { address: value } : value),
   z.strictObject({
     address: hostPort(),

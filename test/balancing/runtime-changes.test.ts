@@ -69,7 +69,8 @@ describe('run-time upstream changes', { timeout: 10_000 }, () => {
     assert.equal(c.label, '127.0.0.1:9003');
     assert.deepEqual(tally([a, b, c], picks(pool, 400)), [100, 100, 200]);
     const removed = pool.removeUpstream('127.0.0.1:9001');
-    assert.deepEqual(removed, [a]);
+    assert.deepEqual(removed.endpoints, [a]);
+    assert.equal(removed.upstream.address, '127.0.0.1:9001');
     assert.deepEqual(tally([a, b, c], picks(pool, 300)), [0, 100, 200]);
     assert.deepEqual(pool.upstreams().map((u) => u.address), ['127.0.0.1:9002', '127.0.0.1:9003']);
     pool.close();
@@ -130,7 +131,7 @@ describe('run-time upstream changes', { timeout: 10_000 }, () => {
     const pool = await startedPool('round_robin', [spec('127.0.0.1', 9001), spec('127.0.0.1', 9002)]);
     const a = byLabel(pool, '127.0.0.1:9001');
     pool.acquire(a);
-    const [removed] = pool.removeUpstream('127.0.0.1:9001');
+    const [removed] = pool.removeUpstream('127.0.0.1:9001').endpoints;
     assert.equal(removed, a);
     assert.equal(a.active, 1, 'its connection is still counted on it');
     assert.ok(picks(pool, 20).every((e) => e !== a));
