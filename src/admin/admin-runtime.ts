@@ -30,6 +30,28 @@ export type ReloadResult = { ok: true } | { ok: false; error: string };
 export type UpstreamAction = 'drain' | 'enable';
 export type UpstreamActionResult = 'ok' | 'unknown_listener' | 'unknown_upstream';
 
+/** One upstream of a listener as the run-time upstream API shows it. */
+export interface UpstreamView {
+  /** As configured or added: "HOST:PORT". */
+  address: string;
+  weight: number;
+  /** null: no limit. */
+  max_connections: number | null;
+  /** Its resolved endpoints, with the connections each carries now. */
+  endpoints: { address: string; state: string; active: number }[];
+}
+
+/** A run-time change to a listener's upstreams (HAProxy's add server / set server / del server). */
+export type UpstreamChange =
+  | { op: 'add'; address: string; host: string; port: number; weight: number; max_connections?: number }
+  | { op: 'update'; address: string; weight?: number; max_connections?: number | null }
+  | { op: 'remove'; address: string };
+
+/** The stable codes of a refused change: unknown_listener, or the pool's UpstreamChangeError codes. */
+export type UpstreamChangeResult =
+  | { ok: true; upstream: UpstreamView }
+  | { ok: false; code: string; error: string };
+
 export interface AdminRuntime {
   stats(): MaybePromise<StatsSnapshot>;
   connections(): MaybePromise<ConnectionInfo[]>;
@@ -37,6 +59,10 @@ export interface AdminRuntime {
   closeConnection(id: string): MaybePromise<boolean>;
   reload(): Promise<ReloadResult>;
   upstreamAction(listener: string, address: string, action: UpstreamAction): MaybePromise<UpstreamActionResult>;
+  /** A listener's upstreams as currently set; undefined when no such listener. */
+  listUpstreams(listener: string): MaybePromise<UpstreamView[] | undefined>;
+  /** Applies one run-time upstream change (all workers); the config file wins at the next reload. */
+  changeUpstream(listener: string, change: UpstreamChange): MaybePromise<UpstreamChangeResult>;
   /** Listeners bound and at least one healthy upstream each. */
   ready(): MaybePromise<boolean>;
   /** The Prometheus exposition (the primary aggregates across workers). */

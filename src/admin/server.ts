@@ -24,7 +24,7 @@ export interface AdminServerOptions {
   logger: Logger;
 }
 
-/** No admin route reads a body; larger ones are refused outright rather than drained. */
+/** Bodies are small JSON documents (run-time upstream changes); larger ones are refused outright rather than drained. */
 const MAX_BODY_BYTES = 64 * 1024;
 
 const COMMON_HEADERS = {
@@ -103,12 +103,18 @@ export class AdminServer {
       res.setHeader('Connection', 'close');
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return errorReply(413, 'request body too large');
     }
-    req.resume();
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
     const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
-    if (!pathname.startsWith('/')) return errorReply(400, 'bad request target');
-    const match = this.router.match(req.method ?? 'GET', pathname);
+    const match = pathname.startsWith('/') ? this.router.match(req.method ?? 'GET', pathname) : undefined;
+    // Only a route that takes a body reads it, and only once the request is let in.
+    const takesBody = match?.kind === 'found' && match.route.handler.body === true;
+    if (!takesBody) req.resume();
+    const refuse = (reply: Reply): Reply => {
+      req.resume();
+      return reply;
+    };
+    if (match === undefined) return errorReply(400, 'bad request target');
     switch (match.kind) {
       case 'bad_path':
         return errorReply(400, 'malformed percent-encoding in path');
@@ -126,11 +132,14 @@ export class AdminServer {
     if (!handler.open && this.token !== null && !this.token.accepts(req.headers.authorization)) {
       const reply = errorReply(401, 'missing or wrong bearer token');
       reply.headers = { 'WWW-Authenticate': 'Bearer realm="tcpproxy-admin"' };
-      return reply;
+      return refuse(reply);
     }
-    if (match.route.method !== 'GET' && !isSameOrigin(req.headers)) return errorReply(403, 'cross-origin request refused');
+    if (match.route.method !== 'GET' && !isSameOrigin(req.headers)) return refuse(errorReply(403, 'cross-origin request refused'));
     const query = new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1));
-    return handler.run({ params: match.params, query });
+    if (!takesBody) return handler.run({ params: match.params, query });
+    const body = await readJsonBody(req);
+    if (body.error !== undefined) return refuse(errorReply(body.status, body.error));
+    return handler.run({ params: match.params, query, body: body.value });
   }
 
   private send(res: ServerResponse, reply: Reply): void {
@@ -142,6 +151,29 @@ export class AdminServer {
       'Content-Length': Buffer.byteLength(reply.body),
     });
     res.end(reply.body);
+  }
+}
+
+/**
+ * A JSON request body, up to MAX_BODY_BYTES. Only `application/json` is read: a cross-site
+ * form cannot send that type without a CORS preflight, which this server never answers.
+ */
+async function readJsonBody(req: IncomingMessage): Promise<{ value: unknown; error?: undefined } | { error: string; status: number }> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') return { status: 415, error: 'expected Content-Type: application/json' };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return { status: 413, error: 'request body too large' };
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return { status: 400, error: 'expected a JSON body' };
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return { status: 400, error: `request body: invalid JSON (${(error as Error).message})` };
   }
 }
 

@@ -56,6 +56,8 @@ export const OPTIONS = {
   'connect-timeout': { type: 'string' },
   'connect-retries': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'client-timeout': { type: 'string' },
+  'server-timeout': { type: 'string' },
   'max-lifetime': { type: 'string' },
   'buffer-size': { type: 'string' },
   'health-check-interval': { type: 'string' },
@@ -76,7 +78,7 @@ export const OPTIONS = {
 /** Flags that shape a listener: they need --listen (or the 4-argument form), not --config. */
 const LISTENER_FLAGS = [
   'balance', 'max-connections', 'max-connections-per-ip', 'on-limit', 'queue-timeout', 'allow', 'deny',
-  'connect-timeout', 'connect-retries', 'idle-timeout', 'max-lifetime', 'buffer-size', 'health-check-interval',
+  'connect-timeout', 'connect-retries', 'idle-timeout', 'client-timeout', 'server-timeout', 'max-lifetime', 'buffer-size', 'health-check-interval',
   'proxy-protocol', 'log-data', 'capture',
 ] as const;
 
@@ -195,6 +197,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   set('connect_timeout', values['connect-timeout']);
   set('connect_retries', integer('--connect-retries', values['connect-retries'], 0));
   set('idle_timeout', values['idle-timeout']);
+  set('client_timeout', values['client-timeout']);
+  set('server_timeout', values['server-timeout']);
   set('max_lifetime', values['max-lifetime']);
   set('buffer_size', values['buffer-size']);
   if (values.allow || values.deny) listener.access = { ...(values.allow && { allow: values.allow }), ...(values.deny && { deny: values.deny }) };

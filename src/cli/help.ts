@@ -25,6 +25,8 @@ Listener options (with --listen; in a config file use the snake_case key):
   --connect-timeout DURATION     connect to an upstream within (default 5s)
   --connect-retries N            other upstreams tried after a failed connect (default 2)
   --idle-timeout DURATION        no byte either way for this long closes both sides (default 10m)
+  --client-timeout DURATION      the client silent while it owes data or an ack (default: off)
+  --server-timeout DURATION      the upstream silent while it owes data or an ack (default: off)
   --max-lifetime DURATION        close connections this old (default: none)
   --buffer-size SIZE             read buffer per direction, e.g. 64KiB (default 256KiB)
   --max-connections N            concurrent connections on the listener

@@ -28,7 +28,7 @@ const positiveInt = z.number().int().positive();
 const count = z.number().int().nonnegative();
 
 /** An upstream is "HOST:PORT" or an object; the string form is sugar for `{ address }`. */
-const upstream = z.preprocess(
+export const upstream = z.preprocess(
   (value) => (typeof value === 'string' ? { address: value } : value),
   z.strictObject({
     address: hostPort(),
@@ -122,6 +122,9 @@ export const listenerSchema = z.strictObject({
   connect_timeout: duration.default(5_000),
   connect_retries: count.default(2),
   idle_timeout: duration.default(600_000),
+  /** Inactivity on one side while it owes data or an acknowledgement (HAProxy's timeout client/server); 0 = off. */
+  client_timeout: duration.default(0),
+  server_timeout: duration.default(0),
   max_lifetime: duration.default(0),
   /** Each direction's read buffer: bytes per read syscall (memory per busy connection: twice this). */
   buffer_size: bufferSize.default(256 * 1024),

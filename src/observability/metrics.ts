@@ -25,6 +25,9 @@ export const CLOSE_REASONS = [
   'admin',
   /** `schedule.enforce: close`: the access window ended. */
   'schedule',
+  /** `client_timeout` / `server_timeout`: that side stayed silent while it owed data or an acknowledgement. */
+  'client_timeout',
+  'server_timeout',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 

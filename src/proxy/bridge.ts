@@ -31,6 +31,7 @@ import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
 import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
+import { SideTimeouts } from './side-timeouts.js';
 import { watchWhileWaiting } from './waiting-client.js';
 
 
@@ -56,6 +57,8 @@ export class Bridge {
   private pipeline: DataPipeline | undefined;
   private directions: [FilteredDirection, FilteredDirection] | undefined;
   private lifetimeTimer: NodeJS.Timeout | undefined;
+  /** idle_timeout, client_timeout, server_timeout: on the sockets' own timers (side-timeouts.ts). */
+  private timeouts: SideTimeouts | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
   /** Each direction's read buffer (recycled: given back once both sockets are closed). */
@@ -175,7 +178,7 @@ export class Bridge {
 
   private listenToClient(): void {
     this.client.on('end', this.onClientEnd);
-    this.client.setTimeout(this.context.config.idle_timeout, this.onIdle);
+    this.timeouts = new SideTimeouts(this.context.config, this.client, this.upstream!, this.onInactive);
   }
 
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
@@ -314,7 +317,7 @@ export class Bridge {
 
   // -- teardown ------------------------------------------------------------------------
 
-  private readonly onIdle = (): void => this.close('idle_timeout');
+  private readonly onInactive = (reason: CloseReason): void => this.close(reason);
 
   private readonly onLifetimeOver = (): void => this.close('max_lifetime');
 
@@ -365,7 +368,7 @@ export class Bridge {
 
   private release(): void {
     if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
-    this.client.setTimeout(0);
+    this.timeouts?.stop();
     if (this.directions) {
       this.directions[0].stop();
       this.directions[1].stop();

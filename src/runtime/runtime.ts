@@ -12,6 +12,9 @@ import type {
   StatsSnapshot,
   UpstreamAction,
   UpstreamActionResult,
+  UpstreamChange,
+  UpstreamChangeResult,
+  UpstreamView,
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
 import { ConfigError, type ConfigSnapshot } from '../config/load.js';
@@ -20,6 +23,7 @@ import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
 import { buildListenerContext, commitContext, retireContext } from './build-context.js';
+import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
 import { VERSION } from './version.js';
 
 interface RunningListener {
@@ -169,6 +173,7 @@ export class ProxyRuntime implements AdminRuntime {
       this.running.set(entry.name, { listener: entry.listener, context: entry.context });
     }
     for (const [name, old] of previous) {
+      this.warnDiscardedChanges(name, old.context);
       const replacement = this.running.get(name);
       if (!replacement || replacement.listener !== old.listener) old.listener.close();
       await retireContext(old.context);
@@ -181,6 +186,16 @@ export class ProxyRuntime implements AdminRuntime {
     }
     this.logger.info({ event: 'reload', ok: true, listeners: [...this.running.keys()] }, 'configuration reloaded');
     return { ok: true };
+  }
+
+  /** A reload rebuilds every pool from the file: say loudly what run-time upstream changes that undoes. */
+  private warnDiscardedChanges(name: string, context: ListenerContext): void {
+    const discarded = context.pool.changesSinceConfig();
+    if (discarded.length === 0) return;
+    this.logger.warn(
+      { event: 'reload', listener: name, discarded_upstream_changes: discarded },
+      `reload: the config file wins: run-time upstream changes to listener "${name}" discarded (${discarded.join('; ')})`,
+    );
   }
 
   private reloadFailed(error: string): ReloadResult {
@@ -271,6 +286,19 @@ export class ProxyRuntime implements AdminRuntime {
     if (!running) return 'unknown_listener';
     const pool = running.context.pool;
     return (action === 'drain' ? pool.drain(address) : pool.enable(address)) ? 'ok' : 'unknown_upstream';
+  }
+
+  listUpstreams(listener: string): UpstreamView[] | undefined {
+    const running = this.running.get(listener);
+    return running && upstreamViews(running.context.pool);
+  }
+
+  async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
+    // A reload in flight would rebuild the pool from the file: change the one it puts in place.
+    await (this.nextReload ?? this.reloading)?.catch(() => undefined);
+    const running = this.running.get(listener);
+    if (!running) return { ok: false, code: 'unknown_listener', error: `unknown listener "${listener}"` };
+    return applyUpstreamChange(running.context.pool, change);
   }
 
   ready(): boolean {

@@ -10,7 +10,17 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import type { AdminRuntime, ConnectionInfo, ReloadResult, StatsSnapshot, UpstreamAction, UpstreamActionResult } from '../admin/admin-runtime.js';
+import type {
+  AdminRuntime,
+  ConnectionInfo,
+  ReloadResult,
+  StatsSnapshot,
+  UpstreamAction,
+  UpstreamActionResult,
+  UpstreamChange,
+  UpstreamChangeResult,
+  UpstreamView,
+} from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
 import { mergeStats } from '../admin/stats.js';
 import type { ConfigSnapshot } from '../config/load.js';
@@ -24,7 +34,7 @@ const RESPONSE = 'tcpproxy:response';
 const IPC_TIMEOUT_MS = 5_000;
 const RESTART_BACKOFF = { baseMs: 500, maxMs: 30_000, stableAfterMs: 60_000 };
 
-type Operation = 'stats' | 'connections' | 'close' | 'reload' | 'upstream' | 'metrics' | 'ready' | 'shutdown';
+type Operation = 'stats' | 'connections' | 'close' | 'reload' | 'upstream' | 'upstreams' | 'upstream_change' | 'metrics' | 'ready' | 'shutdown';
 interface Request { type: typeof REQUEST; id: number; op: Operation; args: unknown[] }
 interface Response { type: typeof RESPONSE; id: number; result: unknown }
 
@@ -41,12 +51,19 @@ export async function runWorkers(snapshot: ConfigSnapshot, logger: Logger, reloa
 async function runWorker(snapshot: ConfigSnapshot, logger: Logger, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
   const { admin: _admin, ...withoutAdmin } = snapshot;
   const runtime = new ProxyRuntime({ ...withoutAdmin, admin: undefined } as ConfigSnapshot, logger.child({ worker: cluster.worker!.id }), reloadSource);
+  let started: Promise<void> | undefined;
   const handlers: Record<Operation, (...args: never[]) => unknown> = {
     stats: () => runtime.stats(),
     connections: () => runtime.connections(),
     close: (id: string) => runtime.closeConnection(id),
     reload: () => runtime.reload(),
     upstream: (listener: string, address: string, action: UpstreamAction) => runtime.upstreamAction(listener, address, action),
+    upstreams: (listener: string) => runtime.listUpstreams(listener) ?? null,
+    // A replayed change (to a restarted worker) may arrive before its listeners run.
+    upstream_change: async (listener: string, change: UpstreamChange) => {
+      await started;
+      return runtime.changeUpstream(listener, change);
+    },
     metrics: () => runtime.proxyMetrics.registry.getMetricsAsJSON(),
     ready: () => runtime.ready(),
     shutdown: async () => {
@@ -66,7 +83,8 @@ async function runWorker(snapshot: ConfigSnapshot, logger: Logger, reloadSource:
   // `pkill -HUP tcpproxy` also reaches workers: the primary forwards reloads, so ignore it here.
   process.on('SIGHUP', () => undefined);
   process.on('SIGTERM', () => void handlers.shutdown());
-  await runtime.start();
+  started = runtime.start();
+  await started;
 }
 
 class Primary implements AdminRuntime {
@@ -74,6 +92,11 @@ class Primary implements AdminRuntime {
   private readonly pending = new Map<number, (result: unknown) => void>();
   private stopping = false;
   private backoffMs = RESTART_BACKOFF.baseMs;
+  /**
+   * Run-time upstream changes since the config was last (re)loaded, in order: a worker
+   * restarted after a crash gets them replayed, so that every worker balances alike.
+   */
+  private upstreamChanges: { listener: string; change: UpstreamChange }[] = [];
 
   constructor(
     private readonly snapshot: ConfigSnapshot,
@@ -91,8 +114,9 @@ class Primary implements AdminRuntime {
     }
   }
 
-  private fork(): void {
+  private fork(replay = false): void {
     const worker = cluster.fork();
+    if (replay && this.upstreamChanges.length > 0) void this.replayUpstreamChanges(worker);
     const bornAt = Date.now();
     worker.on('message', (message: Response) => {
       if (message?.type !== RESPONSE) return;
@@ -102,14 +126,27 @@ class Primary implements AdminRuntime {
       if (this.stopping) return;
       if (Date.now() - bornAt > RESTART_BACKOFF.stableAfterMs) this.backoffMs = RESTART_BACKOFF.baseMs;
       this.logger.error({ event: 'worker_exit', worker: worker.id, code, signal, restart_in_ms: this.backoffMs }, 'worker died; restarting');
-      setTimeout(() => this.fork(), this.backoffMs).unref();
+      setTimeout(() => this.fork(true), this.backoffMs).unref();
       this.backoffMs = Math.min(this.backoffMs * 2, RESTART_BACKOFF.maxMs);
     });
+  }
+
+  private async replayUpstreamChanges(worker: Worker): Promise<void> {
+    for (const { listener, change } of [...this.upstreamChanges]) {
+      const [result] = await this.askWorkers<UpstreamChangeResult>([worker], 'upstream_change', listener, change);
+      if (result?.ok === false) {
+        this.logger.warn({ event: 'upstream_replay_failed', worker: worker.id, listener, change, error: result.error }, 'a restarted worker refused a run-time upstream change');
+      }
+    }
   }
 
   /** Asks every live worker; answers that do not come within the timeout are left out. */
   private ask<T>(op: Operation, ...args: unknown[]): Promise<T[]> {
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected() && !w.isDead());
+    return this.askWorkers(workers, op, ...args);
+  }
+
+  private askWorkers<T>(workers: Worker[], op: Operation, ...args: unknown[]): Promise<T[]> {
     return Promise.all(
       workers.map(
         (worker) =>
@@ -148,7 +185,35 @@ class Primary implements AdminRuntime {
   async reload(): Promise<ReloadResult> {
     const results = await this.ask<ReloadResult>('reload');
     const failed = results.find((r): r is { ok: false; error: string } => !r.ok);
+    // The workers now run the file's upstreams (the file wins): nothing left to replay.
+    if (!failed) this.upstreamChanges = [];
     return failed ?? { ok: true };
+  }
+
+  /** The first worker's list, with each endpoint's active connections summed over all workers. */
+  async listUpstreams(listener: string): Promise<UpstreamView[] | undefined> {
+    const [first, ...others] = (await this.ask<UpstreamView[] | null>('upstreams', listener)).filter((list): list is UpstreamView[] => list !== null);
+    if (first === undefined) return undefined;
+    for (const list of others) {
+      for (const upstream of list) {
+        for (const endpoint of upstream.endpoints) {
+          const same = first.find((u) => u.address === upstream.address)?.endpoints.find((e) => e.address === endpoint.address);
+          if (same) same.active += endpoint.active;
+        }
+      }
+    }
+    return first;
+  }
+
+  /** Every worker applies the change; they hold the same pools, so they answer alike. */
+  async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
+    const results = await this.ask<UpstreamChangeResult>('upstream_change', listener, change);
+    const refused = results.find((result) => !result.ok);
+    if (results.some((result) => result.ok)) {
+      this.upstreamChanges.push({ listener, change });
+      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, error: refused.ok ? undefined : refused.error }, 'a run-time upstream change was refused by some workers only');
+    }
+    return results.find((result) => result.ok) ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
   }
 
   async upstreamAction(listener: string, address: string, action: UpstreamAction): Promise<UpstreamActionResult> {
