@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
 import type { RawConfig } from '../config/schema.js';
+import { isControlAction, parseControlCommand, type ControlCommand } from './control-command.js';
 
 export class UsageError extends Error {}
 
@@ -14,7 +15,8 @@ export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'demo'; options: DemoOptions }
-  | { kind: 'run'; configFile?: string; raw?: RawConfig; check: boolean; overrides: GlobalOverrides };
+  | { kind: 'run'; configFile?: string; raw?: RawConfig; check: boolean; overrides: GlobalOverrides }
+  | ControlCommand;
 
 export interface DemoOptions {
   readonly listenPort: number;
@@ -28,6 +30,7 @@ export interface GlobalOverrides {
   logFormat?: string;
   admin?: string;
   workers?: string;
+  pidFile?: string;
 }
 
 const OPTIONS = {
@@ -56,6 +59,10 @@ const OPTIONS = {
   workers: { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
+  'pid-file': { type: 'string' },
+  // the control subcommands (control-command.ts)
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
   port: { type: 'string' },
   'admin-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -84,7 +91,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ...(values['log-format'] !== undefined && { logFormat: values['log-format'] }),
     ...(values.admin !== undefined && { admin: values.admin }),
     ...(values.workers !== undefined && { workers: values.workers }),
+    ...(values['pid-file'] !== undefined && { pidFile: values['pid-file'] }),
   };
+  if (isControlAction(positionals[0])) return parseControlCommand(positionals, values);
+  for (const flag of ['json', 'timeout'] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} is an option of the control commands (reload, stop, status, upgrade)`);
+  }
 
   if (positionals[0] === 'demo') {
     if (positionals.length > 1) throw new UsageError(`demo: unexpected argument "${positionals[1]}"`);
