@@ -2,13 +2,14 @@
  * The pid file (`pid_file`, `--pid-file`): how `tcpproxy stop|reload|status|upgrade`, a
  * logrotate script or a service manager find the running process. It holds the pid of the
  * process that owns the listeners (the primary with --workers) and one newline, is written
- * once every listener is bound, and removed at exit, only if it still names this process.
+ * (with its directory, if missing) once every listener is bound, and removed at exit, only if it still names this process.
  *
  * A pid file left by a process that died without removing it (SIGKILL, power loss) is
  * "stale": its pid is not running, or is now some other program (pids are reused), which
  * on Linux /proc/<pid>/cmdline tells.
  */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export class PidFileError extends Error {}
 
@@ -69,6 +70,7 @@ export function writePidFile(path: string): () => void {
   checkPidFileFree(path);
   const temporary = `${path}.${process.pid}.tmp`;
   try {
+    mkdirSync(dirname(path), { recursive: true });
     writeFileSync(temporary, `${process.pid}\n`, { mode: 0o644 });
     renameSync(temporary, path);
   } catch (error) {
