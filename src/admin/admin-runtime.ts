@@ -24,7 +24,17 @@ export interface StatsSnapshot extends MetricsSnapshot {
   uptime_s?: number;
   version?: string;
   workers?: number;
+  /** The process that owns the listeners (the primary with --workers): what `tcpproxy stop` signals. */
+  pid?: number;
+  /** With --workers: each worker's pid. */
+  worker_pids?: number[];
+  /** Where each listener is bound. */
+  listening?: { name: string; address: string; port: number }[];
 }
+
+export type UpgradeResult =
+  | { ok: true; replaced: { old_pid: number; new_pid: number }[] }
+  | { ok: false; error: string };
 
 export type ReloadResult = { ok: true } | { ok: false; error: string };
 export type UpstreamAction = 'drain' | 'enable';
@@ -67,4 +77,8 @@ export interface AdminRuntime {
   ready(): MaybePromise<boolean>;
   /** The Prometheus exposition (the primary aggregates across workers). */
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** Starts a graceful stop, as SIGTERM does (POST /api/stop); absent where the process is not ours to stop. */
+  requestStop?(): void;
+  /** Replaces the workers with fresh ones (POST /api/upgrade); absent without --workers. */
+  upgrade?(): Promise<UpgradeResult>;
 }

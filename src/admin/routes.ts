@@ -141,6 +141,26 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
         return result.ok ? jsonReply(200, result) : jsonReply(400, result);
       }),
     },
+    {
+      method: 'POST',
+      path: '/api/stop',
+      handler: guarded(() => {
+        if (!runtime.requestStop) return errorReply(409, 'this process cannot be stopped through the API');
+        logger.info({ event: 'admin', action: 'stop' }, 'stop requested over the admin API');
+        // The reply goes out before the listeners close: the caller then waits for the endpoint to go away.
+        setImmediate(() => runtime.requestStop!());
+        return jsonReply(202, { ok: true, pid: process.pid });
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/api/upgrade',
+      handler: guarded(async () => {
+        if (!runtime.upgrade) return errorReply(409, 'upgrade needs --workers N (a single process cannot replace itself without closing its listeners)');
+        const result = await runtime.upgrade();
+        return jsonReply(result.ok ? 200 : 500, result);
+      }),
+    },
     { method: 'POST', path: '/api/upstreams/:listener/:address/drain', handler: upstreamAction('drain') },
     { method: 'POST', path: '/api/upstreams/:listener/:address/enable', handler: upstreamAction('enable') },
   ];

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
 import { didYouMean } from '../config/did-you-mean.js';
 import type { RawConfig } from '../config/schema.js';
+import { isControlAction, parseControlCommand, type ControlCommand } from './control-command.js';
 
 export class UsageError extends Error {}
 
@@ -23,7 +24,8 @@ export type Command =
       overrides: GlobalOverrides;
       /** The raw config came from the 4-argument form: its errors name those arguments. */
       fourArguments?: boolean;
-    };
+    }
+  | ControlCommand;
 
 export interface DemoOptions {
   readonly listenPort: number;
@@ -38,6 +40,7 @@ export interface GlobalOverrides {
   admin?: string;
   adminToken?: string;
   workers?: string;
+  pidFile?: string;
 }
 
 /** Every flag; --help lists each of them (a test checks it). */
@@ -69,6 +72,10 @@ export const OPTIONS = {
   workers: { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
+  'pid-file': { type: 'string' },
+  // the control subcommands (control-command.ts)
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
   port: { type: 'string' },
   'admin-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -103,6 +110,8 @@ const VALUE_OF: Readonly<Record<StringFlag, string>> = {
   'connect-timeout': DURATION,
   'connect-retries': WHOLE_NUMBER,
   'idle-timeout': DURATION,
+  'client-timeout': DURATION,
+  'server-timeout': DURATION,
   'max-lifetime': DURATION,
   'buffer-size': 'a size like 64KiB',
   'health-check-interval': DURATION,
@@ -114,6 +123,8 @@ const VALUE_OF: Readonly<Record<StringFlag, string>> = {
   workers: 'a number or auto',
   'log-level': 'trace, debug, info, warn, error or silent',
   'log-format': 'json or pretty',
+  'pid-file': 'a file name',
+  timeout: DURATION,
   port: 'a port number',
   'admin-port': 'a port number',
 };
@@ -145,7 +156,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ...(values.admin !== undefined && { admin: values.admin }),
     ...(values['admin-token'] !== undefined && { adminToken: values['admin-token'] }),
     ...(values.workers !== undefined && { workers: values.workers }),
+    ...(values['pid-file'] !== undefined && { pidFile: values['pid-file'] }),
   };
+  if (isControlAction(positionals[0])) return parseControlCommand(positionals, values);
+  for (const flag of ['json', 'timeout'] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} is an option of the control commands (reload, stop, status, upgrade)`);
+  }
 
   if (positionals[0] === 'demo') {
     if (positionals.length > 1) throw strayArgument(tokens) ?? new UsageError(`demo: unexpected argument "${positionals[1]}"`);

@@ -3,14 +3,18 @@
  * runtime, wire signals. Exit status: 0 normal, 1 runtime failure, 2 usage/config error.
  */
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../config/load.js';
-import { createLogger, type LogFormat } from '../observability/logger.js';
+import cluster from 'node:cluster';
+import { resolve } from 'node:path';
+import { LogFileError, openLogs, type LogFormat } from '../observability/logger.js';
 import { ListenError } from '../proxy/listener.js';
 import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
+import { checkPidFileFree, holdPidFile, PidFileError } from '../runtime/pid-file.js';
 import { handleSignals } from '../runtime/signals.js';
 import { VERSION } from '../runtime/version.js';
 import { runWorkers, workerCount } from '../runtime/workers.js';
 import { flagForKeyPath, parseCommandLine, UsageError, type GlobalOverrides } from './args.js';
+import { runControl } from './control.js';
 import { runDemo } from './demo.js';
 import { HELP } from './help.js';
 
@@ -26,6 +30,9 @@ export async function main(argv: readonly string[]): Promise<void> {
         return;
       case 'demo':
         await runDemo(command.options);
+        return;
+      case 'control':
+        process.exitCode = await runControl(command);
         return;
       case 'run': {
         const load = async (): Promise<ConfigSnapshot> =>
@@ -51,7 +58,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       if (error instanceof UsageError) process.stderr.write('Try "tcpproxy --help".\n');
       process.exit(2);
     }
-    if (error instanceof ListenError) {
+    if (error instanceof ListenError || error instanceof PidFileError || error instanceof LogFileError) {
       process.stderr.write(`tcpproxy: ${error.message}\n`);
       process.exit(1);
     }
@@ -61,11 +68,25 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
-  const logger = createLogger({ level: snapshot.log.level, format: snapshot.log.format as LogFormat | undefined });
-  if (workerCount(snapshot) > 1) return runWorkers(snapshot, logger, reloadSource);
-  const runtime = new ProxyRuntime(snapshot, logger, reloadSource);
-  handleSignals(runtime, logger);
-  await runtime.start();
+  const pidFile = snapshot.pid_file === undefined ? undefined : resolve(snapshot.baseDir, snapshot.pid_file);
+  // Refuse before binding anything when another instance owns the pid file.
+  if (pidFile !== undefined && cluster.isPrimary) checkPidFileFree(pidFile);
+  const logs = openLogs({
+    level: snapshot.log.level,
+    format: snapshot.log.format as LogFormat | undefined,
+    file: snapshot.log.file === undefined ? undefined : resolve(snapshot.baseDir, snapshot.log.file),
+    syslog: snapshot.log.syslog,
+  });
+  if (workerCount(snapshot) > 1) {
+    await runWorkers(snapshot, logs, reloadSource);
+  } else {
+    const runtime = new ProxyRuntime(snapshot, logs.logger, reloadSource);
+    const signals = handleSignals({ reload: () => runtime.reload(), shutdown: () => runtime.shutdown(), reopenLogs: logs.reopen }, logs.logger);
+    runtime.stopHandler = () => signals.stop('POST /api/stop');
+    await runtime.start();
+  }
+  // Every listener is bound: now the instance can be found (the primary's pid with --workers).
+  if (pidFile !== undefined && cluster.isPrimary) holdPidFile(pidFile);
 }
 
 function applyOverrides(raw: unknown, overrides: GlobalOverrides): unknown {
@@ -91,6 +112,8 @@ function applyOverrides(raw: unknown, overrides: GlobalOverrides): unknown {
     };
   }
   if (overrides.workers !== undefined) config.workers = /^\d+$/.test(overrides.workers) ? Number(overrides.workers) : overrides.workers;
+  // From the command line, a relative path is relative to where the command runs.
+  if (overrides.pidFile !== undefined) config.pid_file = resolve(overrides.pidFile);
   return config;
 }
 
@@ -100,6 +123,7 @@ const GLOBAL_FLAGS: Readonly<Record<string, string>> = {
   'admin.listen': '--admin',
   'admin.token': '--admin-token',
   workers: '--workers',
+  pid_file: '--pid-file',
 };
 
 /** A config built from flags reports its problems under the flags' names. */

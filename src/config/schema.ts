@@ -8,6 +8,8 @@ import { parseHostPort, type HostPort } from './host-port.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
 import { byteSize, duration, filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
+import { ACCESS_FIELDS } from '../observability/access-log.js';
+import { syslogSchema } from '../observability/syslog-config.js';
 
 const MIN_BUFFER = 1024;
 const MAX_BUFFER = 16 * 1024 * 1024;
@@ -165,9 +167,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
       format: z.enum(['json', 'pretty']).optional(),
+      // -- where logs go and what access-log lines hold (README "Logs") --
+      file: z.string().min(1).optional(),
+      syslog: syslogSchema.optional(),
+      access_fields: z.array(z.enum(ACCESS_FIELDS)).min(1).optional(),
     })
     .prefault({}),
   shutdown_timeout: duration.default(30_000),
+  pid_file: z.string().min(1).optional(),
   workers: z.union([positiveInt, z.literal('auto')]).default(1),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
 });

@@ -18,6 +18,7 @@ import type {
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
 import { ConfigError, type ConfigSnapshot } from '../config/load.js';
+import { selectAccessFields } from '../observability/access-log.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
@@ -41,6 +42,8 @@ export class ProxyRuntime implements AdminRuntime {
   /** A reload asked for while one was running: it runs right after. */
   private nextReload: Promise<ReloadResult> | undefined;
   private stopping = false;
+  /** What POST /api/stop does: set by whoever owns the process's signals (cli/main.ts). */
+  stopHandler: (() => void) | undefined;
 
   constructor(
     private snapshot: ConfigSnapshot,
@@ -48,6 +51,7 @@ export class ProxyRuntime implements AdminRuntime {
     /** Where SIGHUP and POST /api/reload read the next snapshot from (the config file). */
     private readonly reloadSource: (() => Promise<ConfigSnapshot>) | undefined = undefined,
   ) {
+    selectAccessFields(snapshot.log.access_fields);
     this.proxyMetrics.setSources({
       listeners: () => [...this.running.keys()],
       queueLength: (name) => {
@@ -181,6 +185,7 @@ export class ProxyRuntime implements AdminRuntime {
     const previousAdmin = this.snapshot.admin?.listen;
     this.snapshot = snapshot;
     this.logger.level = snapshot.log.level;
+    selectAccessFields(snapshot.log.access_fields);
     if (snapshot.admin && previousAdmin && (snapshot.admin.listen.host !== previousAdmin.host || snapshot.admin.listen.port !== previousAdmin.port)) {
       this.logger.warn({ event: 'reload' }, 'admin.listen changed: restart the proxy to move the admin endpoint');
     }
@@ -255,7 +260,20 @@ export class ProxyRuntime implements AdminRuntime {
   // -- AdminRuntime --------------------------------------------------------------------
 
   stats(): StatsSnapshot {
-    return { ...this.proxyMetrics.snapshot(), uptime_s: Math.round((Date.now() - this.startedAt) / 1000), version: VERSION };
+    return {
+      ...this.proxyMetrics.snapshot(),
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      version: VERSION,
+      pid: process.pid,
+      listening: [...this.running].map(([name, { listener }]) => {
+        const bound = listener.address() as AddressInfo | null; // null once closed (while stopping)
+        return { name, address: bound?.address ?? '', port: bound?.port ?? 0 };
+      }),
+    };
+  }
+
+  requestStop(): void {
+    this.stopHandler?.();
   }
 
   connections(): ConnectionInfo[] {
