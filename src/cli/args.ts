@@ -14,6 +14,7 @@ export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'demo'; options: DemoOptions }
+  | { kind: 'toxiproxy-server'; host: string; port: number; configFile?: string; logLevel?: string }
   | { kind: 'run'; configFile?: string; raw?: RawConfig; check: boolean; overrides: GlobalOverrides };
 
 export interface DemoOptions {
@@ -70,6 +71,7 @@ const LISTENER_FLAGS = [
 ] as const;
 
 export function parseCommandLine(argv: readonly string[]): Command {
+  if (argv[0] === 'toxiproxy-server') return parseToxiproxyServer(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
@@ -146,6 +148,31 @@ export function parseCommandLine(argv: readonly string[]): Command {
   const raw: Record<string, unknown> = { listeners: [listener] };
   if (values['admin-token'] !== undefined) raw.admin = { token: values['admin-token'] };
   return { kind: 'run', raw: raw as RawConfig, check: values.check === true, overrides };
+}
+
+/**
+ * `toxiproxy-server [--host H] [--port P] [--config FILE] [--log-level L]`. The Go server's
+ * single-dash forms (`-host`, `-port`, `-config`) are accepted too, and `--flag=value`.
+ */
+function parseToxiproxyServer(args: readonly string[]): Command {
+  const values: Record<string, string> = {};
+  const known = ['host', 'port', 'config', 'log-level'];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const match = /^--?([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    if (match?.[1] === 'help' || arg === '-h') return { kind: 'help' };
+    if (!match || !known.includes(match[1]!)) throw new UsageError(`toxiproxy-server: unknown option "${arg}" (expected --host, --port, --config or --log-level)`);
+    const value = match[2] ?? args[++i];
+    if (value === undefined) throw new UsageError(`toxiproxy-server: --${match[1]} needs a value`);
+    values[match[1]!] = value;
+  }
+  return {
+    kind: 'toxiproxy-server',
+    host: values.host ?? 'localhost',
+    port: port('--port', values.port ?? '8474'),
+    ...(values.config !== undefined && { configFile: values.config }),
+    ...(values['log-level'] !== undefined && { logLevel: values['log-level'] }),
+  };
 }
 
 /** Maps a key path of a CLI-built config back to the flag that set it. */

@@ -10,7 +10,8 @@ import { ProxyRuntime } from '../runtime/runtime.js';
 import { handleSignals } from '../runtime/signals.js';
 import { VERSION } from '../runtime/version.js';
 import { runWorkers, workerCount } from '../runtime/workers.js';
-import { flagForKeyPath, parseCommandLine, UsageError, type GlobalOverrides } from './args.js';
+import { ToxiproxyServer } from '../toxiproxy/server.js';
+import { flagForKeyPath, parseCommandLine, UsageError, type Command, type GlobalOverrides } from './args.js';
 import { runDemo } from './demo.js';
 import { HELP } from './help.js';
 
@@ -26,6 +27,9 @@ export async function main(argv: readonly string[]): Promise<void> {
         return;
       case 'demo':
         await runDemo(command.options);
+        return;
+      case 'toxiproxy-server':
+        await runToxiproxyServer(command);
         return;
       case 'run': {
         const load = async (): Promise<ConfigSnapshot> =>
@@ -51,8 +55,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       if (error instanceof UsageError) process.stderr.write('Try "tcpproxy --help".\n');
       process.exit(2);
     }
-    if (error instanceof ListenError) {
-      process.stderr.write(`tcpproxy: ${error.message}\n`);
+    if (error instanceof ListenError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`tcpproxy: ${(error as Error).message}\n`);
       process.exit(1);
     }
     process.stderr.write(`tcpproxy: ${(error as Error).stack ?? String(error)}\n`);
@@ -60,9 +64,23 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
+async function runToxiproxyServer(command: Extract<Command, { kind: 'toxiproxy-server' }>): Promise<void> {
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+  const level = levels.find((l) => l === (command.logLevel ?? 'info'));
+  if (level === undefined) throw new UsageError(`--log-level: unknown level "${command.logLevel}"`);
+  const logger = createLogger({ level });
+  const server = new ToxiproxyServer({ host: command.host, port: command.port, configFile: command.configFile, logger });
+  handleSignals(server, logger);
+  await server.start();
+}
+
 async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
   const logger = createLogger({ level: snapshot.log.level, format: snapshot.log.format as LogFormat | undefined });
-  if (workerCount(snapshot) > 1) return runWorkers(snapshot, logger, reloadSource);
+  if (workerCount(snapshot) > 1) {
+    // Proxies created through it would exist in one process only.
+    if (snapshot.admin?.toxiproxy_api) throw new ConfigError(['admin.toxiproxy_api: needs workers: 1']);
+    return runWorkers(snapshot, logger, reloadSource);
+  }
   const runtime = new ProxyRuntime(snapshot, logger, reloadSource);
   handleSignals(runtime, logger);
   await runtime.start();
