@@ -13,6 +13,7 @@ import { dashboardPage } from './dashboard/page.js';
 import { errorReply, type Reply } from './reply.js';
 import { Router } from './router.js';
 import { adminRoutes, type AdminHandler } from './routes.js';
+import type { ToxiproxyApi } from '../toxiproxy/api.js';
 
 export type { AdminRuntime, ConnectionInfo, StatsSnapshot } from './admin-runtime.js';
 
@@ -22,6 +23,8 @@ export interface AdminServerOptions {
   token?: string | undefined;
   runtime: AdminRuntime;
   logger: Logger;
+  /** `admin.toxiproxy_api: true`: toxiproxy's API next to /api/* (behind the token too, when one is set). */
+  toxiproxy?: ToxiproxyApi | undefined;
 }
 
 /** Bodies are small JSON documents (run-time upstream changes); larger ones are refused outright rather than drained. */
@@ -87,6 +90,11 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const toxiproxy = this.options.toxiproxy;
+    if (toxiproxy?.owns((req.url ?? '/').split('?')[0]!)) {
+      if (this.token === null || this.token.accepts(req.headers.authorization)) return toxiproxy.handle(req, res);
+      return this.send(res, errorReply(401, 'missing or wrong bearer token'));
+    }
     let reply: Reply;
     try {
       reply = await this.route(req, res);

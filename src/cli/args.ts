@@ -25,6 +25,7 @@ export type Command =
       /** The raw config came from the 4-argument form: its errors name those arguments. */
       fourArguments?: boolean;
     }
+  | { kind: 'toxiproxy-server'; host: string; port: number; configFile?: string; logLevel?: string }
   | ControlCommand;
 
 export interface DemoOptions {
@@ -137,6 +138,7 @@ const FOUR_ARGUMENTS = '<local-host> <local-port> <forward-host> <forward-port>'
 type Tokens = NonNullable<ReturnType<typeof parseArgs>['tokens']>;
 
 export function parseCommandLine(argv: readonly string[]): Command {
+  if (argv[0] === 'toxiproxy-server') return parseToxiproxyServer(argv.slice(1));
   // A lenient pass first, to say precisely what is wrong with a flag (node's strict
   // messages name no alternative); the strict pass then gives the typed values.
   const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
@@ -224,6 +226,31 @@ export function parseCommandLine(argv: readonly string[]): Command {
     listener.inspect = { ...(values['log-data'] && { log_data: values['log-data'] }), ...(values.capture && { capture: values.capture }) };
   }
   return { kind: 'run', raw: { listeners: [listener] } as RawConfig, check: values.check === true, overrides, ...(fourArguments && { fourArguments }) };
+}
+
+/**
+ * `toxiproxy-server [--host H] [--port P] [--config FILE] [--log-level L]`. The Go server's
+ * single-dash forms (`-host`, `-port`, `-config`) are accepted too, and `--flag=value`.
+ */
+function parseToxiproxyServer(args: readonly string[]): Command {
+  const values: Record<string, string> = {};
+  const known = ['host', 'port', 'config', 'log-level'];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const match = /^--?([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    if (match?.[1] === 'help' || arg === '-h') return { kind: 'help' };
+    if (!match || !known.includes(match[1]!)) throw new UsageError(`toxiproxy-server: unknown option "${arg}" (expected --host, --port, --config or --log-level)`);
+    const value = match[2] ?? args[++i];
+    if (value === undefined) throw new UsageError(`toxiproxy-server: --${match[1]} needs a value`);
+    values[match[1]!] = value;
+  }
+  return {
+    kind: 'toxiproxy-server',
+    host: values.host ?? 'localhost',
+    port: Number(port('--port', values.port ?? '8474')),
+    ...(values.config !== undefined && { configFile: values.config }),
+    ...(values['log-level'] !== undefined && { logLevel: values['log-level'] }),
+  };
 }
 
 /** Unknown flags (with the nearest known one), a value missing, or one given to a switch. */

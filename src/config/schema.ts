@@ -154,6 +154,8 @@ export const listenerSchema = z.strictObject({
     .optional(),
   inspect: inspectSpecSchema.optional(),
   filters: z.array(filterSpecSchema).optional(),
+  /** Every connection takes the filtered path, so that filters changed at run time reach it too. */
+  live_filters: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({
@@ -161,6 +163,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       listen: hostPort({ allowPortZero: true }).default({ host: '127.0.0.1', port: 9901 }),
       token: z.string().min(1).optional(),
+      /** Also serve toxiproxy's HTTP API (/proxies, /populate, /reset, /version) here. */
+      toxiproxy_api: z.boolean().default(false),
     })
     .optional(),
   log: z

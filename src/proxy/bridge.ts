@@ -18,7 +18,9 @@
  * FIN is carried through (allowHalfOpen on both sockets: one direction ending leaves the
  * other open); a reset or error on either side destroys the other. Every resource is
  * released in one place, `finish()`, exactly once, which writes the access-log line.
- * When the listener has filters or inspection, the two loops are FilteredDirections instead.
+ * When the listener has filters or inspection, the two loops are FilteredDirections instead;
+ * so too when it has live filters (toxics) when the connection starts, or is always live
+ * (filters/live.ts says why an open plain-path connection is not switched over).
  */
 import cluster from 'node:cluster';
 import type { Socket } from 'node:net';
@@ -26,6 +28,7 @@ import type { Endpoint } from '../balancing/endpoint.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { DataPipeline } from '../filters/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
+import { connectionPipeline } from '../filters/live.js';
 import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
@@ -56,6 +59,8 @@ export class Bridge {
   private connector: UpstreamConnector | undefined;
   private pipeline: DataPipeline | undefined;
   private directions: [FilteredDirection, FilteredDirection] | undefined;
+  /** Decided once, in start(): the filtered path (configured or live filters) or the plain one. */
+  private filtered = false;
   private lifetimeTimer: NodeJS.Timeout | undefined;
   /** idle_timeout, client_timeout, server_timeout: on the sockets' own timers (side-timeouts.ts). */
   private timeouts: SideTimeouts | undefined;
@@ -91,6 +96,7 @@ export class Bridge {
   /** accept -> admitted: pick an upstream and connect (the client stays paused meanwhile). */
   start(): void {
     const { config } = this.context;
+    this.filtered = this.context.pipeline !== undefined || this.context.live.engaged;
     // One timer for both ends of life: max_lifetime, and an enforced schedule window's end.
     const windowEnd = this.context.scheduleCloses?.(new Date(this.startedAt));
     const untilWindowEnd = windowEnd ? Math.max(0, windowEnd.getTime() - this.startedAt) : Infinity;
@@ -107,7 +113,7 @@ export class Bridge {
         retries: config.connect_retries,
         // The zero-copy read needs a plain TCP upstream and no filters in between.
         // A function: the buffer is taken when an attempt opens its socket, not while queued.
-        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: this.upstreamReadBuffer, callback: this.onUpstreamRead },
+        onread: this.filtered || this.context.upstreamTls ? undefined : { buffer: this.upstreamReadBuffer, callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
@@ -158,7 +164,7 @@ export class Bridge {
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onSocketClose);
     upstream.on('end', this.onUpstreamEnd);
-    if (this.context.pipeline) {
+    if (this.filtered) {
       this.listenToClient();
       return this.startFiltered(upstream, endpoint);
     }
@@ -291,7 +297,7 @@ export class Bridge {
   // -- filtered mode -------------------------------------------------------------------
 
   private startFiltered(upstream: Socket, endpoint: Endpoint): void {
-    const pipeline = this.context.pipeline!.create({
+    const pipeline = connectionPipeline(this.context.pipeline, this.context.live, {
       id: this.id,
       listener: this.context.name,
       log: this.context.logger,

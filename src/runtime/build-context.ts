@@ -16,6 +16,7 @@ import { formatHostPort } from '../config/host-port.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
 import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
+import { LiveFilters } from '../filters/live.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
@@ -27,6 +28,8 @@ export interface BuildOptions {
   readonly metrics: ProxyMetrics;
   /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
   readonly previous: ListenerContext | undefined;
+  /** A listener created at run time brings its own live filters (a toxiproxy proxy keeps its toxics while disabled). */
+  readonly live?: LiveFilters | undefined;
 }
 
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
@@ -100,6 +103,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     pipeline,
     metrics: metrics.listenerMetrics(config.name),
     connections: previous?.connections ?? new Set(),
+    live: previous?.live ?? options.live ?? new LiveFilters(config.live_filters),
     proxyHeader: send ? proxyHeaderEncoder(send) : undefined,
     tls,
     upstreamTls,

@@ -17,7 +17,9 @@ import type {
   UpstreamView,
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
-import { ConfigError, type ConfigSnapshot } from '../config/load.js';
+import { ConfigError, formatKeyPath, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
+import { listenerSchema } from '../config/schema.js';
+import type { LiveFilters } from '../filters/live.js';
 import { selectAccessFields } from '../observability/access-log.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
@@ -26,10 +28,14 @@ import type { ListenerContext } from '../proxy/listener-context.js';
 import { buildListenerContext, commitContext, retireContext } from './build-context.js';
 import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
 import { VERSION } from './version.js';
+import { ToxiproxyApi } from '../toxiproxy/api.js';
+import { ToxiproxyCollection } from '../toxiproxy/proxies.js';
 
 interface RunningListener {
   listener: Listener;
   context: ListenerContext;
+  /** Created at run time (addListener), not by the config: a reload keeps it. */
+  runtime?: boolean;
 }
 
 export class ProxyRuntime implements AdminRuntime {
@@ -101,7 +107,8 @@ export class ProxyRuntime implements AdminRuntime {
       bound.push([config.name, await listener.listen()]);
     }
     if (this.snapshot.admin) {
-      this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger });
+      const toxiproxy = this.snapshot.admin.toxiproxy_api ? new ToxiproxyApi(new ToxiproxyCollection(this, this.logger), this.logger) : undefined;
+      this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger, toxiproxy });
       this.adminBound = await this.admin.start();
     }
     for (const [name, address] of bound) this.logListening(name, address);
@@ -177,6 +184,11 @@ export class ProxyRuntime implements AdminRuntime {
       this.running.set(entry.name, { listener: entry.listener, context: entry.context });
     }
     for (const [name, old] of previous) {
+      // Created at run time and not (now) in the config: kept as it is.
+      if (old.runtime && !this.running.has(name)) {
+        this.running.set(name, old);
+        continue;
+      }
       this.warnDiscardedChanges(name, old.context);
       const replacement = this.running.get(name);
       if (!replacement || replacement.listener !== old.listener) old.listener.close();
@@ -206,6 +218,63 @@ export class ProxyRuntime implements AdminRuntime {
   private reloadFailed(error: string): ReloadResult {
     this.logger.error({ event: 'reload', ok: false, error }, 'reload failed; keeping the running configuration');
     return { ok: false, error };
+  }
+
+  // -- listeners created and removed at run time ---------------------------------------
+
+  /**
+   * A listener from a config entry (the `listeners[]` schema), bound and serving at once.
+   * Rejects with a ConfigError (bad entry, name in use) or a ListenError (cannot bind).
+   */
+  async addListener(raw: unknown, options: { live?: LiveFilters } = {}): Promise<{ address: string; port: number }> {
+    if (this.stopping) throw new ConfigError(['shutting down']);
+    const parsed = listenerSchema.safeParse(raw);
+    if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `${formatKeyPath(issue.path)}: ${issue.message}`));
+    const name = parsed.data.name;
+    if (name === undefined) throw new ConfigError(['name: required']);
+    if (this.running.has(name)) throw new ConfigError([`name: listener "${name}" exists already`]);
+    const config: ListenerConfig = { ...parsed.data, name, index: -1 };
+    const context = await buildListenerContext(config, { ...this.buildOptions(undefined), live: options.live });
+    const listener = new Listener(context);
+    let bound;
+    try {
+      bound = await listener.listen();
+    } catch (error) {
+      await retireContext(context);
+      throw error;
+    }
+    if (this.running.has(name)) {
+      // Added twice at once: the first one to bind keeps the name.
+      listener.close();
+      await retireContext(context);
+      throw new ConfigError([`name: listener "${name}" exists already`]);
+    }
+    commitContext(context, undefined);
+    this.running.set(name, { listener, context, runtime: true });
+    this.logger.info({ event: 'listener_added', listener: name, address: bound.address, port: bound.port }, `listener "${name}" added at run time`);
+    return { address: bound.address, port: bound.port };
+  }
+
+  /** Stops accepting and closes the listener's connections (reason `admin`); false if unknown. */
+  async removeListener(name: string): Promise<boolean> {
+    const running = this.running.get(name);
+    if (!running) return false;
+    this.running.delete(name);
+    running.listener.close();
+    running.context.admission.close();
+    for (const bridge of [...running.context.connections]) bridge.close('admin');
+    await retireContext(running.context);
+    this.logger.info({ event: 'listener_removed', listener: name }, `listener "${name}" removed at run time`);
+    return true;
+  }
+
+  hasListener(name: string): boolean {
+    return this.running.has(name);
+  }
+
+  /** A running listener's live filters (toxics, filters added through the admin API). */
+  liveFilters(name: string): LiveFilters | undefined {
+    return this.running.get(name)?.context.live;
   }
 
   /**
