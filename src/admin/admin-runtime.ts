@@ -3,6 +3,7 @@
  * the tests use an in-memory fake. Methods may answer synchronously or, when the answer has to
  * be gathered from worker processes, with a promise.
  */
+import type { ClusterStatus } from '../cluster/redis-link.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -24,6 +25,8 @@ export interface StatsSnapshot extends MetricsSnapshot {
   uptime_s?: number;
   version?: string;
   workers?: number;
+  /** With `limits_scope: cluster`: the Redis link's state and the shared counts. */
+  cluster?: ClusterStatus;
 }
 
 export type ReloadResult = { ok: true } | { ok: false; error: string };
@@ -37,7 +40,10 @@ export interface AdminRuntime {
   closeConnection(id: string): MaybePromise<boolean>;
   reload(): Promise<ReloadResult>;
   upstreamAction(listener: string, address: string, action: UpstreamAction): MaybePromise<UpstreamActionResult>;
-  /** Listeners bound and at least one healthy upstream each. */
+  /**
+   * Listeners bound and at least one healthy upstream each; and, when a listener has
+   * `limits_scope: cluster` with `cluster.on_error: deny`, Redis reachable.
+   */
   ready(): MaybePromise<boolean>;
   /** The Prometheus exposition (the primary aggregates across workers). */
   metrics(): Promise<{ contentType: string; body: string }>;

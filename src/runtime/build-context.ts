@@ -17,6 +17,7 @@ import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
 import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
+import type { RedisLink } from '../cluster/redis-link.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
@@ -27,10 +28,12 @@ export interface BuildOptions {
   readonly metrics: ProxyMetrics;
   /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
   readonly previous: ListenerContext | undefined;
+  /** The process's Redis link, when some listener has `limits_scope: cluster`. */
+  readonly cluster?: RedisLink | undefined;
 }
 
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
-  const { snapshot, logger, metrics, previous } = options;
+  const { snapshot, logger, metrics, previous, cluster } = options;
   const send = config.proxy_protocol?.send;
   const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
     new UpstreamPool({
@@ -61,7 +64,9 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   // new limits apply at commit, so that a failed reload leaves the running ones).
   const limits = previous?.limits ?? new ConnectionLimits(limitOptions(config));
   const schedule = access?.schedule && new Schedule(access.schedule);
+  const shared = config.limits_scope === 'cluster' ? cluster?.limits(config.name) : undefined;
   const admission = new Admission({
+    ...(shared && { shared }),
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule }),
     ...(config.new_connections_per_ip && {
@@ -96,6 +101,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     pool,
     limits,
     admission,
+    shared,
     upstreamQueues,
     pipeline,
     metrics: metrics.listenerMetrics(config.name),
@@ -118,6 +124,10 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
 export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
   for (const pool of contextPools(context)) pool.takeOver();
   context.limits.reconfigure(limitOptions(context.config));
+  context.shared?.configure({
+    ...limitOptions(context.config),
+    newConnectionsPerIp: context.config.new_connections_per_ip && { limit: context.config.new_connections_per_ip.limit, perMs: context.config.new_connections_per_ip.per },
+  });
   const kept = new Set(context.upstreamQueues.values());
   for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
   for (const queue of previous?.upstreamQueues.values() ?? []) {

@@ -13,6 +13,7 @@ import type {
   UpstreamActionResult,
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
+import { RedisLink } from '../cluster/redis-link.js';
 import { ConfigError, type ConfigSnapshot } from '../config/load.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
@@ -36,6 +37,8 @@ export class ProxyRuntime implements AdminRuntime {
   /** A reload asked for while one was running: it runs right after. */
   private nextReload: Promise<ReloadResult> | undefined;
   private stopping = false;
+  /** The Redis link of `limits_scope: cluster`, opened when a config first needs it. */
+  private cluster: RedisLink | undefined;
 
   constructor(
     private snapshot: ConfigSnapshot,
@@ -79,6 +82,7 @@ export class ProxyRuntime implements AdminRuntime {
 
   /** Binds every listener (and the admin endpoint); a bind failure rejects with a ListenError. */
   async start(): Promise<void> {
+    await this.openCluster(this.snapshot);
     for (const config of this.snapshot.listeners) {
       const context = await buildListenerContext(config, this.buildOptions(undefined));
       commitContext(context, undefined);
@@ -138,9 +142,10 @@ export class ProxyRuntime implements AdminRuntime {
     }
     const staged: { name: string; context: ListenerContext; listener: Listener; fresh: boolean }[] = [];
     try {
+      await this.openCluster(snapshot);
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context });
+        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, cluster: this.cluster });
         const moved = !current || !sameAddress(current.context, context);
         const listener = moved ? new Listener(context) : current.listener;
         staged.push({ name: config.name, context, listener, fresh: moved });
@@ -202,7 +207,30 @@ export class ProxyRuntime implements AdminRuntime {
     for (const bridge of this.allBridges()) bridge.close('shutdown');
     await this.waitForDrain(5_000);
     for (const { context } of listeners) await retireContext(context);
+    await this.cluster?.close();
     await this.admin?.close();
+  }
+
+  /**
+   * The Redis link, opened the first time a config has a listener with `limits_scope: cluster`
+   * (so that ioredis is loaded only then). It is fixed for the life of the process: a reload
+   * that changes the `cluster` block keeps the running one and says so.
+   */
+  private async openCluster(snapshot: ConfigSnapshot): Promise<void> {
+    const config = snapshot.cluster;
+    if (config === undefined || !snapshot.listeners.some((l) => l.limits_scope === 'cluster')) return;
+    if (this.cluster === undefined) {
+      this.cluster = await RedisLink.open(config, this.logger, this.proxyMetrics.clusterMetrics());
+    } else if (!this.cluster.serves(config)) {
+      this.logger.warn({ event: 'reload' }, 'cluster settings changed: restart the proxy to apply them (the running ones stay)');
+    }
+  }
+
+  /** Redis is needed for admission: a cluster-scoped listener refuses everything while it is down. */
+  private clusterBlocksAdmission(): boolean {
+    const cluster = this.cluster;
+    if (cluster === undefined || cluster.onError !== 'deny' || cluster.state === 'up') return false;
+    return [...this.running.values()].some(({ context }) => context.shared !== undefined);
   }
 
   private waitForDrain(timeoutMs: number): Promise<void> {
@@ -227,13 +255,18 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   private buildOptions(previous: ListenerContext | undefined) {
-    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous };
+    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, cluster: this.cluster };
   }
 
   // -- AdminRuntime --------------------------------------------------------------------
 
   stats(): StatsSnapshot {
-    return { ...this.proxyMetrics.snapshot(), uptime_s: Math.round((Date.now() - this.startedAt) / 1000), version: VERSION };
+    return {
+      ...this.proxyMetrics.snapshot(),
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      version: VERSION,
+      ...(this.cluster && { cluster: this.cluster.status() }),
+    };
   }
 
   connections(): ConnectionInfo[] {
@@ -267,7 +300,7 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   ready(): boolean {
-    if (this.stopping || this.running.size === 0) return false;
+    if (this.stopping || this.running.size === 0 || this.clusterBlocksAdmission()) return false;
     return [...this.running.values()].every(({ context }) => context.pool.healthyCount() > 0);
   }
 
