@@ -3,6 +3,7 @@
  * the tests use an in-memory fake. Methods may answer synchronously or, when the answer has to
  * be gathered from worker processes, with a promise.
  */
+import type { ClusterStatus } from '../cluster/redis-link.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -30,6 +31,8 @@ export interface StatsSnapshot extends MetricsSnapshot {
   worker_pids?: number[];
   /** Where each listener is bound. */
   listening?: { name: string; address: string; port: number }[];
+  /** With `limits_scope: cluster`: the Redis link's state and the shared counts. */
+  cluster?: ClusterStatus;
 }
 
 export type UpgradeResult =
@@ -73,7 +76,10 @@ export interface AdminRuntime {
   listUpstreams(listener: string): MaybePromise<UpstreamView[] | undefined>;
   /** Applies one run-time upstream change (all workers); the config file wins at the next reload. */
   changeUpstream(listener: string, change: UpstreamChange): MaybePromise<UpstreamChangeResult>;
-  /** Listeners bound and at least one healthy upstream each. */
+  /**
+   * Listeners bound and at least one healthy upstream each; and, when a listener has
+   * `limits_scope: cluster` with `cluster.on_error: deny`, Redis reachable.
+   */
   ready(): MaybePromise<boolean>;
   /** The Prometheus exposition (the primary aggregates across workers). */
   metrics(): Promise<{ contentType: string; body: string }>;

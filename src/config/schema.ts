@@ -156,6 +156,38 @@ export const listenerSchema = z.strictObject({
   filters: z.array(filterSpecSchema).optional(),
   /** Every connection takes the filtered path, so that filters changed at run time reach it too. */
   live_filters: z.boolean().default(false),
+  /** `cluster`: the three connection limits count across every process sharing the `cluster` Redis. */
+  limits_scope: z.enum(['local', 'cluster']).default('local'),
+});
+
+// -- cluster: limits shared by several processes through Redis (src/cluster) ----------
+/** `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). */
+const redisUrl = z.string().superRefine((text, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return void ctx.addIssue({ code: 'custom', message: `expected redis://HOST[:PORT][/DB] or rediss://..., got ${JSON.stringify(text)}` });
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    ctx.addIssue({ code: 'custom', message: `expected a redis:// or rediss:// URL, got ${JSON.stringify(url.protocol)}` });
+  } else if (url.hostname === '') ctx.addIssue({ code: 'custom', message: 'the URL names no host' });
+  else if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) {
+    ctx.addIssue({ code: 'custom', message: `the path must be a database number (/0), got ${JSON.stringify(url.pathname)}` });
+  }
+});
+
+const MIN_LEASE_MS = 1_000;
+
+export const clusterSchema = z.strictObject({
+  redis: redisUrl,
+  prefix: z.string().min(1).regex(/^[^\s]+$/, 'must not contain white space').default('tcpproxy'),
+  /** While Redis cannot be reached (or does not answer within `timeout`): admit or refuse. */
+  on_error: z.enum(['allow', 'deny']).default('allow'),
+  /** The longest an admission waits for Redis before `on_error` decides. */
+  timeout: duration.refine((ms) => ms > 0 && ms <= 10_000, 'must be from 1ms to 10s').default(100),
+  /** A process's slots outlive it (SIGKILL, machine loss) by at most `lease` + `lease`/3. */
+  lease: duration.refine((ms) => ms >= MIN_LEASE_MS && ms <= 600_000, 'must be from 1s to 10m').default(10_000),
 });
 
 export const configSchema = z.strictObject({
@@ -181,8 +213,22 @@ export const configSchema = z.strictObject({
   pid_file: z.string().min(1).optional(),
   workers: z.union([positiveInt, z.literal('auto')]).default(1),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
+  cluster: clusterSchema.optional(),
+}).superRefine((config, ctx) => {
+  config.listeners.forEach((listener, index) => {
+    if (listener.limits_scope !== 'cluster') return;
+    if (config.cluster === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['listeners', index, 'limits_scope'], message: 'cluster needs a top-level "cluster" block (cluster.redis)' });
+    }
+    // The wait queue is per process while the counts are shared: a slot freed elsewhere would
+    // never wake a waiter here. Refuse the combination rather than queue unfairly.
+    if (listener.on_limit === 'queue') {
+      ctx.addIssue({ code: 'custom', path: ['listeners', index, 'on_limit'], message: 'queue cannot be combined with limits_scope: cluster (the queue would be per instance); use reject' });
+    }
+  });
 });
 
 export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type ParsedListener = z.output<typeof listenerSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;

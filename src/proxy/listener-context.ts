@@ -10,6 +10,7 @@ import type { Admission } from '../admission/admission.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { UpstreamQueue } from '../balancing/upstream-queue.js';
+import type { ClusterLimits } from '../cluster/cluster-limits.js';
 import type { ListenerConfig } from '../config/load.js';
 import type { LiveFilters } from '../filters/live.js';
 import type { DataPipelineFactory } from '../filters/pipeline.js';
@@ -30,6 +31,8 @@ export interface ListenerContext {
   /** Concurrent-connection counts, shared by the contexts of one listener across reloads. */
   readonly limits: ConnectionLimits;
   readonly admission: Admission;
+  /** `limits_scope: cluster`: the listener's ledger of shared limits (kept across reloads by the Redis link). */
+  readonly shared?: ClusterLimits | undefined;
   /** With `on_limit: queue`: the waiting line of each pool (listener's and routes'), for full upstreams. */
   readonly upstreamQueues: ReadonlyMap<UpstreamPool, UpstreamQueue>;
   readonly pipeline: DataPipelineFactory | undefined;

@@ -117,6 +117,13 @@ export class Listener {
   }
 
   private admit(context: ListenerContext, socket: Socket, identity: ClientIdentity): void {
+    if (context.shared !== undefined) {
+      // limits_scope: cluster: Redis answers within cluster.timeout (else on_error does). The
+      // client stays paused meanwhile; one that left is noticed by startOrRefuse.
+      const shared = context.admission.admitShared(identity.ip);
+      if (!(shared instanceof Promise)) return startOrRefuse(context, socket, identity, shared);
+      return void shared.then((result) => startOrRefuse(context, socket, identity, result));
+    }
     const decision = context.admission.admit(identity.ip);
     if (decision !== 'queue') return startOrRefuse(context, socket, identity, decision);
     // Over a limit with on_limit: queue. The client is not read beyond a bounded buffer

@@ -18,6 +18,7 @@ import { loadClientOptions, loadServerContext, TlsConfigError } from '../protoco
 import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
 import { LiveFilters } from '../filters/live.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
+import type { RedisLink } from '../cluster/redis-link.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
@@ -30,10 +31,12 @@ export interface BuildOptions {
   readonly previous: ListenerContext | undefined;
   /** A listener created at run time brings its own live filters (a toxiproxy proxy keeps its toxics while disabled). */
   readonly live?: LiveFilters | undefined;
+  /** The process's Redis link, when some listener has `limits_scope: cluster`. */
+  readonly cluster?: RedisLink | undefined;
 }
 
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
-  const { snapshot, logger, metrics, previous } = options;
+  const { snapshot, logger, metrics, previous, cluster } = options;
   const send = config.proxy_protocol?.send;
   const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
     new UpstreamPool({
@@ -64,7 +67,9 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   // new limits apply at commit, so that a failed reload leaves the running ones).
   const limits = previous?.limits ?? new ConnectionLimits(limitOptions(config));
   const schedule = access?.schedule && new Schedule(access.schedule);
+  const shared = config.limits_scope === 'cluster' ? cluster?.limits(config.name) : undefined;
   const admission = new Admission({
+    ...(shared && { shared }),
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule }),
     ...(config.new_connections_per_ip && {
@@ -99,6 +104,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     pool,
     limits,
     admission,
+    shared,
     upstreamQueues,
     pipeline,
     metrics: metrics.listenerMetrics(config.name),
@@ -122,6 +128,10 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
 export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
   for (const pool of contextPools(context)) pool.takeOver();
   context.limits.reconfigure(limitOptions(context.config));
+  context.shared?.configure({
+    ...limitOptions(context.config),
+    newConnectionsPerIp: context.config.new_connections_per_ip && { limit: context.config.new_connections_per_ip.limit, perMs: context.config.new_connections_per_ip.per },
+  });
   const kept = new Set(context.upstreamQueues.values());
   for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
   for (const queue of previous?.upstreamQueues.values() ?? []) {

@@ -17,6 +17,7 @@ import type {
   UpstreamView,
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
+import { RedisLink } from '../cluster/redis-link.js';
 import { ConfigError, formatKeyPath, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { listenerSchema } from '../config/schema.js';
 import type { LiveFilters } from '../filters/live.js';
@@ -50,6 +51,8 @@ export class ProxyRuntime implements AdminRuntime {
   private stopping = false;
   /** What POST /api/stop does: set by whoever owns the process's signals (cli/main.ts). */
   stopHandler: (() => void) | undefined;
+  /** The Redis link of `limits_scope: cluster`, opened when a config first needs it. */
+  private cluster: RedisLink | undefined;
 
   constructor(
     private snapshot: ConfigSnapshot,
@@ -98,6 +101,7 @@ export class ProxyRuntime implements AdminRuntime {
    * never logs `listening` for a port it is about to give up (#12).
    */
   async start(): Promise<void> {
+    await this.openCluster(this.snapshot);
     const bound: [string, AddressInfo][] = [];
     for (const config of this.snapshot.listeners) {
       const context = await buildListenerContext(config, this.buildOptions(undefined));
@@ -160,9 +164,10 @@ export class ProxyRuntime implements AdminRuntime {
     }
     const staged: { name: string; context: ListenerContext; listener: Listener; fresh: boolean }[] = [];
     try {
+      await this.openCluster(snapshot);
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context });
+        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, cluster: this.cluster });
         const moved = !current || !sameAddress(current.context, context);
         const listener = moved ? new Listener(context) : current.listener;
         staged.push({ name: config.name, context, listener, fresh: moved });
@@ -298,7 +303,30 @@ export class ProxyRuntime implements AdminRuntime {
     for (const bridge of this.allBridges()) bridge.close('shutdown');
     await this.waitForDrain(5_000);
     for (const { context } of listeners) await retireContext(context);
+    await this.cluster?.close();
     await this.admin?.close();
+  }
+
+  /**
+   * The Redis link, opened the first time a config has a listener with `limits_scope: cluster`
+   * (so that ioredis is loaded only then). It is fixed for the life of the process: a reload
+   * that changes the `cluster` block keeps the running one and says so.
+   */
+  private async openCluster(snapshot: ConfigSnapshot): Promise<void> {
+    const config = snapshot.cluster;
+    if (config === undefined || !snapshot.listeners.some((l) => l.limits_scope === 'cluster')) return;
+    if (this.cluster === undefined) {
+      this.cluster = await RedisLink.open(config, this.logger, this.proxyMetrics.clusterMetrics());
+    } else if (!this.cluster.serves(config)) {
+      this.logger.warn({ event: 'reload' }, 'cluster settings changed: restart the proxy to apply them (the running ones stay)');
+    }
+  }
+
+  /** Redis is needed for admission: a cluster-scoped listener refuses everything while it is down. */
+  private clusterBlocksAdmission(): boolean {
+    const cluster = this.cluster;
+    if (cluster === undefined || cluster.onError !== 'deny' || cluster.state === 'up') return false;
+    return [...this.running.values()].some(({ context }) => context.shared !== undefined);
   }
 
   private waitForDrain(timeoutMs: number): Promise<void> {
@@ -323,7 +351,7 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   private buildOptions(previous: ListenerContext | undefined) {
-    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous };
+    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, cluster: this.cluster };
   }
 
   // -- AdminRuntime --------------------------------------------------------------------
@@ -338,6 +366,7 @@ export class ProxyRuntime implements AdminRuntime {
         const bound = listener.address() as AddressInfo | null; // null once closed (while stopping)
         return { name, address: bound?.address ?? '', port: bound?.port ?? 0 };
       }),
+      ...(this.cluster && { cluster: this.cluster.status() }),
     };
   }
 
@@ -389,7 +418,7 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   ready(): boolean {
-    if (this.stopping || this.running.size === 0) return false;
+    if (this.stopping || this.running.size === 0 || this.clusterBlocksAdmission()) return false;
     return [...this.running.values()].every(({ context }) => context.pool.healthyCount() > 0);
   }
 
