@@ -1,7 +1,7 @@
 /**
  * Benchmark rows for the features around the core, each against the plain proxy in the
  * same run: 1,000 upstreams, a 100,000-CIDR access list, a replace filter, pcap capture,
- * TLS termination, and two workers.
+ * TLS termination, two workers, and limits shared through Redis (limits_scope: cluster).
  */
 import { mkdtempSync } from 'node:fs';
 import { once } from 'node:events';
@@ -13,6 +13,7 @@ import { benchmarkAccessList } from '../src/admission/bench-acl.js';
 import { benchmarkPick } from '../src/balancing/bench-pick.js';
 import { connectionRate, downloadRate, measureRate, repeatRate, sleep, startEchoServers, type Upstreams } from './load.js';
 import { startTcpproxy } from './proxy-process.js';
+import { clusterConnectionRates } from './cluster.js';
 
 const MiB = 1024 * 1024;
 
@@ -98,6 +99,8 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
   } finally {
     workers.child.kill('SIGTERM');
   }
+  const cluster = await clusterConnectionRates(echo, 50, seconds);
+  if (cluster) progress({ metric: 'new connections/s, limits_scope: cluster (Redis on loopback)', unit: 'conn/s', baseline: cluster[0], feature: cluster[1], baselineLabel: 'same limits, local' });
   const lines = [
     '### Features, each against the plain proxy in the same run',
     '',
