@@ -5,7 +5,7 @@
  * package); without one the row is skipped with a note.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { connectionRate } from './load.js';
@@ -24,8 +24,25 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** [local, cluster] new connections/s, or undefined (and a note) without redis-server. */
-export async function clusterConnectionRates(echo: string, clients: number, seconds: number): Promise<[number, number] | undefined> {
+/** CPU time (user + system) of a process so far, in µs, from /proc (clock ticks of 10 ms). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+export interface ClusterRates {
+  /** new connections/s */
+  rate: number;
+  /** CPU µs per new connection: the proxy's, and Redis's (0 for local) */
+  proxyCpu: number;
+  redisCpu: number;
+}
+
+/**
+ * New connections/s with the same limits kept locally and in Redis, and the CPU each costs
+ * per connection (less sensitive than the rate to a busy machine); undefined without redis-server.
+ */
+export async function clusterConnectionRates(echo: string, clients: number, seconds: number): Promise<{ local: ClusterRates; cluster: ClusterRates } | undefined> {
   if (!existsSync(REDIS_SERVER)) {
     process.stderr.write(`  limits_scope: cluster row skipped: ${REDIS_SERVER} not found (apt-get install redis-server)\n`);
     return undefined;
@@ -47,10 +64,16 @@ export async function clusterConnectionRates(echo: string, clients: number, seco
       { name: 'cluster', listen: '127.0.0.1:0', upstreams: [echo], limits_scope: 'cluster', ...LIMITS },
     ],
   });
+  const measure = async (listener: string): Promise<ClusterRates> => {
+    const proxyBefore = cpuMicros(proxy.child.pid!);
+    const redisBefore = cpuMicros(redis.pid!);
+    const started = performance.now();
+    const rate = await connectionRate(proxy.ports.get(listener)!, clients, seconds);
+    const connections = (rate * (performance.now() - started)) / 1000;
+    return { rate, proxyCpu: (cpuMicros(proxy.child.pid!) - proxyBefore) / connections, redisCpu: (cpuMicros(redis.pid!) - redisBefore) / connections };
+  };
   try {
-    const local = await connectionRate(proxy.ports.get('local')!, clients, seconds);
-    const cluster = await connectionRate(proxy.ports.get('cluster')!, clients, seconds);
-    return [local, cluster];
+    return { local: await measure('local'), cluster: await measure('cluster') };
   } finally {
     proxy.child.kill('SIGKILL');
     redis.kill('SIGKILL');

@@ -100,7 +100,12 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
     workers.child.kill('SIGTERM');
   }
   const cluster = await clusterConnectionRates(echo, 50, seconds);
-  if (cluster) progress({ metric: 'new connections/s, limits_scope: cluster (Redis on loopback)', unit: 'conn/s', baseline: cluster[0], feature: cluster[1], baselineLabel: 'same limits, local' });
+  if (cluster) {
+    const { local, cluster: shared } = cluster;
+    progress({ metric: 'new connections/s, limits_scope: cluster (Redis on loopback)', unit: 'conn/s', baseline: local.rate, feature: shared.rate, baselineLabel: 'same limits, local' });
+    progress({ metric: 'proxy CPU per new connection, limits_scope: cluster', unit: 'µs', baseline: local.proxyCpu, feature: shared.proxyCpu, baselineLabel: 'local' });
+    progress({ metric: 'redis-server CPU per new connection', unit: 'µs', baseline: local.redisCpu, feature: shared.redisCpu, baselineLabel: 'local' });
+  }
   const lines = [
     '### Features, each against the plain proxy in the same run',
     '',
