@@ -53,6 +53,16 @@ export class TestRedis {
     });
   }
 
+  /** SIGSTOP: the server hangs, its connections stay open (a stalled Redis). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT: the server answers again, the late replies first. */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Kills the server (no save: every key is gone when it comes back). */
   async stop(): Promise<void> {
     const child = this.child;
