@@ -82,7 +82,10 @@ export async function loadConfigFile(file: string, adjust: (raw: unknown) => unk
   }
   let raw: unknown;
   try {
-    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    // A config is JSON-shaped: YAML 1.1 tags (!!binary, !!set, !!timestamp...) stay strings
+    // rather than becoming a Buffer, Set or Date that no key path can name (#12 fuzzing),
+    // and YAML's warnings are not printed as Node process warnings.
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { resolveKnownTags: false, logLevel: 'error' });
   } catch (err) {
     throw new ConfigError([`${file}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
   }
