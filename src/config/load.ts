@@ -27,10 +27,17 @@ export interface ConfigSnapshot extends Readonly<Omit<ParsedConfig, 'listeners'>
   readonly baseDir: string;
 }
 
+/** A key as written in a path: bare when it looks like one, else quoted (`["a b"]`), so that a path is one unambiguous line. */
+const BARE_KEY = /^[A-Za-z_][\w-]*$/;
+
 /** `listeners[0].upstreams[1].address` from zod's path array. */
 export function formatKeyPath(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? String(key) : `.${String(key)}`;
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (!BARE_KEY.test(String(key))) out += `[${JSON.stringify(String(key))}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
   return out || '(top level)';
 }
 

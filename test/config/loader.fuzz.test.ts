@@ -247,6 +247,11 @@ describe('config loader fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
     assert.throws(() => buildSnapshot(withListener({ new_connections_per_ip: { limit: 1, per: 0 } })), /listeners\[0\]\.new_connections_per_ip\.per: must be more than 0ms/);
   });
 
+  test('regression: a key that is not a plain word is quoted in the path, so that one problem is one line', () => {
+    assert.throws(() => buildSnapshot({ 'a\nb': 1, listeners: [{ listen: '127.0.0.1:0', upstreams: ['127.0.0.1:9'], ' ': 2 }] }), (error: unknown) =>
+      error instanceof ConfigError && error.problems.includes('["a\\nb"]: unknown key') && error.problems.includes('listeners[0][" "]: unknown key'));
+  });
+
   test('regression: YAML 1.1 tags stay strings (a !!binary document gave a hundred "unknown key" lines)', async () => {
     const file = join(dir, 'binary.yaml');
     await writeFile(file, '!!binary AAAA');
