@@ -29,10 +29,17 @@ export interface ConfigSnapshot extends Readonly<Omit<ParsedConfig, 'listeners'>
   readonly baseDir: string;
 }
 
+/** A key as written in a path: bare when it looks like one, else quoted (`["a b"]`), so that a path is one unambiguous line. */
+const BARE_KEY = /^[A-Za-z_][\w-]*$/;
+
 /** `listeners[0].upstreams[1].address` from zod's path array. */
 export function formatKeyPath(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? String(key) : `.${String(key)}`;
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (!BARE_KEY.test(String(key))) out += `[${JSON.stringify(String(key))}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
   return out || '(top level)';
 }
 
@@ -92,7 +99,10 @@ export async function loadConfigFile(file: string, adjust: (raw: unknown) => unk
   }
   let raw: unknown;
   try {
-    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    // A config is JSON-shaped: YAML 1.1 tags (!!binary, !!set, !!timestamp...) stay strings
+    // rather than becoming a Buffer, Set or Date that no key path can name (#12 fuzzing),
+    // and YAML's warnings are not printed as Node process warnings.
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { resolveKnownTags: false, logLevel: 'error' });
   } catch (err) {
     throw new ConfigError([`${file}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
   }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseHostPort, type HostPort } from './host-port.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
+import { expectationProblem } from '../balancing/health-check.js';
 import { byteSize, duration, filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
 import { ACCESS_FIELDS } from '../observability/access-log.js';
 import { syslogSchema } from '../observability/syslog-config.js';
@@ -77,7 +78,14 @@ const healthCheck = z.strictObject({
   healthy_threshold: positiveInt.default(2),
   unhealthy_threshold: positiveInt.default(3),
   send: z.string().optional(),
-  expect: z.string().optional(),
+  // Checked here: an invalid regex used to pass --check and fail the start with a stack trace (#12 fuzzing).
+  expect: z
+    .string()
+    .superRefine((text, ctx) => {
+      const problem = expectationProblem(text);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 const proxyProtocol = z.strictObject({
@@ -132,7 +140,8 @@ export const listenerSchema = z.strictObject({
   buffer_size: bufferSize.default(256 * 1024),
   max_connections: positiveInt.optional(),
   max_connections_per_ip: positiveInt.optional(),
-  new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration }).optional(),
+  // per > 0: a zero window passed the check and threw at start (#12 fuzzing).
+  new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration.refine((ms) => ms > 0, 'must be more than 0ms') }).optional(),
   on_limit: z.enum(['reject', 'queue']).default('reject'),
   queue_timeout: duration.default(10_000),
   max_queue: positiveInt.default(1000),

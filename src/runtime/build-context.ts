@@ -10,6 +10,7 @@ import { Admission } from '../admission/admission.js';
 import { ConnectionLimits, type ConnectionLimitOptions } from '../admission/limits.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import { Schedule } from '../admission/schedule.js';
+import { parseExpectation } from '../balancing/health-check.js';
 import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
 import { UpstreamQueue } from '../balancing/upstream-queue.js';
 import { formatHostPort } from '../config/host-port.js';
@@ -239,12 +240,6 @@ function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefine
     // A server that requires PROXY headers gets the LOCAL form from health checks.
     ...(send && { preamble: () => (send === 'v2' ? encodeV2(undefined) : encodeV1(undefined)) }),
   };
-}
-
-/** `expect: "/^\+OK/i"` is a regular expression; anything else is the literal bytes. */
-function parseExpectation(text: string): Buffer | RegExp {
-  const match = /^\/(.*)\/([a-z]*)$/s.exec(text);
-  return match ? new RegExp(match[1]!, match[2]) : Buffer.from(text);
 }
 
 function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: Socket, identity: ClientIdentity) => Buffer {
