@@ -27,10 +27,13 @@ export interface BuildOptions {
   readonly metrics: ProxyMetrics;
   /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
   readonly previous: ListenerContext | undefined;
+  /** The wall clock the access schedule reads (epoch ms); tests inject one. Default Date.now. */
+  readonly now?: (() => number) | undefined;
 }
 
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
   const { snapshot, logger, metrics, previous } = options;
+  const now = options.now ?? Date.now;
   const send = config.proxy_protocol?.send;
   const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
     new UpstreamPool({
@@ -63,7 +66,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   const schedule = access?.schedule && new Schedule(access.schedule);
   const admission = new Admission({
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
-    ...(schedule && { schedule }),
+    ...(schedule && { schedule, now: () => new Date(now()) }),
     ...(config.new_connections_per_ip && {
       rateLimit: new RateLimiter({ limit: config.new_connections_per_ip.limit, perMs: config.new_connections_per_ip.per }),
     }),
@@ -104,9 +107,19 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     tls,
     upstreamTls,
     routes,
-    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at) => schedule.closesAt(at) : undefined,
+    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at) => windowEnd(schedule, at, now) : undefined,
     proxyTrusted: trustedList ? (ip) => trustedList.allows(ip) : undefined,
   };
+}
+
+/**
+ * When the window open at `at` (real time, as the bridge's timers run) ends, read on the
+ * schedule's clock `now`: the same instant shifted by that clock's distance from real time.
+ */
+function windowEnd(schedule: Schedule, at: Date, now: () => number): Date | undefined {
+  const skew = now() - Date.now();
+  const end = schedule.closesAt(new Date(at.getTime() + skew));
+  return end && new Date(end.getTime() - skew);
 }
 
 /**

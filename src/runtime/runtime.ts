@@ -42,6 +42,8 @@ export class ProxyRuntime implements AdminRuntime {
     private readonly logger: Logger,
     /** Where SIGHUP and POST /api/reload read the next snapshot from (the config file). */
     private readonly reloadSource: (() => Promise<ConfigSnapshot>) | undefined = undefined,
+    /** `now`: the wall clock access schedules read (epoch ms); tests inject one. */
+    private readonly options: { readonly now?: () => number } = {},
   ) {
     this.proxyMetrics.setSources({
       listeners: () => [...this.running.keys()],
@@ -140,7 +142,7 @@ export class ProxyRuntime implements AdminRuntime {
     try {
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context });
+        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, now: this.options.now });
         const moved = !current || !sameAddress(current.context, context);
         const listener = moved ? new Listener(context) : current.listener;
         staged.push({ name: config.name, context, listener, fresh: moved });
@@ -227,7 +229,7 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   private buildOptions(previous: ListenerContext | undefined) {
-    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous };
+    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, now: this.options.now };
   }
 
   // -- AdminRuntime --------------------------------------------------------------------

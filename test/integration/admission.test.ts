@@ -26,7 +26,7 @@ import {
 } from '../helpers/integration.js';
 import { IPV6_LOOPBACK, requires } from '../helpers/requirements.js';
 import { oneListener, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
-import { readAll, sha256, startServer, type TestServer } from '../helpers/servers.js';
+import { closed, readAll, sha256, startServer, type TestServer } from '../helpers/servers.js';
 
 /** A proxy in front of one whoami upstream ("a"); `listen` overrides the listener address. */
 async function guarded(keys: Record<string, unknown>, options: { hold?: boolean; listen?: string } = {}): Promise<{ proxy: TestProxy; upstream: TestServer }> {
@@ -200,29 +200,37 @@ describe('schedule (windows computed from the current time)', { timeout: 30_000 
     await expectSchedule('Asia/Kathmandu', [windowFromNow('UTC', -10, 20)], false);
   });
 
-  it('enforce: close cuts an established connection at the window end; enforce: none keeps it', async (t) => {
-    // Windows have minute resolution: the nearest end is the next minute boundary.
-    const msToBoundary = 60_000 - (Date.now() % 60_000);
-    if (msToBoundary > 12_000 || msToBoundary < 2_000) {
-      t.skip(`the next minute boundary is ${Math.round(msToBoundary / 1000)} s away: too slow to wait for`);
-      return;
-    }
-    const window = windowFromNow('UTC', 0, 1);
-    const schedule = (enforce: string) => ({ access: { schedule: { timezone: 'UTC', enforce, windows: [{ days: window.days, from: window.from, to: window.to }] } } });
-    const closing = await guarded(schedule('close'), { hold: true });
-    const keeping = await guarded(schedule('none'), { hold: true });
+  it('enforce: close cuts an established connection at the window end with reason schedule; enforce: none keeps it', async () => {
+    // The schedule reads an injected clock, frozen 300 ms before a window's end: every
+    // connection is admitted inside the window, and its window ends 300 ms after it started.
+    const windowEndsAt = Date.UTC(2026, 0, 5, 10, 0); // Monday 10:00 UTC
+    let clock = windowEndsAt - 300;
+    const now = (): number => clock;
+    const keys = (enforce: string) => ({ access: { schedule: { timezone: 'UTC', enforce, windows: [{ days: ['mon'], from: '09:00', to: '10:00' }] } } });
+    const start = async (enforce: string) => {
+      const upstream = await startWhoami('a', { hold: true });
+      return { proxy: await startProxy(oneListener([upstream.address], keys(enforce)), { now }), upstream };
+    };
+    const closing = await start('close');
+    const keeping = await start('none');
     try {
       const cut = await holdConnection(closing.proxy.port);
+      const cutLabel = formatClient(cut.socket);
       const kept = await holdConnection(keeping.proxy.port);
-      const started = Date.now();
-      const line = await closing.proxy.waitForLog((l) => l.event === 'close', msToBoundary + 3_000);
-      assert.ok(Date.now() - started >= msToBoundary - 1_500, 'closed well before the window end');
-      assert.ok(line.reason !== 'client_closed' && line.reason !== 'upstream_closed', `closed for ${String(line.reason)}`);
-      // After the end, the unenforced one is still carrying bytes.
-      await until(() => Date.now() >= started + msToBoundary + 300, 'the window end');
+      const gone = closed(cut.socket);
+      const line = await closing.proxy.waitForLog((l) => l.event === 'close');
+      assert.equal(line.reason, 'schedule');
+      assert.equal(line.client, cutLabel);
+      assert.ok(Number(line.duration_ms) >= 299, `closed after ${String(line.duration_ms)} ms, before the window end`);
+      await gone;
+      assert.equal(closing.proxy.runtime.stats().listeners[0]!.active, 0);
+      // The unenforced listener's connection outlives the same window end, still carrying bytes.
       kept.socket.write('still here');
+      await once(keeping.upstream.accepted[0]!, 'data');
       assert.equal(keeping.proxy.accessLog().length, 0);
-      cut.socket.destroy();
+      // Once the clock is past the end, new connections are refused with schedule.
+      clock = windowEndsAt;
+      await assertRefused(keeping.proxy, keeping.upstream, 'schedule');
       kept.socket.destroy();
     } finally {
       await teardown(closing.proxy, closing.upstream);
