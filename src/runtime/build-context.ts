@@ -27,7 +27,7 @@ export interface BuildOptions {
   readonly metrics: ProxyMetrics;
   /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
   readonly previous: ListenerContext | undefined;
-  /** The wall clock the access schedule reads (epoch ms); tests inject one. Default Date.now. */
+  /** The clock the access schedule (and the rate limit) read, epoch ms; tests inject one. Default: real time. */
   readonly now?: (() => number) | undefined;
 }
 
@@ -68,7 +68,12 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule, now: () => new Date(now()) }),
     ...(config.new_connections_per_ip && {
-      rateLimit: new RateLimiter({ limit: config.new_connections_per_ip.limit, perMs: config.new_connections_per_ip.per }),
+      rateLimit: new RateLimiter({
+        limit: config.new_connections_per_ip.limit,
+        perMs: config.new_connections_per_ip.per,
+        // An injected clock drives the rate too; by default the limiter keeps its monotonic one.
+        ...(options.now && { now: options.now }),
+      }),
     }),
     limits,
     onLimit: config.on_limit,

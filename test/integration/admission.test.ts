@@ -255,13 +255,21 @@ describe('rate limit (new_connections_per_ip)', { timeout: 30_000 }, () => {
   });
 
   it('tokens come back over time (token bucket)', async () => {
-    const { proxy, upstream } = await guarded({ new_connections_per_ip: { limit: 2, per: '1s' } });
+    // The limiter reads an injected clock: time moves only when the test moves it.
+    let clock = 1_000_000;
+    const upstream = await startWhoami('a');
+    const proxy = await startProxy(oneListener([upstream.address], { new_connections_per_ip: { limit: 2, per: '1s' } }), { now: () => clock });
     try {
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
-      // One token per 500 ms: waiting is the behaviour under test.
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      clock += 499; // one token per 500 ms: not quite one yet
+      await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
+      clock += 1;
+      assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
+      await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
+      clock += 5_000; // a long pause refills the bucket to its limit, no further
+      assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
     } finally {
