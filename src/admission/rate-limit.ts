@@ -18,6 +18,8 @@ export interface RateLimitOptions {
   perMs: number;
   /** most keys tracked at once; default 100,000 */
   maxEntries?: number;
+  /** the clock take() reads by default (ms); default the monotonic performance.now. Tests inject one. */
+  now?: () => number;
 }
 
 /** A key's bucket, also a node of the recency list (least recently used first). */
@@ -44,6 +46,7 @@ export class RateLimiter {
   #oldest: Bucket | undefined;
   #newest: Bucket | undefined;
   #lastSweepMs = Number.NEGATIVE_INFINITY;
+  readonly #now: () => number;
 
   constructor(options: RateLimitOptions) {
     const { limit, perMs, maxEntries = DEFAULT_MAX_ENTRIES } = options;
@@ -53,13 +56,14 @@ export class RateLimiter {
     this.#limit = limit;
     this.#perMs = perMs;
     this.#maxEntries = maxEntries;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /**
    * Spends one token of `key`'s bucket; false when it is empty (over the rate).
-   * `nowMs` defaults to the monotonic clock (performance.now), immune to wall-clock jumps.
+   * `nowMs` defaults to the limiter's clock (performance.now: monotonic, immune to wall-clock jumps).
    */
-  take(key: string, nowMs: number = performance.now()): boolean {
+  take(key: string, nowMs: number = this.#now()): boolean {
     if (nowMs - this.#lastSweepMs >= this.#perMs) this.#sweepIdle(nowMs);
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {

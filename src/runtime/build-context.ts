@@ -34,10 +34,13 @@ export interface BuildOptions {
   readonly live?: LiveFilters | undefined;
   /** The process's Redis link, when some listener has `limits_scope: cluster`. */
   readonly cluster?: RedisLink | undefined;
+  /** The clock the access schedule (and the rate limit) read, epoch ms; tests inject one. Default: real time. */
+  readonly now?: (() => number) | undefined;
 }
 
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
   const { snapshot, logger, metrics, previous, cluster } = options;
+  const now = options.now ?? Date.now;
   const send = config.proxy_protocol?.send;
   const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
     new UpstreamPool({
@@ -72,9 +75,14 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   const admission = new Admission({
     ...(shared && { shared }),
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
-    ...(schedule && { schedule }),
+    ...(schedule && { schedule, now: () => new Date(now()) }),
     ...(config.new_connections_per_ip && {
-      rateLimit: new RateLimiter({ limit: config.new_connections_per_ip.limit, perMs: config.new_connections_per_ip.per }),
+      rateLimit: new RateLimiter({
+        limit: config.new_connections_per_ip.limit,
+        perMs: config.new_connections_per_ip.per,
+        // An injected clock drives the rate too; by default the limiter keeps its monotonic one.
+        ...(options.now && { now: options.now }),
+      }),
     }),
     limits,
     onLimit: config.on_limit,
@@ -115,9 +123,19 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     tls,
     upstreamTls,
     routes,
-    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at) => schedule.closesAt(at) : undefined,
+    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at) => windowEnd(schedule, at, now) : undefined,
     proxyTrusted: trustedList ? (ip) => trustedList.allows(ip) : undefined,
   };
+}
+
+/**
+ * When the window open at `at` (real time, as the bridge's timers run) ends, read on the
+ * schedule's clock `now`: the same instant shifted by that clock's distance from real time.
+ */
+function windowEnd(schedule: Schedule, at: Date, now: () => number): Date | undefined {
+  const skew = now() - Date.now();
+  const end = schedule.closesAt(new Date(at.getTime() + skew));
+  return end && new Date(end.getTime() - skew);
 }
 
 /**

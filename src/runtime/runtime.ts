@@ -59,6 +59,8 @@ export class ProxyRuntime implements AdminRuntime {
     private readonly logger: Logger,
     /** Where SIGHUP and POST /api/reload read the next snapshot from (the config file). */
     private readonly reloadSource: (() => Promise<ConfigSnapshot>) | undefined = undefined,
+    /** `now`: the wall clock access schedules read (epoch ms); tests inject one. */
+    private readonly options: { readonly now?: () => number } = {},
   ) {
     selectAccessFields(snapshot.log.access_fields);
     this.proxyMetrics.setSources({
@@ -167,7 +169,7 @@ export class ProxyRuntime implements AdminRuntime {
       await this.openCluster(snapshot);
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, cluster: this.cluster });
+        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, cluster: this.cluster, now: this.options.now });
         const moved = !current || !sameAddress(current.context, context);
         const listener = moved ? new Listener(context) : current.listener;
         staged.push({ name: config.name, context, listener, fresh: moved });
@@ -351,7 +353,7 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   private buildOptions(previous: ListenerContext | undefined) {
-    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, cluster: this.cluster };
+    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, cluster: this.cluster, now: this.options.now };
   }
 
   // -- AdminRuntime --------------------------------------------------------------------

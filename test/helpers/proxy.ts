@@ -20,9 +20,10 @@ export interface TestProxy {
 
 /**
  * Starts a proxy from a raw config; the first listener's address is read back as `port`.
- * `baseDir` is where relative paths (plugins, capture files) resolve, as the config file's folder would be.
+ * `baseDir` is where relative paths (plugins, capture files) resolve, as the config file's folder would be;
+ * `now` is the wall clock the access schedules read.
  */
-export async function startProxy(raw: Record<string, unknown>, options: { baseDir?: string } = {}): Promise<TestProxy> {
+export async function startProxy(raw: Record<string, unknown>, options: { baseDir?: string; now?: () => number } = {}): Promise<TestProxy> {
   const collector = new LogCollector();
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -31,7 +32,7 @@ export async function startProxy(raw: Record<string, unknown>, options: { baseDi
     },
   });
   const snapshot = buildSnapshot({ log: { level: 'info' }, ...raw }, options.baseDir === undefined ? {} : { baseDir: options.baseDir });
-  const runtime = new ProxyRuntime(snapshot, createLogger({ level: snapshot.log.level, destination }));
+  const runtime = new ProxyRuntime(snapshot, createLogger({ level: snapshot.log.level, destination }), undefined, options.now ? { now: options.now } : {});
   await runtime.start();
   const port = runtime.listenerAddress(snapshot.listeners[0]!.name)!.port;
   return {

@@ -7,6 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
@@ -26,7 +31,9 @@ import {
 } from '../helpers/integration.js';
 import { IPV6_LOOPBACK, requires } from '../helpers/requirements.js';
 import { oneListener, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
-import { readAll, sha256, startServer, type TestServer } from '../helpers/servers.js';
+import { closed, readAll, refusedPort, sha256, startServer, type TestServer } from '../helpers/servers.js';
+import { request } from '../admin/http-client.js';
+import { makeTestCertificates } from '../protocol/test-certs.js';
 
 /** A proxy in front of one whoami upstream ("a"); `listen` overrides the listener address. */
 async function guarded(keys: Record<string, unknown>, options: { hold?: boolean; listen?: string } = {}): Promise<{ proxy: TestProxy; upstream: TestServer }> {
@@ -200,29 +207,37 @@ describe('schedule (windows computed from the current time)', { timeout: 30_000 
     await expectSchedule('Asia/Kathmandu', [windowFromNow('UTC', -10, 20)], false);
   });
 
-  it('enforce: close cuts an established connection at the window end; enforce: none keeps it', async (t) => {
-    // Windows have minute resolution: the nearest end is the next minute boundary.
-    const msToBoundary = 60_000 - (Date.now() % 60_000);
-    if (msToBoundary > 12_000 || msToBoundary < 2_000) {
-      t.skip(`the next minute boundary is ${Math.round(msToBoundary / 1000)} s away: too slow to wait for`);
-      return;
-    }
-    const window = windowFromNow('UTC', 0, 1);
-    const schedule = (enforce: string) => ({ access: { schedule: { timezone: 'UTC', enforce, windows: [{ days: window.days, from: window.from, to: window.to }] } } });
-    const closing = await guarded(schedule('close'), { hold: true });
-    const keeping = await guarded(schedule('none'), { hold: true });
+  it('enforce: close cuts an established connection at the window end with reason schedule; enforce: none keeps it', async () => {
+    // The schedule reads an injected clock, frozen 300 ms before a window's end: every
+    // connection is admitted inside the window, and its window ends 300 ms after it started.
+    const windowEndsAt = Date.UTC(2026, 0, 5, 10, 0); // Monday 10:00 UTC
+    let clock = windowEndsAt - 300;
+    const now = (): number => clock;
+    const keys = (enforce: string) => ({ access: { schedule: { timezone: 'UTC', enforce, windows: [{ days: ['mon'], from: '09:00', to: '10:00' }] } } });
+    const start = async (enforce: string) => {
+      const upstream = await startWhoami('a', { hold: true });
+      return { proxy: await startProxy(oneListener([upstream.address], keys(enforce)), { now }), upstream };
+    };
+    const closing = await start('close');
+    const keeping = await start('none');
     try {
       const cut = await holdConnection(closing.proxy.port);
+      const cutLabel = formatClient(cut.socket);
       const kept = await holdConnection(keeping.proxy.port);
-      const started = Date.now();
-      const line = await closing.proxy.waitForLog((l) => l.event === 'close', msToBoundary + 3_000);
-      assert.ok(Date.now() - started >= msToBoundary - 1_500, 'closed well before the window end');
-      assert.ok(line.reason !== 'client_closed' && line.reason !== 'upstream_closed', `closed for ${String(line.reason)}`);
-      // After the end, the unenforced one is still carrying bytes.
-      await until(() => Date.now() >= started + msToBoundary + 300, 'the window end');
+      const gone = closed(cut.socket);
+      const line = await closing.proxy.waitForLog((l) => l.event === 'close');
+      assert.equal(line.reason, 'schedule');
+      assert.equal(line.client, cutLabel);
+      assert.ok(Number(line.duration_ms) >= 299, `closed after ${String(line.duration_ms)} ms, before the window end`);
+      await gone;
+      assert.equal(closing.proxy.runtime.stats().listeners[0]!.active, 0);
+      // The unenforced listener's connection outlives the same window end, still carrying bytes.
       kept.socket.write('still here');
+      await once(keeping.upstream.accepted[0]!, 'data');
       assert.equal(keeping.proxy.accessLog().length, 0);
-      cut.socket.destroy();
+      // Once the clock is past the end, new connections are refused with schedule.
+      clock = windowEndsAt;
+      await assertRefused(keeping.proxy, keeping.upstream, 'schedule');
       kept.socket.destroy();
     } finally {
       await teardown(closing.proxy, closing.upstream);
@@ -247,13 +262,21 @@ describe('rate limit (new_connections_per_ip)', { timeout: 30_000 }, () => {
   });
 
   it('tokens come back over time (token bucket)', async () => {
-    const { proxy, upstream } = await guarded({ new_connections_per_ip: { limit: 2, per: '1s' } });
+    // The limiter reads an injected clock: time moves only when the test moves it.
+    let clock = 1_000_000;
+    const upstream = await startWhoami('a');
+    const proxy = await startProxy(oneListener([upstream.address], { new_connections_per_ip: { limit: 2, per: '1s' } }), { now: () => clock });
     try {
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
-      // One token per 500 ms: waiting is the behaviour under test.
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      clock += 499; // one token per 500 ms: not quite one yet
+      await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
+      clock += 1;
+      assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
+      await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
+      clock += 5_000; // a long pause refills the bucket to its limit, no further
+      assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       assert.equal(await whoAnswers(proxy.port, '127.0.0.22'), 'a');
       await assertRefused(proxy, upstream, 'rate_limit', '127.0.0.22');
     } finally {
@@ -463,22 +486,39 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
         }),
       ),
     );
-    const proxy = await startProxy(
-      oneListener(
-        upstreams.map((u) => u.address),
-        {
-          max_connections: 60,
-          max_connections_per_ip: 25,
-          on_limit: 'queue',
-          queue_timeout: '200ms',
-          max_queue: 100,
-          idle_timeout: '500ms',
-          access: { deny: ['127.0.0.66'] },
-          new_connections_per_ip: { limit: 60, per: '1h' },
-        },
-      ),
+    // Every other way a connection ends, each on a listener set up for it, in the same runtime.
+    const certDir = await mkdtemp(join(tmpdir(), 'tcpproxy-storm-'));
+    const certs = await makeTestCertificates(certDir);
+    const echo = upstreams[0]!.address;
+    const nowhere = `127.0.0.1:${await refusedPort()}`;
+    const limited = { max_connections: 40, max_connections_per_ip: 20 };
+    const config = oneListener(
+      upstreams.map((u) => u.address),
+      {
+        max_connections: 60,
+        max_connections_per_ip: 25,
+        on_limit: 'queue',
+        queue_timeout: '200ms',
+        max_queue: 100,
+        idle_timeout: '500ms',
+        access: { deny: ['127.0.0.66'] },
+        new_connections_per_ip: { limit: 60, per: '1h' },
+      },
     );
-    type Kind = 'close' | 'upstream_close' | 'reset' | 'late_reset' | 'early_reset' | 'idle' | 'denied' | 'rate';
+    (config.listeners as unknown[]).push(
+      { name: 'tls', listen: '127.0.0.1:0', upstreams: [echo], tls: { cert: certs.serverCert, key: certs.serverKey }, ...limited },
+      { name: 'sni', listen: '127.0.0.1:0', upstreams: [echo], routes: [{ sni: 'a.example', upstreams: [echo] }], connect_timeout: '300ms', ...limited },
+      { name: 'nowhere', listen: '127.0.0.1:0', upstreams: [nowhere], connect_retries: 0, ...limited },
+      { name: 'filtered', listen: '127.0.0.1:0', upstreams: [echo], filters: [{ type: 'block', match: 'BLOCK' }], ...limited },
+      { name: 'lifetime', listen: '127.0.0.1:0', upstreams: [echo], max_lifetime: '300ms', ...limited },
+      { name: 'tight', listen: '127.0.0.1:0', upstreams: [echo], max_connections: 1, on_limit: 'queue', max_queue: 1, queue_timeout: '200ms' },
+    );
+    const proxy = await startProxy({ ...config, admin: { listen: '127.0.0.1:0' } });
+    const portOf = (name: string): number => proxy.runtime.listenerAddress(name)!.port;
+    const adminPort = proxy.runtime.adminAddress()!.port;
+    type Kind =
+      | 'close' | 'upstream_close' | 'reset' | 'late_reset' | 'early_reset' | 'idle' | 'denied' | 'rate'
+      | 'tls_ok' | 'tls_garbage' | 'sni_stall' | 'sni_fin' | 'no_upstream' | 'filter' | 'filter_pass' | 'lifetime' | 'admin';
     const plan: Kind[] = [
       ...Array<Kind>(250).fill('close'),
       ...Array<Kind>(150).fill('upstream_close'),
@@ -488,6 +528,15 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
       ...Array<Kind>(100).fill('idle'),
       ...Array<Kind>(100).fill('denied'),
       ...Array<Kind>(100).fill('rate'),
+      ...Array<Kind>(20).fill('tls_ok'),
+      ...Array<Kind>(30).fill('tls_garbage'),
+      ...Array<Kind>(10).fill('sni_stall'),
+      ...Array<Kind>(20).fill('sni_fin'),
+      ...Array<Kind>(30).fill('no_upstream'),
+      ...Array<Kind>(30).fill('filter'),
+      ...Array<Kind>(20).fill('filter_pass'),
+      ...Array<Kind>(20).fill('lifetime'),
+      ...Array<Kind>(20).fill('admin'),
     ];
     // Interleave the kinds (a fixed shuffle) so that every phase of the storm sees every ending.
     let seed = 12345;
@@ -501,14 +550,35 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
 
     // Client label -> the kinds of the connections that used it (a source port can be reused).
     const kindsOf = new Map<string, Kind[]>();
+    const listenerOf = (kind: Kind): string =>
+      kind.startsWith('tls_') ? 'tls' : kind.startsWith('sni_') ? 'sni' : kind.startsWith('filter') ? 'filtered' : kind === 'no_upstream' ? 'nowhere' : kind === 'lifetime' ? 'lifetime' : 'test';
+    const record = (socket: Socket, kind: Kind): string => {
+      const label = `${socket.localAddress}:${socket.localPort}`;
+      kindsOf.set(label, [...(kindsOf.get(label) ?? []), kind]);
+      return label;
+    };
+    const runTls = async (kind: Kind, i: number): Promise<void> => {
+      const raw = net.connect({ port: portOf('tls'), host: '127.0.0.1', localAddress: source(kind, i) });
+      raw.on('error', () => undefined);
+      raw.once('connect', () => record(raw, kind));
+      const socket = tls.connect({ socket: raw, ca: readFileSync(certs.caCert), servername: 'localhost' });
+      socket.on('error', () => undefined);
+      const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.once('secureConnect', () => {
+        socket.once('data', () => socket.end());
+        socket.write('over tls');
+      });
+      socket.resume();
+      await gone;
+    };
     const runOne = async (kind: Kind, i: number): Promise<void> => {
-      const socket = net.connect({ port: proxy.port, host: '127.0.0.1', localAddress: source(kind, i), allowHalfOpen: true });
+      if (kind === 'tls_ok') return runTls(kind, i);
+      const socket = net.connect({ port: portOf(listenerOf(kind)), host: '127.0.0.1', localAddress: source(kind, i), allowHalfOpen: true });
       socket.on('error', () => undefined);
       const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       socket.on('end', () => socket.destroy());
       socket.once('connect', () => {
-        const label = `${socket.localAddress}:${socket.localPort}`;
-        kindsOf.set(label, [...(kindsOf.get(label) ?? []), kind]);
+        const label = record(socket, kind);
         switch (kind) {
           case 'early_reset':
             return void socket.resetAndDestroy();
@@ -524,6 +594,22 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
             return void socket.write('Quit');
           case 'idle':
             return; // the proxy closes it after idle_timeout (or refuses it)
+          case 'tls_garbage': // not TLS at all: the handshake fails
+            return void socket.write('GET / HTTP/1.0\r\n\r\n');
+          case 'sni_stall': // a ClientHello that never completes: connect_timeout ends the peek
+            return void socket.write(PARTIAL_CLIENT_HELLO);
+          case 'sni_fin': // a ClientHello cut short by a FIN
+            return void socket.end(PARTIAL_CLIENT_HELLO);
+          case 'no_upstream':
+            return void socket.write('anyone there?');
+          case 'filter':
+            return void socket.write('xx BLOCK xx');
+          case 'lifetime': // bridged, then held until max_lifetime
+            return void socket.write('l');
+          case 'admin': // bridged, then closed through DELETE /api/connections/<id>
+            socket.write('a');
+            socket.once('data', () => void closeByAdmin(label));
+            return;
           default:
             socket.end('x'.repeat(1000));
         }
@@ -532,24 +618,48 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
       socket.resume();
       await gone;
     };
+    const closeByAdmin = async (label: string): Promise<void> => {
+      const listed = JSON.parse((await request(adminPort, 'GET', '/api/connections')).body) as { id: string; client: string }[];
+      const id = listed.find((c) => c.client === label)?.id;
+      assert.ok(id, `${label} is not listed by /api/connections`);
+      assert.equal((await request(adminPort, 'DELETE', `/api/connections/${id}`)).status, 200);
+    };
+    /** On listener "tight" (1 slot, a queue of 1): one holds the slot, one waits out queue_timeout, one finds the queue full. */
+    const tightRound = async (round: number): Promise<void> => {
+      const holder = await connectClient(portOf('tight'), '127.0.0.1', `127.0.7.${round + 1}`);
+      holder.write('hold');
+      await once(holder, 'data');
+      const waiter = await connectClient(portOf('tight'), '127.0.0.1', `127.0.8.${round + 1}`);
+      await until(() => proxy.runtime.stats().listeners.find((l) => l.name === 'tight')!.queue_length === 1, 'a waiter in the tight queue');
+      const overflow = await connectClient(portOf('tight'), '127.0.0.1', `127.0.9.${round + 1}`);
+      await assertClosedWithoutAByte(overflow, 'a client over max_queue');
+      await assertClosedWithoutAByte(waiter, 'a client past queue_timeout');
+      await endHeld(proxy, holder);
+    };
+    const TIGHT_ROUNDS = 5;
 
     try {
-      // At most 200 clients in flight (the accept backlog stays comfortable).
+      // At most 200 clients in flight (the accept backlog stays comfortable), and the
+      // "tight" rounds one after another alongside.
       let next = 0;
-      await Promise.all(
-        Array.from({ length: 200 }, async () => {
+      await Promise.all([
+        ...Array.from({ length: 200 }, async () => {
           while (next < plan.length) {
             const i = next++;
             await runOne(plan[i]!, i);
           }
         }),
-      );
+        (async () => {
+          for (let round = 0; round < TIGHT_ROUNDS; round++) await tightRound(round);
+        })(),
+      ]);
       // One access-log line per connection, however it ended. A client reset before the
       // proxy's accept() (under the storm that happens, by hundreds of ms) is logged with
       // client "unknown": only resets may be among those.
       const resets = plan.filter((kind) => kind === 'early_reset' || kind === 'late_reset').length;
-      await until(() => proxy.accessLog().length >= plan.length, 'an access-log line for every connection', 20_000).catch(() =>
-        assert.fail(`${plan.length - proxy.accessLog().length} connections without an access-log line`),
+      const expectedLines = plan.length + 3 * TIGHT_ROUNDS;
+      await until(() => proxy.accessLog().length >= expectedLines, 'an access-log line for every connection', 20_000).catch(() =>
+        assert.fail(`${expectedLines - proxy.accessLog().length} connections without an access-log line`),
       );
       const linesOf = new Map<unknown, number>();
       for (const line of proxy.accessLog()) linesOf.set(line.client, (linesOf.get(line.client) ?? 0) + 1);
@@ -561,36 +671,64 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
         assert.ok(count <= kinds.length && count >= kinds.length - mayBeUnknown, `${client} (${kinds.join(', ')}) has ${count} access-log lines`);
       }
       const limits = listenerLimits(proxy);
-      await until(() => proxy.runtime.stats().listeners[0]!.active === 0, 'stats active 0');
-      const stats = proxy.runtime.stats();
-      assert.equal(stats.listeners[0]!.active, 0);
-      assert.equal(stats.listeners[0]!.queue_length, 0);
-      assert.equal(limits.active, 0, 'ConnectionLimits.active drifted');
-      assert.equal(limits.trackedIps, 0, 'per-IP counts left behind');
-      assert.deepEqual(stats.upstreams.map((u) => u.active), [0, 0], 'upstream active counts drifted');
-      assert.deepEqual(proxy.runtime.connections(), []);
+      await assertAllZero(proxy);
       assert.equal(proxy.logs.filter((l) => l.event === 'upstream_release_unbalanced').length, 0);
       const log = proxy.accessLog();
-      assert.equal(log.length, plan.length, 'more access-log lines than connections');
+      assert.equal(log.length, expectedLines, 'more access-log lines than connections');
       const reasons = tally(log.map((l) => `${String(l.event)}:${String(l.reason)}`));
       // Every kind of ending happened.
-      for (const expected of ['reject:acl', 'reject:rate_limit', 'close:client_closed', 'close:upstream_closed', 'close:error', 'close:idle_timeout']) {
+      for (const expected of [
+        'reject:acl', 'reject:rate_limit', 'reject:tls', 'reject:no_upstream', 'reject:queue_timeout', 'reject:limit',
+        'close:client_closed', 'close:upstream_closed', 'close:error', 'close:idle_timeout', 'close:filter', 'close:max_lifetime', 'close:admin',
+      ]) {
         assert.ok((reasons[expected] ?? 0) > 0, `no ${expected} in ${JSON.stringify(reasons)}`);
       }
       assert.equal(reasons['reject:acl'], 100);
       assert.equal(reasons['reject:rate_limit'], 40);
+      // The endings the storm cannot blur, listener by listener.
+      const on = (listener: string) => tally(log.filter((l) => l.listener === listener).map((l) => `${String(l.event)}:${String(l.reason)}`));
+      assert.deepEqual(on('tls'), { 'close:client_closed': 20, 'reject:tls': 30 });
+      assert.deepEqual(on('sni'), { 'reject:tls': 30 });
+      assert.deepEqual(on('nowhere'), { 'reject:no_upstream': 30 });
+      assert.deepEqual(on('filtered'), { 'close:filter': 30, 'close:client_closed': 20 });
+      assert.deepEqual(on('lifetime'), { 'close:max_lifetime': 20 });
+      assert.deepEqual(on('tight'), { 'close:client_closed': TIGHT_ROUNDS, 'reject:limit': TIGHT_ROUNDS, 'reject:queue_timeout': TIGHT_ROUNDS });
+      assert.equal(reasons['close:admin'], 20);
       // The proxy still works, with every slot free: 60 concurrent clients fit at once.
       const clients = await Promise.all(Array.from({ length: 60 }, (_, i) => holdOpenEcho(proxy.port, `127.0.6.${(i % 3) + 1}`)));
       assert.equal(limits.active, 60);
       assert.equal(queueLength(proxy), 0);
-      for (const client of clients) client.destroy();
-      await until(() => limits.active === 0, 'slots released after the check');
+      // Shutdown ends what is still open: these 60 and a few on the other listeners.
+      const others = await Promise.all(['filtered', 'lifetime', 'sni'].map((name, i) => holdOpenEcho(portOf(name), `127.0.6.${10 + i}`)));
+      await proxy.stop();
+      for (const client of [...clients, ...others]) client.destroy();
+      const shutdown = proxy.accessLog().filter((l) => l.reason === 'shutdown');
+      assert.equal(shutdown.length, 63, 'every connection open at shutdown is logged with reason shutdown');
+      await assertAllZero(proxy);
     } finally {
       await proxy.stop();
       for (const upstream of upstreams) await upstream.close();
+      await rm(certDir, { recursive: true, force: true });
     }
   });
 });
+
+/** A ClientHello's record header and the start of its body: never completed. */
+const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x7c, 0x03, 0x03]);
+
+/** Every listener of the proxy holds nothing: no connection, no slot, no waiter, no upstream count. */
+async function assertAllZero(proxy: TestProxy): Promise<void> {
+  await until(() => proxy.runtime.stats().listeners.every((l) => l.active === 0), 'stats active 0 on every listener');
+  const stats = proxy.runtime.stats();
+  for (const listener of stats.listeners) assert.equal(listener.queue_length, 0, `${listener.name}: queue length`);
+  for (const [name, { context }] of proxy.runtime['running']) {
+    assert.equal(context.limits.active, 0, `${name}: ConnectionLimits.active drifted`);
+    assert.equal(context.limits.trackedIps, 0, `${name}: per-IP counts left behind`);
+    assert.equal(context.connections.size, 0, `${name}: bridges left listed`);
+  }
+  assert.deepEqual(stats.upstreams.filter((u) => u.active !== 0), [], 'upstream active counts drifted');
+  assert.deepEqual(proxy.runtime.connections(), []);
+}
 
 describe('connections gone before the proxy accepted them', { timeout: 30_000 }, () => {
   it('a client that resets before accept() is still logged', async () => {

@@ -4,9 +4,13 @@
  * upstreams and listeners while a connection stays open, invalid reloads, and the SIGTERM drain.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import net, { type Socket } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
+import { ConfigFile, eventually, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
 
 /** One short connection through `port`; resolves when its echo came back and it closed. */
 async function oneShot(port: number, text = 'ping'): Promise<void> {
@@ -96,46 +100,117 @@ describe('reload through the CLI process', { timeout: 45_000 }, () => {
     }
   });
 
-  it('an invalid reload is logged and the old config kept (SIGHUP and POST)', async () => {
-    const a = await startEchoServer();
-    const file = await ConfigFile.create(config([a.address]));
+  it('a failed reload leaves routing, counters, health checks and limits exactly as they were', async () => {
+    const [a, b] = (await Promise.all([startEchoServer(), startEchoServer()])) as [TestServer, TestServer];
+    const deadPort = await refusedPort();
+    const dead = `127.0.0.1:${deadPort}`;
+    const running = {
+      admin: { listen: '127.0.0.1:0' },
+      listeners: [
+        {
+          name: 'main',
+          listen: '127.0.0.1:0',
+          upstreams: [a.address, dead],
+          max_connections: 3,
+          max_connections_per_ip: 3,
+          health_check: { interval: '100ms', timeout: '1s', healthy_threshold: 1, unhealthy_threshold: 1 },
+        },
+      ],
+    };
+    const file = await ConfigFile.create(running);
+    // A broken certificate and a plugin that throws on import, next to the config file.
+    await writeFile(join(file.dir, 'garbage.pem'), 'this is not a PEM certificate\n');
+    await writeFile(join(file.dir, 'broken-plugin.js'), "throw new Error('broken plugin');\n");
     const proxy = await spawnProxy(file, { admin: true });
+    const held: Socket[] = [];
     try {
-      const established = await connect(proxy.port);
-      await roundTrip(established, 'one');
+      const admin = proxy.admin!;
+      const stateOf = async (address: string): Promise<string | undefined> =>
+        (await admin.json<Stats>('/api/stats')).upstreams.find((u) => u.address === address)?.state;
+      await eventually(async () => ((await stateOf(dead)) === 'down' ? true : undefined), 'the dead upstream marked down');
+      held.push(await connect(proxy.port));
+      await roundTrip(held[0]!, 'one');
+      const before = await admin.json<Stats>('/api/stats');
 
-      await file.write(config([a.address, '10.0.0.1']));
-      const reload = await proxy.admin!.call('POST', '/api/reload');
-      assert.equal(reload.status, 400);
-      const body = JSON.parse(reload.body) as { ok: boolean; error: string };
-      assert.equal(body.ok, false);
-      assert.match(body.error, /listeners\[0\]\.upstreams\[1\]\.address: expected HOST:PORT, got "10\.0\.0\.1"/);
-      const logged = await proxy.waitForLog((l) => l.event === 'reload' && l.ok === false);
-      assert.match(String(logged.error), /listeners\[0\]\.upstreams\[1\]\.address/);
-      assert.equal(logged.level, 'error', 'a failed reload is logged as an error');
-
+      // Each reload below would also move main to upstream B alone, with other limits, another
+      // balance and no health checks; each fails only after main's new context was built.
+      const changedMain = { ...running.listeners[0], upstreams: [b.address], max_connections: 1, max_connections_per_ip: 1, balance: 'random', health_check: undefined };
+      const failing: { what: string; config: unknown; error: RegExp }[] = [
+        {
+          what: 'a second listener on a port in use',
+          config: { ...running, listeners: [changedMain, { name: 'clash', listen: `127.0.0.1:${proxy.port}`, upstreams: [a.address] }] },
+          error: /EADDRINUSE/,
+        },
+        {
+          what: 'a certificate that is not one',
+          config: { ...running, listeners: [{ ...changedMain, tls: { cert: 'garbage.pem', key: 'garbage.pem' } }] },
+          error: /listeners\[0\]\.tls\.(cert|key)/,
+        },
+        {
+          what: 'a plugin that throws when loaded',
+          config: { ...running, listeners: [{ ...changedMain, filters: [{ module: './broken-plugin.js' }] }] },
+          error: /listeners\[0\]\.filters\[0\].*broken plugin/,
+        },
+        {
+          what: 'an invalid address (and the same changes)',
+          config: { ...running, listeners: [{ ...changedMain, upstreams: [b.address, '10.0.0.1'] }] },
+          error: /listeners\[0\]\.upstreams\[1\]\.address: expected HOST:PORT, got "10\.0\.0\.1"/,
+        },
+      ];
+      for (const { what, config: next, error } of failing) {
+        await file.write(next);
+        const reload = await admin.call('POST', '/api/reload');
+        assert.equal(reload.status, 400, `${what}: ${reload.body}`);
+        const body = JSON.parse(reload.body) as { ok: boolean; error: string };
+        assert.equal(body.ok, false);
+        assert.match(body.error, error, what);
+        const logged = await proxy.waitForLog((l) => l.event === 'reload' && l.ok === false && error.test(String(l.error)));
+        assert.equal(logged.level, 'error', 'a failed reload is logged as an error');
+      }
       await file.write('{ "listeners": [ broken');
       proxy.child.kill('SIGHUP');
-      await proxy.waitForLog((l) => l.event === 'reload' && l.ok === false && l !== logged);
-
-      // A listener that cannot bind fails the whole reload, too.
-      await file.write(config([a.address], [{ name: 'clash', listen: `127.0.0.1:${proxy.port}`, upstreams: [a.address] }]));
-      const clash = await proxy.admin!.call('POST', '/api/reload');
-      assert.equal(clash.status, 400);
-      assert.match(clash.body, /EADDRINUSE/);
-
-      await roundTrip(established, 'two'); // the established connection is untouched
-      await oneShot(proxy.port);
-      const stats = await proxy.admin!.json<Stats>('/api/stats');
-      assert.deepEqual(stats.listeners.map((l) => l.name), ['main']);
-      assert.deepEqual(stats.upstreams.map((u) => u.address), [a.address]);
-      assert.equal(a.accepted.length, 2);
+      await proxy.waitForLines((l) => l.event === 'reload' && l.ok === false, failing.length + 1);
       assert.ok(!proxy.logs.some((l) => l.event === 'reload' && l.ok === true));
-      established.destroy();
+
+      // Routing: new connections still go to A only (B, the failed reloads' upstream, sees none).
+      await roundTrip(held[0]!, 'two'); // the established connection is untouched
+      for (let i = 0; i < 3; i++) await oneShot(proxy.port);
+      assert.equal(b.accepted.length, 0, 'a failed reload routed a connection to its upstreams');
+      // Counters carry on from where they were: not reset, not doubled, no upstream added or lost.
+      const after = await admin.json<Stats>('/api/stats');
+      const upstreamA = (stats: Stats) => stats.upstreams.find((u) => u.address === a.address)!;
+      assert.deepEqual(after.upstreams.map((u) => u.address).sort(), [a.address, dead].sort());
+      assert.equal(upstreamA(after).connections_total, upstreamA(before).connections_total + 3);
+      assert.equal(after.listeners[0]!.connections_total, before.listeners[0]!.connections_total + 3);
+      assert.equal(after.listeners[0]!.active, 1);
+      assert.equal(upstreamA(after).active, 1);
+      // Limits: still 3 per address and in all (the failed reloads said 1): two more fit, a fourth is refused.
+      for (let i = 0; i < 2; i++) {
+        const client = await connect(proxy.port);
+        held.push(client);
+        await roundTrip(client, 'fits');
+      }
+      const fourth = await connect(proxy.port);
+      fourth.on('error', () => undefined);
+      await closed(fourth);
+      const refused = await proxy.waitForLog((l) => l.event === 'reject');
+      assert.equal(refused.reason, 'limit');
+      // Health: the running checks still run: A healthy, the dead one down until something listens there.
+      assert.equal(await stateOf(a.address), 'healthy');
+      assert.equal(await stateOf(dead), 'down');
+      const revived = net.createServer((socket) => socket.destroy());
+      revived.listen(deadPort, '127.0.0.1');
+      await once(revived, 'listening');
+      try {
+        await eventually(async () => ((await stateOf(dead)) === 'healthy' ? true : undefined), 'the revived upstream found healthy by the running checks');
+      } finally {
+        revived.close();
+      }
     } finally {
+      for (const socket of held) socket.destroy();
       await proxy.kill();
       await file.remove();
-      await a.close();
+      await Promise.all([a.close(), b.close()]);
     }
   });
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { before, describe, it } from 'node:test';
-import { ProxyHeaderParser } from '../../src/protocol/proxy-protocol.js';
+import { ProxyHeaderParser, encodeV2 } from '../../src/protocol/proxy-protocol.js';
 import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';
 import { closed, connect, deferred, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
@@ -105,6 +105,55 @@ describe('TLS', { timeout: 60_000 }, () => {
     } finally {
       await proxy.stop();
       await echo.close();
+    }
+  });
+
+  it('a PROXY header then TLS: terminated, and SNI-routed, each logged with the header\'s client and the TLS details', async () => {
+    const echo = await startEchoServer();
+    const routedServer = tls.createServer({ cert: await readFile(certs.serverCert), key: await readFile(certs.serverKey) }, (socket) => socket.pipe(socket));
+    routedServer.listen(0, '127.0.0.1');
+    await once(routedServer, 'listening');
+    const routed = { address: `127.0.0.1:${(routedServer.address() as AddressInfo).port}`, close: () => new Promise<void>((resolve) => routedServer.close(() => resolve())) };
+    const terminating = await startProxy(oneListener([echo.address], { proxy_protocol: { accept: 'v1' }, tls: { cert: certs.serverCert, key: certs.serverKey } }));
+    const routing = await startProxy(
+      oneListener([echo.address], { proxy_protocol: { accept: 'v2' }, routes: [{ sni: 'a.example.com', upstreams: [routed.address] }] }),
+    );
+    try {
+      // Terminated: the header, then the handshake on the same connection, then plaintext upstream.
+      const raw = await connect(terminating.port);
+      const realClient = `127.0.0.1:${raw.localPort}`;
+      raw.write('PROXY TCP4 198.51.100.7 10.0.0.1 40007 443\r\n');
+      const client = tls.connect({ socket: raw, ca, servername: 'localhost' });
+      await once(client, 'secureConnect');
+      const reply = readAll(client);
+      client.end('through the header and the handshake');
+      assert.equal((await reply).toString(), 'through the header and the handshake');
+      const line = await terminating.waitForLog((l) => l.event === 'close');
+      assert.equal(line.client, '198.51.100.7:40007');
+      assert.equal(line.proxied_client, realClient);
+      assert.equal((line.tls as { version: string; sni: string }).sni, 'localhost');
+      assert.equal(line.bytes_from_client, 'through the header and the handshake'.length, 'plaintext bytes, after the header and the handshake');
+      assert.equal(echo.accepted.length, 1);
+
+      // Not terminated: the header is consumed, the ClientHello peeked for its name, and the
+      // TLS stream reaches the route's upstream (a TLS echo server) untouched.
+      const second = await connect(routing.port);
+      second.write(encodeV2({ family: 'tcp4', source: { address: '198.51.100.8', port: 40008 }, destination: { address: '10.0.0.1', port: 443 } }));
+      const routedClient = tls.connect({ socket: second, ca, servername: 'a.example.com' });
+      await once(routedClient, 'secureConnect');
+      const routedReply = readAll(routedClient);
+      routedClient.end('routed by name');
+      assert.equal((await routedReply).toString(), 'routed by name');
+      const routedLine = await routing.waitForLog((l) => l.event === 'close');
+      assert.equal(routedLine.client, '198.51.100.8:40008');
+      assert.equal(routedLine.upstream, routed.address);
+      assert.equal((routedLine.tls as { sni: string }).sni, 'a.example.com');
+      assert.equal(echo.accepted.length, 1, 'the default route was not taken');
+    } finally {
+      await terminating.stop();
+      await routing.stop();
+      await echo.close();
+      await routed.close();
     }
   });
 
