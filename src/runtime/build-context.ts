@@ -236,7 +236,8 @@ function parseExpectation(text: string): Buffer | RegExp {
 function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: Socket, identity: ClientIdentity) => Buffer {
   const encode = version === 'v2' ? encodeV2 : encodeV1;
   return (client, identity) => {
-    const destination = { address: client.localAddress ?? '0.0.0.0', port: client.localPort ?? 0 };
+    // Chained proxies keep both ends: the destination an accepted header named, else ours.
+    const destination = identity.destination ?? { address: client.localAddress ?? '0.0.0.0', port: client.localPort ?? 0 };
     const v6 = identity.ip.includes(':') || (destination.address.includes(':') && !destination.address.startsWith('::ffff:'));
     const addresses: ProxyAddresses = {
       family: v6 ? 'tcp6' : 'tcp4',
