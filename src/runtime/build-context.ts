@@ -199,7 +199,7 @@ async function withPipelineKeyPath<T>(config: ListenerConfig, setUp: () => Promi
   try {
     return await setUp();
   } catch (error) {
-    if (error instanceof PipelineSetupError) throw new ConfigError([`listeners[${config.index}].${error.message}`]);
+    if (error instanceof PipelineSetupError) throw new ConfigError(error.problems.map((line) => `listeners[${config.index}].${line}`));
     throw error;
   }
 }
