@@ -55,3 +55,19 @@ export interface Filter {
  * connection and direction with the entry's `options` exactly as written in the config.
  */
 export type FilterFactory = (context: FilterContext, options: unknown) => Filter;
+
+/** One thing wrong with a plugin's `options`: where inside them (`['mode']`), and what. */
+export interface OptionsProblem {
+  readonly path?: readonly PropertyKey[];
+  readonly message: string;
+}
+
+/**
+ * A plugin module's optional named export `validateOptions`: given the entry's `options`
+ * (`{}` when absent), it returns what is wrong with them (nothing, or an empty list, when
+ * they are fine). `--check`, start-up and every reload run it before any connection, so
+ * bad options are a configuration error (exit 2, or the old config kept on reload) rather
+ * than a `filter_error` on each connection. A zod schema's `safeParse(options).error?.issues`
+ * has this shape.
+ */
+export type OptionsValidator = (options: unknown) => readonly OptionsProblem[] | undefined;

@@ -18,7 +18,7 @@ import { ConnectionDataLog, type DataLogFormat } from '../inspect/data-log.js';
 import type { PcapWriter } from '../inspect/pcap-writer.js';
 import { FilterChain, type ChainStage } from './chain.js';
 import type { Direction, FilterContext } from './filter.js';
-import { planFilter, type FilterPlan } from './plan.js';
+import { planFilter, PluginOptionsError, type FilterPlan } from './plan.js';
 import type { FilterSpec, InspectSpec } from './schema.js';
 
 /** What the bridge tells the pipeline about one connection. */
@@ -57,24 +57,25 @@ export interface PipelineOptions {
 }
 
 /**
- * Returns undefined when nothing is configured. Throws an Error whose message starts with
- * the key path (`filters[2]: ...`, `inspect.capture: ...`) when a plugin cannot be loaded
- * or the capture file cannot be opened.
- */
-/**
- * A filter or capture file that cannot be set up: a configuration problem at `keyPath`.
- * (Its name stays "Error": the message, key path first, is what users see.)
+ * A filter or capture file that cannot be set up: a configuration problem, key path first.
+ * (Its name stays "Error": the message is what users see.)
  */
 export class PipelineSetupError extends Error {
   constructor(
-    readonly keyPath: string,
-    detail: string,
+    /** One `keyPath: detail` line per problem (a plugin's validator may find several). */
+    readonly problems: readonly string[],
     cause: unknown,
   ) {
-    super(`${keyPath}: ${detail}`, { cause });
+    super(problems.join('\n'), { cause });
   }
 }
 
+/**
+ * Returns undefined when nothing is configured. Throws a PipelineSetupError whose lines
+ * start with the key path (`filters[2]: ...`, `filters[0].options.mode: ...`,
+ * `inspect.capture: ...`) when a plugin cannot be loaded, rejects its options, or the
+ * capture file cannot be opened.
+ */
 export async function buildPipelineFactory(spec: PipelineSpec, options: PipelineOptions): Promise<DataPipelineFactory | undefined> {
   const filters = spec.filters ?? [];
   const inspect = spec.inspect;
@@ -86,7 +87,7 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
     const log = options.logger.child({ listener: options.listener });
     writer = await acquireCaptureFile(path, { maxBytes: inspect.capture_max_bytes, keep: inspect.capture_keep }, log).catch(
       (error: unknown) => {
-        throw new PipelineSetupError('inspect.capture', `cannot open ${path}: ${(error as Error).message}`, error);
+        throw new PipelineSetupError([`inspect.capture: cannot open ${path}: ${(error as Error).message}`], error);
       },
     );
   }
@@ -103,7 +104,8 @@ function loadPlans(filters: readonly FilterSpec[], baseDir: string): Promise<Fil
   return Promise.all(
     filters.map((filter, index) =>
       planFilter(filter, baseDir).catch((error: unknown) => {
-        throw new PipelineSetupError(`filters[${index}]`, (error as Error).message, error);
+        const problems = error instanceof PluginOptionsError ? error.problems.map((line) => `.${line}`) : [`: ${(error as Error).message}`];
+        throw new PipelineSetupError(problems.map((rest) => `filters[${index}]${rest}`), error);
       }),
     ),
   );

@@ -7,6 +7,7 @@ import { createDelayFilter } from './delay.js';
 import { createDropConnectionFilter } from './drop-connection.js';
 import type { Direction, Filter, FilterContext } from './filter.js';
 import { parsePattern } from './pattern.js';
+import { formatKeyPath } from '../config/load.js';
 import { loadPlugin } from './plugin-loader.js';
 import { createReplaceFilter } from './replace.js';
 import { createResetAfterFilter } from './reset-after.js';
@@ -25,6 +26,13 @@ const BOTH: readonly Direction[] = ['to_upstream', 'to_client'];
 
 function directionsOf(direction: Direction | 'both'): readonly Direction[] {
   return direction === 'both' ? BOTH : [direction];
+}
+
+/** A plugin's own `validateOptions` found its options wrong: one `options.<path>: message` line each. */
+export class PluginOptionsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
 }
 
 export async function planFilter(spec: FilterSpec, baseDir: string): Promise<FilterPlan> {
@@ -64,9 +72,11 @@ export async function planFilter(spec: FilterSpec, baseDir: string): Promise<Fil
       return { name: spec.type, directions: ['to_upstream'], create: (context) => createDropConnectionFilter(context, options) };
     }
     case 'module': {
-      const factory = await loadPlugin(spec.module, baseDir);
+      const plugin = await loadPlugin(spec.module, baseDir);
       const options = spec.options ?? {};
-      return { name: spec.module, directions: directionsOf(spec.direction), create: (context) => factory(context, options) };
+      const problems = plugin.validateOptions?.(options) ?? [];
+      if (problems.length > 0) throw new PluginOptionsError(problems.map((p) => `${formatKeyPath(['options', ...(p.path ?? [])])}: ${p.message}`));
+      return { name: spec.module, directions: directionsOf(spec.direction), create: (context) => plugin.createFilter(context, options) };
     }
   }
 }

@@ -1,15 +1,21 @@
 /**
  * Loads a user filter plugin: an ES module, by path relative to the config file's folder,
- * whose default export (or named export `createFilter`) is a FilterFactory. The file's
- * modification time is part of the import URL, so a reload picks up an edited plugin while
- * an unchanged one comes from the module cache.
+ * whose default export (or named export `createFilter`) is a FilterFactory, with an
+ * optional named export `validateOptions` (an OptionsValidator). The file's modification
+ * time is part of the import URL, so a reload picks up an edited plugin while an unchanged
+ * one comes from the module cache.
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { FilterFactory } from './filter.js';
+import type { FilterFactory, OptionsValidator } from './filter.js';
 
-export async function loadPlugin(specifier: string, baseDir: string): Promise<FilterFactory> {
+export interface Plugin {
+  readonly createFilter: FilterFactory;
+  readonly validateOptions: OptionsValidator | undefined;
+}
+
+export async function loadPlugin(specifier: string, baseDir: string): Promise<Plugin> {
   const url = specifier.startsWith('file:') ? new URL(specifier) : pathToFileURL(resolve(baseDir, specifier));
   let module: Record<string, unknown>;
   try {
@@ -24,5 +30,7 @@ export async function loadPlugin(specifier: string, baseDir: string): Promise<Fi
   if (typeof factory !== 'function') {
     throw new Error(`${specifier} exports no filter factory (expected a default export or a named export "createFilter")`);
   }
-  return factory as FilterFactory;
+  const validator = module.validateOptions;
+  if (validator !== undefined && typeof validator !== 'function') throw new Error(`${specifier}: its export "validateOptions" is not a function`);
+  return { createFilter: factory as FilterFactory, validateOptions: validator as OptionsValidator | undefined };
 }

@@ -46,6 +46,11 @@ export interface ClientIdentity {
   /** The client's IP (from the socket, or from an accepted PROXY header). */
   readonly ip: string;
   readonly port: number;
+  /**
+   * The address the client originally connected to, from an accepted PROXY header:
+   * a PROXY header sent on carries it (as HAProxy does), not this listener's address.
+   */
+  readonly destination?: { readonly address: string; readonly port: number };
   /** Access-log extras known before the bridge (PROXY-protocol peer, TLS details). */
   readonly extra?: Readonly<Record<string, unknown>>;
 }

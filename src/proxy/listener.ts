@@ -106,9 +106,14 @@ export class Listener {
     try {
       const { header, rest } = await readProxyHeader(socket, accept!, timeout);
       if (rest.length > 0) socket.unshift(rest);
-      const source = header.addresses?.source;
-      const identity: ClientIdentity = source
-        ? { ip: unmapIPv4(source.address), port: source.port, extra: { proxied_client: formatPeer(peer.ip, peer.port) } }
+      const addresses = header.addresses;
+      const identity: ClientIdentity = addresses
+        ? {
+            ip: unmapIPv4(addresses.source.address),
+            port: addresses.source.port,
+            destination: addresses.destination,
+            extra: { proxied_client: formatPeer(peer.ip, peer.port) },
+          }
         : peer;
       this.admit(context, socket, identity);
     } catch (error) {
@@ -209,8 +214,8 @@ function terminateTls(context: ListenerContext, socket: Socket, identity: Client
     secure.off('error', fail);
     secure.setTimeout(0);
     secure.pause();
-    const { version, sni, client_cert } = tlsSessionInfo(secure);
-    startBridge(context, secure, { ...identity, extra: { ...identity.extra, tls: { version, sni: sni ?? null, client_cert } } }, release, context.pool);
+    const { version, sni, cipher, client_cert } = tlsSessionInfo(secure);
+    startBridge(context, secure, { ...identity, extra: { ...identity.extra, tls: { version, sni: sni ?? null, cipher, client_cert } } }, release, context.pool);
   };
   secure.once('secure', ready);
   secure.once('error', fail);

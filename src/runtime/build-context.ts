@@ -232,7 +232,7 @@ async function withPipelineKeyPath<T>(config: ListenerConfig, setUp: () => Promi
   try {
     return await setUp();
   } catch (error) {
-    if (error instanceof PipelineSetupError) throw new ConfigError([`listeners[${config.index}].${error.message}`]);
+    if (error instanceof PipelineSetupError) throw new ConfigError(error.problems.map((line) => `listeners[${config.index}].${line}`));
     throw error;
   }
 }
@@ -263,7 +263,8 @@ function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefine
 function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: Socket, identity: ClientIdentity) => Buffer {
   const encode = version === 'v2' ? encodeV2 : encodeV1;
   return (client, identity) => {
-    const destination = { address: client.localAddress ?? '0.0.0.0', port: client.localPort ?? 0 };
+    // Chained proxies keep both ends: the destination an accepted header named, else ours.
+    const destination = identity.destination ?? { address: client.localAddress ?? '0.0.0.0', port: client.localPort ?? 0 };
     const v6 = identity.ip.includes(':') || (destination.address.includes(':') && !destination.address.startsWith('::ffff:'));
     const addresses: ProxyAddresses = {
       family: v6 ? 'tcp6' : 'tcp4',

@@ -53,7 +53,7 @@ async function startBin(args: string[]) {
   return { child, lines, port: await listening };
 }
 
-describe('cli', { timeout: 60_000 }, () => {
+describe('cli', { timeout: 120_000 }, () => {
   it('--help and --version exit 0', async () => {
     const help = await run(['--help']);
     assert.equal(help.code, 0);
@@ -77,29 +77,18 @@ describe('cli', { timeout: 60_000 }, () => {
     assert.equal(arity.code, 2);
   });
 
-  it('usage errors name what was given, in the form it was given, and suggest the nearest flag', async () => {
+  it('usage errors exit 2 naming what was given, in the form it was given (the messages: args.test.ts)', async () => {
     const cases: [string[], RegExp][] = [
       [['--idle-timeout', '5', 'minutes'], /^tcpproxy: --idle-timeout: expected a duration like 5m, got "5" followed by an extra argument "minutes"$/m],
-      [
-        ['--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:1', '--idle-timeout', '5', 'minutes'],
-        /^tcpproxy: --idle-timeout: expected a duration like 5m, got "5" followed by an extra argument "minutes"$/m,
-      ],
       [['127.0.0.1', '808O', '127.0.0.1', '9000'], /^tcpproxy: <local-port>: expected a port number, got "808O"$/m],
-      [['127.0.0.1', '8080', '127.0.0.1', '9x'], /^tcpproxy: <forward-port>: expected a port number from 1 to 65535, got "9x"$/m],
+      // A host is checked by the config schema: its error is still named as the argument.
       [['bad!host', '8080', '127.0.0.1', '9000'], /^tcpproxy: <local-host>: invalid host in "bad!host:8080"$/m],
-      [['127.0.0.1', '8080', 'x'], /^tcpproxy: expected <local-host> <local-port> <forward-host> <forward-port>, got 3 arguments: "127.0.0.1" "8080" "x"$/m],
-      [['--upstrem', '127.0.0.1:1'], /^tcpproxy: unknown option --upstrem \(did you mean --upstream\?\)$/m],
-      [['--frobnicate'], /^tcpproxy: unknown option --frobnicate$/m],
-      [['demoo'], /^tcpproxy: unknown command "demoo" \(did you mean demo\?\)$/m],
-      [['--listen'], /^tcpproxy: --listen: expected HOST:PORT, got nothing$/m],
-      [['--listen', '--upstream', '127.0.0.1:1'], /^tcpproxy: --listen: expected HOST:PORT, got nothing \(the next argument, --upstream, is an option\)$/m],
-      [['--check=yes'], /^tcpproxy: --check takes no value, got "yes"$/m],
     ];
     for (const [args, expected] of cases) {
-      const result = await run(args);
+      const result = await run(args, 30_000);
       assert.equal(result.code, 2, args.join(' '));
       assert.match(result.stderr, expected, args.join(' '));
-      if (!args.includes('--listen')) assert.doesNotMatch(result.stderr, /--listen/, `${args.join(' ')}: no flag that was not given is blamed`);
+      assert.doesNotMatch(result.stderr, /--listen/, `${args.join(' ')}: no flag that was not given is blamed`);
     }
   });
 
@@ -164,6 +153,17 @@ describe('cli', { timeout: 60_000 }, () => {
     const missingCert = await run(['--config', cert, '--check']);
     assert.equal(missingCert.code, 2);
     assert.match(missingCert.stderr, /listeners\[0\]\.tls\.cert: /);
+  });
+
+  it("a plugin's options validator runs in --check and at start-up: bad options exit 2 naming the key", async () => {
+    const example = new URL('../../../examples/plugins/uppercase.js', import.meta.url).pathname;
+    const file = await configFile('sideways.yaml', `listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters:\n      - { module: ${example}, options: { mode: sideways } }\n`);
+    for (const args of [['--check'], ['--log-level', 'silent']]) {
+      const result = await run(['--config', file, ...args]);
+      assert.equal(result.code, 2, args.join(' '));
+      assert.match(result.stderr, /^tcpproxy: listeners\[0\]\.filters\[0\]\.options\.mode: expected "upper" or "lower", got "sideways"$/m);
+      assert.equal(result.stdout, '');
+    }
   });
 
   it('a port already in use exits 1 with a one-line message', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildPipelineFactory } from '../../src/filters/pipeline.js';
+import { buildPipelineFactory, PipelineSetupError } from '../../src/filters/pipeline.js';
 import { exchange, memoryLogger, pipelineSpec, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 
 /** The repository root (this file runs from test/ under tsx, or from dist/test/ when compiled). */
@@ -121,6 +121,53 @@ test('a missing plugin, or one without a factory, fails the config load with the
   } finally {
     await plugins.remove();
   }
+});
+
+test("a plugin's validateOptions runs at config load: every problem is named under options, nothing starts", { timeout: 10_000 }, async () => {
+  const plugins = await pluginDir({
+    'checked.js': `export function validateOptions(options) {
+      return [{ path: ['mode'], message: 'expected "upper" or "lower"' }, { path: ['targets', 1], message: 'expected a string' }];
+    }
+    export default function () { throw new Error('never called for bad options'); }`,
+    'fine.js': `export const validateOptions = () => [];
+    export default function () { return { data(chunk, push) { push(chunk); } }; }`,
+    'bad-validator.js': `export const validateOptions = 'yes';
+    export default function () { return { data(chunk, push) { push(chunk); } }; }`,
+  });
+  const { logger } = memoryLogger();
+  const build = (module: string, options?: unknown) =>
+    buildPipelineFactory(pipelineSpec({ filters: [{ type: 'delay', latency: 1 }, { module, ...(options !== undefined && { options }) }] }), {
+      baseDir: plugins.dir,
+      logger,
+      listener: 'test',
+    });
+  try {
+    await assert.rejects(build('./checked.js', { mode: 'sideways' }), (error: unknown) => {
+      assert.ok(error instanceof PipelineSetupError);
+      assert.deepEqual(error.problems, ['filters[1].options.mode: expected "upper" or "lower"', 'filters[1].options.targets[1]: expected a string']);
+      return true;
+    });
+    await assert.rejects(build('./bad-validator.js'), /^Error: filters\[1\]: \.\/bad-validator\.js: its export "validateOptions" is not a function/);
+    const factory = await build('./fine.js');
+    await factory?.close();
+  } finally {
+    await plugins.remove();
+  }
+});
+
+test('the example plugin rejects a mode other than upper or lower, and unknown options', { timeout: 10_000 }, async () => {
+  const { logger } = memoryLogger();
+  const build = (options: unknown) =>
+    buildPipelineFactory(pipelineSpec({ filters: [{ module: './examples/plugins/uppercase.js', options }] }), { baseDir: repoRoot(), logger, listener: 'test' });
+  await assert.rejects(build({ mode: 'sideways', mdoe: 'upper' }), (error: unknown) => {
+    assert.ok(error instanceof PipelineSetupError);
+    assert.deepEqual(error.problems, [
+      'filters[0].options.mode: expected "upper" or "lower", got "sideways"',
+      'filters[0].options.mdoe: unknown option (this plugin has only "mode")',
+    ]);
+    return true;
+  });
+  for (const options of [{}, { mode: 'lower' }]) await (await build(options))?.close();
 });
 
 test('nothing configured: no pipeline, the bridge keeps its plain path', async () => {

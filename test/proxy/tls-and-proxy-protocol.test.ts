@@ -44,6 +44,59 @@ describe('PROXY protocol', { timeout: 30_000 }, () => {
     });
   }
 
+  it('accept + send: the header sent on carries both ends of the incoming one (the original destination, as HAProxy does)', async () => {
+    const received: Buffer[] = [];
+    const arrivals: ((bytes: Buffer) => void)[] = [];
+    const server = await startServer((socket) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('end', () => {
+        const bytes = Buffer.concat(chunks);
+        received.push(bytes);
+        arrivals.shift()?.(bytes);
+        socket.end();
+      });
+    });
+    const nextArrival = (): Promise<Buffer> => new Promise((resolve) => arrivals.push(resolve));
+    try {
+      for (const send of ['v1', 'v2'] as const) {
+        const proxy = await startProxy(oneListener([server.address], { proxy_protocol: { accept: 'any', send } }));
+        try {
+          const cases = [
+            { incoming: 'PROXY TCP4 198.51.100.9 203.0.113.80 40000 443\r\n', source: ['198.51.100.9', 40000], destination: ['203.0.113.80', 443] },
+            { incoming: 'PROXY TCP6 2001:db8::7 2001:db8::1 40001 8443\r\n', source: ['2001:db8::7', 40001], destination: ['2001:db8::1', 8443] },
+          ] as const;
+          for (const { incoming, source, destination } of cases) {
+            const arrived = nextArrival();
+            const client = await connect(proxy.port);
+            client.write(incoming);
+            client.end('payload');
+            const result = new ProxyHeaderParser(send).push(await arrived);
+            assert.ok(result.done);
+            assert.deepEqual([result.header.addresses?.source.address, result.header.addresses?.source.port], source, `${send}: ${incoming}`);
+            assert.deepEqual([result.header.addresses?.destination.address, result.header.addresses?.destination.port], destination, `${send}: ${incoming}`);
+            assert.equal(result.rest.toString(), 'payload');
+          }
+          // A LOCAL header (a health check of the proxy in front) names no ends: ours are sent.
+          const arrived = nextArrival();
+          const client = await connect(proxy.port);
+          const clientPort = client.localPort;
+          client.write('PROXY UNKNOWN\r\n');
+          client.end('local');
+          const result = new ProxyHeaderParser(send).push(await arrived);
+          assert.ok(result.done);
+          assert.equal(result.header.addresses?.source.port, clientPort);
+          assert.equal(result.header.addresses?.destination.port, proxy.port);
+        } finally {
+          await proxy.stop();
+        }
+      }
+      assert.equal(received.length, 6);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('accept: the header sets the logged client and the ACL decision; bad headers are refused', async () => {
     const echo = await startEchoServer();
     const proxy = await startProxy(
@@ -97,11 +150,12 @@ describe('TLS', { timeout: 60_000 }, () => {
       const client = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, servername: 'localhost' });
       await once(client, 'secureConnect');
       const version = client.getProtocol();
+      const cipher = client.getCipher().name;
       const reply = readAll(client);
       client.end('secret');
       assert.equal((await reply).toString(), 'secret');
       const line = await proxy.waitForLog((l) => l.event === 'close');
-      assert.equal((line.tls as { version: string }).version, version);
+      assert.deepEqual(line.tls, { version, sni: 'localhost', cipher, client_cert: 'none' });
     } finally {
       await proxy.stop();
       await echo.close();
