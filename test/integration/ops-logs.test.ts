@@ -41,6 +41,24 @@ function readLines(path: string): LogLine[] {
     .map((line) => JSON.parse(line) as LogLine); // a torn line would throw here
 }
 
+/** SIGTERM, then the clean exit (status 0) the contract promises. */
+async function stopGracefully(proxy: ReturnType<typeof spawnBin>): Promise<void> {
+  proxy.child.kill('SIGTERM');
+  assert.equal(await proxy.exited, 0, proxy.stderr());
+}
+
+/** `--check` on a config that must be refused: exit 2 with a line matching `problem`. */
+async function assertRefused(config: unknown, problem: RegExp): Promise<void> {
+  const file = await ConfigFile.create(config);
+  try {
+    const result = await runTcpproxy(['--config', file.path, '--check']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, problem);
+  } finally {
+    await file.remove();
+  }
+}
+
 function spawnBin(args: string[]): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -49,15 +67,15 @@ function spawnBin(args: string[]): { child: ChildProcess; exited: Promise<number
   return { child, exited, stderr: () => stderr };
 }
 
-describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
-  let echo: TestServer;
-  before(async () => {
-    echo = await startEchoServer();
-  });
-  after(async () => {
-    await echo.close();
-  });
+let echo: TestServer;
+before(async () => {
+  echo = await startEchoServer();
+});
+after(async () => {
+  await echo.close();
+});
 
+describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
   for (const workers of [1, 2]) {
     it(`a renamed log file is reopened at its path on SIGUSR1, losing no line (${workers === 1 ? 'one process' : '--workers 2'})`, async () => {
       const file = await ConfigFile.create({
@@ -92,8 +110,7 @@ describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
 
         assert.deepEqual(closesIn(rotated).sort(), first.sort(), 'the old file keeps the lines written before the rotation');
         assert.deepEqual(closesIn(log).sort(), second.sort(), 'the new file has every line written after it');
-        proxy.child.kill('SIGTERM');
-        assert.equal(await proxy.exited, 0, proxy.stderr());
+        await stopGracefully(proxy);
       } finally {
         proxy.child.kill('SIGKILL');
         await file.remove();
@@ -180,14 +197,6 @@ function newlineFramed(received: Received): (chunk: Buffer) => void {
 }
 
 describe('log.syslog (RFC 5424)', { timeout: 120_000 }, () => {
-  let echo: TestServer;
-  before(async () => {
-    echo = await startEchoServer();
-  });
-  after(async () => {
-    await echo.close();
-  });
-
   /** Starts the proxy logging to `address`, makes one connection, and checks the messages. */
   async function check(address: string, received: Received, facility: string, expectedFacility: number, framing?: string): Promise<void> {
     const file = await ConfigFile.create({
@@ -207,8 +216,7 @@ describe('log.syslog (RFC 5424)', { timeout: 120_000 }, () => {
       const close = await received.waitFor((m) => m.msgid === 'close' && m.entry.client === client);
       assert.equal(close.entry.event, 'close');
       assert.equal(close.entry.bytes_from_client, 4);
-      proxy.child.kill('SIGTERM');
-      assert.equal(await proxy.exited, 0, proxy.stderr());
+      await stopGracefully(proxy);
     } finally {
       proxy.child.kill('SIGKILL');
       await file.remove();
@@ -256,26 +264,14 @@ describe('log.syslog (RFC 5424)', { timeout: 120_000 }, () => {
   });
 
   it('a bad address is a config error naming the key', async () => {
-    const file = await ConfigFile.create({ log: { syslog: { address: 'udp:/127.0.0.1:514' } }, listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] });
-    try {
-      const result = await runTcpproxy(['--config', file.path, '--check']);
-      assert.equal(result.code, 2);
-      assert.match(result.stderr, /log\.syslog\.address: expected udp:\/\/HOST:PORT, tcp:\/\/HOST:PORT or unix:\/PATH/);
-    } finally {
-      await file.remove();
-    }
+    await assertRefused(
+      { log: { syslog: { address: 'udp:/127.0.0.1:514' } }, listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] },
+      /log\.syslog\.address: expected udp:\/\/HOST:PORT, tcp:\/\/HOST:PORT or unix:\/PATH/,
+    );
   });
 });
 
 describe('log.access_fields', { timeout: 60_000 }, () => {
-  let echo: TestServer;
-  before(async () => {
-    echo = await startEchoServer();
-  });
-  after(async () => {
-    await echo.close();
-  });
-
   it('access-log lines hold `event` and the selected fields only, for closes and refusals', async () => {
     const file = await ConfigFile.create({
       log: { access_fields: ['client', 'reason', 'bytes_from_client'] },
@@ -305,13 +301,9 @@ describe('log.access_fields', { timeout: 60_000 }, () => {
   });
 
   it('an unknown field is a config error naming it', async () => {
-    const file = await ConfigFile.create({ log: { access_fields: ['client', 'bytes'] }, listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] });
-    try {
-      const result = await runTcpproxy(['--config', file.path, '--check']);
-      assert.equal(result.code, 2);
-      assert.match(result.stderr, /log\.access_fields\[1\]: expected one of .*"bytes_from_client"/);
-    } finally {
-      await file.remove();
-    }
+    await assertRefused(
+      { log: { access_fields: ['client', 'bytes'] }, listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] },
+      /log\.access_fields\[1\]: expected one of .*"bytes_from_client"/,
+    );
   });
 });
