@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
@@ -229,5 +230,22 @@ describe('zero-downtime upgrade with --workers 2', { timeout: 240_000 }, () => {
         .filter((line) => line.event === 'upgrade' && typeof line.old_pid === 'number')
         .map((line) => ({ old_pid: line.old_pid as number, new_pid: line.new_pid as number }));
     });
+  });
+
+  it('a new worker that cannot start stops the upgrade; the old workers keep serving', async () => {
+    const before = await workerPids();
+    const valid = JSON.parse(readFileSync(file.path, 'utf8')) as unknown;
+    await file.write({ listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: ['not-an-address'] }] });
+    try {
+      const result = await runTcpproxy(['upgrade', '--admin', `127.0.0.1:${proxy.admin!.port}`]);
+      assert.equal(result.code, 3);
+      assert.match(result.stderr, /upgrade failed: the new worker exited \(code 2\) before binding its listeners.*\(0 of 2 workers replaced/);
+      assert.deepEqual(await workerPids(), before);
+      const traffic = new Traffic(proxy.port, 2);
+      await traffic.reach(10);
+      assert.deepEqual(await traffic.stop(), []);
+    } finally {
+      await file.write(valid);
+    }
   });
 });
