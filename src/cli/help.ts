@@ -46,6 +46,7 @@ Global options:
   --admin HOST:PORT              admin endpoint: dashboard, metrics, API
   --admin-token TOKEN            bearer token required by the admin API
   --workers N|auto               worker processes sharing the listeners
+  --pid-file FILE                write the pid here once listening (control commands find it)
   --log-level trace|debug|info|warn|error|silent
   --log-format json|pretty
   --help, -h                     this text

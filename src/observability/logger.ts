@@ -59,7 +59,14 @@ export function openLogs(options: LoggerOptions): ProcessLogs {
     if (options.syslog) streams.push(new SyslogDestination(options.syslog));
     // The streams' own level is the lowest: the logger's level (changed on reload) decides.
     const destination = streams.length === 1 ? streams[0]! : pino.multistream(streams.map((stream) => ({ stream, level: 'trace' as const })));
-    return { logger: pino(base, destination), reopen: () => file?.reopen() };
+    const logger = pino(base, destination);
+    const reopen = (): void => {
+      if (!file) return;
+      // Written once the new file is open: its first line, and what a rotation script can wait for.
+      file.once('ready', () => logger.info({ event: 'log_reopened', file: options.file }, 'log file reopened'));
+      file.reopen();
+    };
+    return { logger, reopen };
   }
   if (format === 'pretty') {
     return { logger: pino(base, pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, translateTime: 'SYS:HH:MM:ss.l' })), reopen: noReopen };

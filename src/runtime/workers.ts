@@ -57,8 +57,6 @@ interface Started { type: typeof STARTED }
 /** What the primary knows of each worker it forked. */
 interface WorkerState {
   readonly bornAt: number;
-  /** Has bound every listener. */
-  started: boolean;
   /** Replaced by an upgrade: draining, and not to be restarted when it exits. */
   retiring: boolean;
   /** An upgrade's new worker is restarted on a crash only once it has started. */
@@ -134,6 +132,7 @@ class Primary implements AdminRuntime {
   private upstreamChanges: { listener: string; change: UpstreamChange }[] = [];
   private upgrading: Promise<UpgradeResult> | undefined;
   private stopHandler: (() => void) | undefined;
+  private onWorkerStarted: () => void = () => undefined;
   private readonly logger: Logger;
 
   constructor(
@@ -148,8 +147,14 @@ class Primary implements AdminRuntime {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     const count = workerCount(this.snapshot);
     this.logger.info({ event: 'workers', workers: count }, `starting ${count} workers`);
-    const firstWorkers: Promise<void>[] = [];
-    for (let i = 0; i < count; i++) firstWorkers.push(this.startedOnce(this.fork(true)));
+    // Counted across restarts: a first worker that dies before binding is replaced, and its successor counts.
+    const everyWorkerStarted = new Promise<void>((resolve) => {
+      let started = 0;
+      this.onWorkerStarted = () => {
+        if (++started === count) resolve();
+      };
+    });
+    for (let i = 0; i < count; i++) this.fork(true);
     const signals = handleSignals(
       {
         reload: () => this.reload(),
@@ -166,32 +171,17 @@ class Primary implements AdminRuntime {
     if (this.snapshot.admin) {
       await new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger }).start();
     }
-    await Promise.all(firstWorkers);
-  }
-
-  /** Resolves when the worker (or, if it dies first, its restarted successor) has started. */
-  private startedOnce(worker: Worker): Promise<void> {
-    return new Promise((resolve) => {
-      const onStarted = (message: Started): void => {
-        if (message?.type === STARTED) resolve();
-      };
-      worker.on('message', onStarted);
-      worker.once('exit', () => {
-        worker.off('message', onStarted);
-        // The replacement (if any) is forked later by the exit handler: wait for it through cluster.
-        cluster.once('fork', (next: Worker) => void this.startedOnce(next).then(resolve));
-      });
-    });
+    await everyWorkerStarted;
   }
 
   private fork(restartOnExit: boolean): Worker {
     const worker = cluster.fork();
     // A worker restarted after a crash, or forked by an upgrade, balances like the others.
     if (this.upstreamChanges.length > 0) void this.replayUpstreamChanges(worker);
-    const state: WorkerState = { bornAt: Date.now(), started: false, retiring: false, restartOnExit };
+    const state: WorkerState = { bornAt: Date.now(), retiring: false, restartOnExit };
     this.states.set(worker, state);
     worker.on('message', (message: Response | Started) => {
-      if (message?.type === STARTED) state.started = true;
+      if (message?.type === STARTED) this.onWorkerStarted();
       if (message?.type !== RESPONSE) return;
       this.pending.get(message.id)?.(message.result);
     });

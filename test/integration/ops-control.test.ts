@@ -47,8 +47,8 @@ describe('control commands through the admin API and the pid file', { timeout: 1
     proxy = await spawnProxy(file, { admin: true });
   });
   after(async () => {
-    await proxy.kill();
-    await file.remove();
+    await proxy?.kill();
+    await file?.remove();
     await echo.close();
   });
 
