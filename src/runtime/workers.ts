@@ -30,6 +30,8 @@ import { VERSION } from './version.js';
 
 const REQUEST = 'tcpproxy:request';
 const RESPONSE = 'tcpproxy:response';
+/** A worker's listeners run: it can take run-time changes (see replayUpstreamChanges). */
+const READY = 'tcpproxy:ready';
 /** A worker that does not answer within this long is left out of an aggregate answer. */
 const IPC_TIMEOUT_MS = 5_000;
 const RESTART_BACKOFF = { baseMs: 500, maxMs: 30_000, stableAfterMs: 60_000 };
@@ -85,6 +87,7 @@ async function runWorker(snapshot: ConfigSnapshot, logger: Logger, reloadSource:
   process.on('SIGTERM', () => void handlers.shutdown());
   started = runtime.start();
   await started;
+  process.send?.({ type: READY });
 }
 
 class Primary implements AdminRuntime {
@@ -116,7 +119,8 @@ class Primary implements AdminRuntime {
 
   private fork(replay = false): void {
     const worker = cluster.fork();
-    if (replay && this.upstreamChanges.length > 0) void this.replayUpstreamChanges(worker);
+    // Messages sent before the worker listens for them would be lost: replay once it is ready.
+    if (replay) worker.on('message', (message: { type?: string }) => message?.type === READY && void this.replayUpstreamChanges(worker));
     const bornAt = Date.now();
     worker.on('message', (message: Response) => {
       if (message?.type !== RESPONSE) return;
@@ -132,12 +136,15 @@ class Primary implements AdminRuntime {
   }
 
   private async replayUpstreamChanges(worker: Worker): Promise<void> {
-    for (const { listener, change } of [...this.upstreamChanges]) {
+    const changes = [...this.upstreamChanges];
+    if (changes.length === 0) return;
+    for (const { listener, change } of changes) {
       const [result] = await this.askWorkers<UpstreamChangeResult>([worker], 'upstream_change', listener, change);
       if (result?.ok === false) {
         this.logger.warn({ event: 'upstream_replay_failed', worker: worker.id, listener, change, error: result.error }, 'a restarted worker refused a run-time upstream change');
       }
     }
+    this.logger.info({ event: 'upstream_replay', worker: worker.id, changes: changes.length }, `run-time upstream changes replayed to restarted worker ${worker.id}`);
   }
 
   /** Asks every live worker; answers that do not come within the timeout are left out. */
