@@ -39,7 +39,7 @@ import { VERSION } from './version.js';
 
 const REQUEST = 'tcpproxy:request';
 const RESPONSE = 'tcpproxy:response';
-/** A worker's first word: every listener is bound (what an upgrade waits for). */
+/** A worker's first word: every listener is bound (what an upgrade waits for; run-time changes are replayed then). */
 const STARTED = 'tcpproxy:started';
 /** A worker that does not answer within this long is left out of an aggregate answer. */
 const IPC_TIMEOUT_MS = 5_000;
@@ -77,7 +77,6 @@ export async function runWorkers(snapshot: ConfigSnapshot, logs: ProcessLogs, re
 async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
   const { admin: _admin, ...withoutAdmin } = snapshot;
   const runtime = new ProxyRuntime({ ...withoutAdmin, admin: undefined } as ConfigSnapshot, logs.logger.child({ worker: cluster.worker!.id }), reloadSource);
-  let started: Promise<void> | undefined;
   const handlers: Record<Operation, (...args: never[]) => unknown> = {
     stats: () => runtime.stats(),
     connections: () => runtime.connections(),
@@ -85,11 +84,7 @@ async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSour
     reload: () => runtime.reload(),
     upstream: (listener: string, address: string, action: UpstreamAction) => runtime.upstreamAction(listener, address, action),
     upstreams: (listener: string) => runtime.listUpstreams(listener) ?? null,
-    // A replayed change (to a restarted worker) may arrive before its listeners run.
-    upstream_change: async (listener: string, change: UpstreamChange) => {
-      await started;
-      return runtime.changeUpstream(listener, change);
-    },
+    upstream_change: (listener: string, change: UpstreamChange) => runtime.changeUpstream(listener, change),
     metrics: () => runtime.proxyMetrics.registry.getMetricsAsJSON(),
     ready: () => runtime.ready(),
     reopen: () => logs.reopen(),
@@ -114,8 +109,7 @@ async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSour
   // here keeps Node from starting its inspector on SIGUSR1. Upgrades are the primary's.
   process.on('SIGUSR1', () => logs.reopen());
   process.on('SIGUSR2', () => undefined);
-  started = runtime.start();
-  await started;
+  await runtime.start();
   process.send?.({ type: STARTED } satisfies Started);
 }
 
@@ -176,12 +170,15 @@ class Primary implements AdminRuntime {
 
   private fork(restartOnExit: boolean): Worker {
     const worker = cluster.fork();
-    // A worker restarted after a crash, or forked by an upgrade, balances like the others.
-    if (this.upstreamChanges.length > 0) void this.replayUpstreamChanges(worker);
     const state: WorkerState = { bornAt: Date.now(), retiring: false, restartOnExit };
     this.states.set(worker, state);
     worker.on('message', (message: Response | Started) => {
-      if (message?.type === STARTED) this.onWorkerStarted();
+      if (message?.type === STARTED) {
+        this.onWorkerStarted();
+        // A worker restarted after a crash, or forked by an upgrade, balances like the others.
+        // Messages sent before the worker listens for them would be lost: replay once it runs.
+        if (this.upstreamChanges.length > 0) void this.replayUpstreamChanges(worker);
+      }
       if (message?.type !== RESPONSE) return;
       this.pending.get(message.id)?.(message.result);
     });
@@ -287,12 +284,15 @@ class Primary implements AdminRuntime {
   }
 
   private async replayUpstreamChanges(worker: Worker): Promise<void> {
-    for (const { listener, change } of [...this.upstreamChanges]) {
+    const changes = [...this.upstreamChanges];
+    if (changes.length === 0) return;
+    for (const { listener, change } of changes) {
       const [result] = await this.askWorkers<UpstreamChangeResult>([worker], 'upstream_change', listener, change);
       if (result?.ok === false) {
         this.logger.warn({ event: 'upstream_replay_failed', worker: worker.id, listener, change, error: result.error }, 'a restarted worker refused a run-time upstream change');
       }
     }
+    this.logger.info({ event: 'upstream_replay', worker: worker.id, changes: changes.length }, `run-time upstream changes replayed to restarted worker ${worker.id}`);
   }
 
   /** Asks every live worker; answers that do not come within the timeout are left out. */

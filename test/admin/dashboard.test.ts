@@ -137,8 +137,8 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
     const page = await context.newPage();
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
-      // Chromium logs failed requests (our expected 401s among them) as console errors.
-      if (message.type() === 'error' && !message.text().includes('401')) problems.push(`console: ${message.text()}`);
+      // Chromium logs failed requests (our expected 401s, and the 409 of a refused upstream add) as console errors.
+      if (message.type() === 'error' && !/status of (401|409)\b/.test(message.text()) && !message.text().includes('401')) problems.push(`console: ${message.text()}`);
     });
     return page;
   };
@@ -190,6 +190,44 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
   await page.click('tr[data-upstream="main 127.0.0.1:9000"] button[data-action="drain"]');
   await page.waitForSelector('tr[data-upstream="main 127.0.0.1:9000"] .badge.draining', { timeout: 5000 });
   assert.ok(runtime.calls.includes('drain main 127.0.0.1:9000'));
+
+  // Run-time upstream management: the listener's upstreams with their settings, editable.
+  const managed = (address: string) => `#manage-upstreams tr[data-managed="${address}"]`;
+  await page.waitForSelector(managed('127.0.0.1:9001'), { timeout: 5000 });
+  assert.equal(await page.inputValue(`${managed('127.0.0.1:9001')} input[name=weight]`), '1');
+  await page.fill(`${managed('127.0.0.1:9001')} input[name=weight]`, '5');
+  await page.fill(`${managed('127.0.0.1:9001')} input[name=max_connections]`, '40');
+  await page.click(`${managed('127.0.0.1:9001')} button[data-action="save-upstream"]`);
+  await waitForValue(page, `${managed('127.0.0.1:9001')} td:nth-child(4)`, { equals: 5 });
+  assert.ok(runtime.calls.includes('update main 127.0.0.1:9001 weight 5'));
+  assert.deepEqual(runtime.settings.get('main 127.0.0.1:9001'), { weight: 5, max_connections: 40 });
+  // Typing survives the page's refreshes until saved.
+  await page.fill(`${managed('127.0.0.1:9000')} input[name=weight]`, '7');
+  const asked = runtime.listCalls;
+  while (runtime.listCalls < asked + 2) await new Promise((resolve) => setTimeout(resolve, TICK_MS)); // two refreshes pass
+  assert.equal(await page.inputValue(`${managed('127.0.0.1:9000')} input[name=weight]`), '7');
+  await page.fill(`${managed('127.0.0.1:9000')} input[name=weight]`, '1');
+
+  await page.fill('#add-upstream input[name=address]', '127.0.0.1:9010');
+  await page.fill('#add-upstream input[name=weight]', '2');
+  await page.click('#add-upstream button[type=submit]');
+  await page.waitForSelector(managed('127.0.0.1:9010'), { timeout: 5000 });
+  await page.waitForSelector('tr[data-upstream="main 127.0.0.1:9010"]', { timeout: 5000 });
+  assert.ok(runtime.calls.includes('add main 127.0.0.1:9010 weight 2'));
+  assert.equal(await page.inputValue('#add-upstream input[name=address]'), '');
+  // A refused change is shown, not swallowed.
+  await page.fill('#add-upstream input[name=address]', '127.0.0.1:9010');
+  await page.click('#add-upstream button[type=submit]');
+  await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('toast')?.textContent.includes('already an upstream') === true, undefined, { timeout: 5000 });
+  await page.fill('#add-upstream input[name=address]', '');
+
+  await page.click(`${managed('127.0.0.1:9010')} button[data-action="remove-upstream"]`);
+  await page.waitForSelector(managed('127.0.0.1:9010'), { state: 'detached', timeout: 5000 });
+  assert.ok(runtime.calls.includes('remove main 127.0.0.1:9010'));
+
+  await page.selectOption('#manage-listener', 'api');
+  await page.waitForSelector(managed('127.0.0.1:9100'), { timeout: 5000 });
+  assert.equal(await page.locator('#manage-upstreams tr[data-managed]').count(), 1);
 
   // Busiest connections: the ten largest, largest first, each with a working close button.
   await waitForCount(page, '#connections tr[data-connection-id]', 10);

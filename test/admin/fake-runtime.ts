@@ -81,7 +81,11 @@ export class FakeRuntime implements AdminRuntime {
   /** Configured weight and max_connections per "listener address" (default: weight 1, no limit). */
   readonly settings = new Map<string, { weight: number; max_connections: number | null }>();
 
+  /** How often listUpstreams was asked (the dashboard asks once per refresh). */
+  listCalls = 0;
+
   listUpstreams(listener: string): UpstreamView[] | undefined {
+    this.listCalls++;
     if (!this.listenerNames.includes(listener)) return undefined;
     return this.upstreams.filter((u) => u.listener === listener).map((u) => this.view(u.listener, u.upstream));
   }

@@ -45,6 +45,21 @@ const BODY = `
       <tbody id="upstreams"></tbody></table></div></section>
     <section class="panel"><h2>Refusals by reason <span class="hint" id="refusals-hint"></span></h2><div class="bars" id="refusals"></div></section>
   </div>
+  <section class="panel" id="manage"><h2>Manage upstreams <span class="hint">changes apply at once, without a reload</span></h2>
+    <div class="manage-bar">
+      <label>Listener <select id="manage-listener" aria-label="listener to manage"></select></label>
+      <form id="add-upstream" class="manage-bar">
+        <input name="address" placeholder="HOST:PORT" aria-label="new upstream address" required>
+        <input name="weight" type="number" min="1" step="1" placeholder="weight (1)" aria-label="weight">
+        <input name="max_connections" type="number" min="1" step="1" placeholder="max connections" aria-label="max connections">
+        <button type="submit">Add upstream</button>
+      </form>
+    </div>
+    <div class="table-wrap"><table>
+      <thead><tr><th>Upstream</th><th>Endpoints</th><th class="num">Active</th><th class="num">Weight</th><th class="num">Max connections</th><th></th></tr></thead>
+      <tbody id="manage-upstreams"></tbody></table></div>
+    <div class="manage-note">Removing an upstream drains it: no new connections, open ones finish. A config reload puts the file's upstreams back.</div>
+  </section>
   <section class="panel"><h2>Busiest connections <span class="hint">top 10 by bytes</span></h2><div class="table-wrap"><table>
     <thead><tr><th>ID</th><th>Listener</th><th>Client</th><th>Upstream</th><th class="num">Age</th><th class="num">From client</th><th class="num">To client</th><th class="num">Total</th><th></th></tr></thead>
     <tbody id="connections"></tbody></table></div></section>

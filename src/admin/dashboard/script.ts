@@ -33,13 +33,18 @@ export const DASHBOARD_SCRIPT = String.raw`
     return sessionStorage.getItem('tcpproxy-admin-token') || '';
   }
 
-  async function api(method, path) {
+  async function api(method, path, body) {
     const headers = state.token ? { Authorization: 'Bearer ' + state.token } : {};
-    const response = await fetch(path, { method: method, headers: headers, cache: 'no-store' });
+    const init = { method: method, headers: headers, cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
     if (response.status === 401) throw new AuthError('token required');
-    const body = await response.json().catch(() => null);
-    if (!response.ok) throw new Error((body && body.error) || method + ' ' + path + ': HTTP ' + response.status);
-    return body;
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) throw new Error((answer && answer.error) || method + ' ' + path + ': HTTP ' + response.status);
+    return answer;
   }
 
   // ---- formatting ----
@@ -320,6 +325,89 @@ export const DASHBOARD_SCRIPT = String.raw`
     }, 'No open connections', 9);
   }
 
+  // ---- run-time upstream management ----
+  function upstreamsPath(listener) { return '/api/listeners/' + encodeURIComponent(listener) + '/upstreams'; }
+
+  function syncListenerChoice(listeners) {
+    const select = el('manage-listener');
+    const names = listeners.map((l) => l.name);
+    if (Array.from(select.options).map((o) => o.value).join('\n') !== names.join('\n')) {
+      const chosen = select.value;
+      select.replaceChildren(...names.map((name) => {
+        const option = document.createElement('option');
+        option.value = name;
+        option.textContent = name;
+        return option;
+      }));
+      if (names.includes(chosen)) select.value = chosen;
+    }
+    return select.value;
+  }
+
+  // An input the operator is editing keeps what they typed until saved.
+  function numberInput(name, value) {
+    const input = document.createElement('input');
+    input.type = 'number';
+    input.min = '1';
+    input.step = '1';
+    input.name = name;
+    input.setAttribute('aria-label', name);
+    input.value = value === null ? '' : String(value);
+    input.addEventListener('input', () => { input.dataset.dirty = '1'; });
+    return input;
+  }
+  function refreshInput(input, value) {
+    if (input.dataset.dirty || document.activeElement === input) return;
+    input.value = value === null ? '' : String(value);
+  }
+
+  function renderManaged(listener, upstreams) {
+    syncRows(el('manage-upstreams'), upstreams, (u) => u.address, (tr, u) => {
+      tr.dataset.managed = u.address;
+      tr.dataset.listener = listener;
+      if (!tr.querySelector('input')) {
+        const weight = cell('', 'num');
+        weight.append(numberInput('weight', u.weight));
+        const max = cell('', 'num');
+        max.append(numberInput('max_connections', u.max_connections));
+        const actions = cell('', 'num');
+        actions.append(button('Save', 'save-upstream', { listener: listener, address: u.address }),
+          ' ', button('Remove', 'remove-upstream', { listener: listener, address: u.address }, true));
+        tr.replaceChildren(cell(u.address, 'mono'), cell('', 'mono'), cell('', 'num'), weight, max, actions);
+      }
+      const cells = tr.cells;
+      cells[1].textContent = u.endpoints.map((e) => e.address + ' ' + e.state).join(', ') || 'unresolved';
+      let active = 0;
+      for (const e of u.endpoints) active += e.active;
+      setValue(cells[2], active, count(active));
+      cells[3].dataset.value = String(u.weight);
+      refreshInput(cells[3].firstChild, u.weight);
+      refreshInput(cells[4].firstChild, u.max_connections);
+    }, 'No upstreams', 6);
+  }
+
+  async function refreshManaged(listeners) {
+    const listener = syncListenerChoice(listeners);
+    if (!listener) return;
+    renderManaged(listener, await api('GET', upstreamsPath(listener)));
+  }
+
+  function positiveOrNull(text) {
+    return text.trim() === '' ? null : Number(text);
+  }
+
+  async function saveUpstream(d) {
+    const row = Array.from(el('manage-upstreams').rows).find((tr) => tr.dataset.managed === d.address);
+    const weight = row.querySelector('input[name=weight]');
+    const max = row.querySelector('input[name=max_connections]');
+    const body = { max_connections: positiveOrNull(max.value) };
+    if (weight.value.trim() !== '') body.weight = Number(weight.value);
+    await api('PATCH', upstreamsPath(d.listener) + '/' + encodeURIComponent(d.address), body);
+    delete weight.dataset.dirty;
+    delete max.dataset.dirty;
+    toast('saved ' + d.address);
+  }
+
   // ---- status, polling, actions ----
   function setStatus(kind, text) {
     const pill = el('status');
@@ -337,6 +425,7 @@ export const DASHBOARD_SCRIPT = String.raw`
       const results = await Promise.all([api('GET', '/api/stats'), api('GET', '/api/connections?sort=bytes&limit=10')]);
       el('auth').hidden = true;
       render(results[0], results[1]);
+      await refreshManaged(results[0].listeners);
       setStatus('live', 'updated ' + new Date(results[0].time).toLocaleTimeString());
     } catch (error) {
       if (error instanceof AuthError) {
@@ -355,6 +444,11 @@ export const DASHBOARD_SCRIPT = String.raw`
       if (d.action === 'close') {
         await api('DELETE', '/api/connections/' + encodeURIComponent(d.id));
         toast('closed connection ' + d.id);
+      } else if (d.action === 'save-upstream') {
+        await saveUpstream(d);
+      } else if (d.action === 'remove-upstream') {
+        await api('DELETE', upstreamsPath(d.listener) + '/' + encodeURIComponent(d.address));
+        toast('removed ' + d.address + ': open connections finish');
       } else {
         await api('POST', '/api/upstreams/' + encodeURIComponent(d.listener) + '/' + encodeURIComponent(d.address) + '/' + d.action);
         toast(d.action + ' ' + d.address);
@@ -368,6 +462,25 @@ export const DASHBOARD_SCRIPT = String.raw`
   document.addEventListener('click', (event) => {
     const target = event.target.closest('button[data-action]');
     if (target) act(target);
+  });
+  el('manage-listener').addEventListener('change', () => {
+    el('manage-upstreams').replaceChildren();
+    refresh();
+  });
+  el('add-upstream').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const body = { address: form.elements.address.value.trim() };
+    if (form.elements.weight.value !== '') body.weight = Number(form.elements.weight.value);
+    if (form.elements.max_connections.value !== '') body.max_connections = Number(form.elements.max_connections.value);
+    try {
+      await api('POST', upstreamsPath(el('manage-listener').value), body);
+      toast('added ' + body.address);
+      form.reset();
+    } catch (error) {
+      toast(error.message);
+    }
+    refresh();
   });
   el('auth').addEventListener('submit', (event) => {
     event.preventDefault();

@@ -67,4 +67,11 @@ button.danger:hover { border-color: var(--bad); color: var(--bad); }
 #auth[hidden] { display: none; }
 #auth input { flex: 0 1 280px; padding: 4px 8px; border: 1px solid var(--border); border-radius: 6px; background: var(--bg); color: var(--text); font: inherit; }
 #toast { min-height: 1em; color: var(--muted); font-size: 12px; }
+.manage-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; margin-bottom: 10px; }
+.manage-bar input, .manage-bar select, td input { padding: 3px 6px; border: 1px solid var(--border); border-radius: 6px;
+  background: var(--bg); color: var(--text); font: inherit; font-size: 12.5px; }
+td input { width: 90px; text-align: right; }
+#add-upstream input[name=address] { width: 200px; }
+#add-upstream input[type=number] { width: 110px; }
+.manage-note { color: var(--muted); font-size: 12px; margin-top: 8px; }
 `;
