@@ -3,6 +3,7 @@
  * the tests use an in-memory fake. Methods may answer synchronously or, when the answer has to
  * be gathered from worker processes, with a promise.
  */
+import type { LiveFilters } from '../filters/live.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -30,7 +31,30 @@ export type ReloadResult = { ok: true } | { ok: false; error: string };
 export type UpstreamAction = 'drain' | 'enable';
 export type UpstreamActionResult = 'ok' | 'unknown_listener' | 'unknown_upstream';
 
+export interface ListenerInfo {
+  name: string;
+  address: string;
+  port: number;
+  /** Created at run time (kept by a reload), or from the config file. */
+  runtime: boolean;
+  /** What each live filter was added with. */
+  live_filters: Readonly<Record<string, unknown>>[];
+}
+
+/** Listeners and filters changed at run time (one process only: absent with workers > 1). */
+export interface RuntimeControl {
+  listeners(): ListenerInfo[];
+  /** A `listeners[]` entry of the config; rejects with a ConfigError or a ListenError. */
+  addListener(raw: unknown): Promise<{ address: string; port: number }>;
+  /** Only listeners created at run time: 'configured' for one from the config file. */
+  removeListener(name: string): Promise<'ok' | 'unknown' | 'configured'>;
+  liveFilters(name: string): LiveFilters | undefined;
+  /** Where a filter plugin's relative path is resolved (the config file's folder). */
+  baseDir(): string;
+}
+
 export interface AdminRuntime {
+  control?: RuntimeControl | undefined;
   stats(): MaybePromise<StatsSnapshot>;
   connections(): MaybePromise<ConnectionInfo[]>;
   /** Closes the connection with reason `admin`; false when no such connection. */

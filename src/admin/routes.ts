@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { AdminRuntime, UpstreamAction } from './admin-runtime.js';
 import { parseConnectionQuery, selectConnections } from './connections-query.js';
+import { liveRoutes } from './live-routes.js';
 import type { Route, Params } from './router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
 import type { DashboardPage } from './dashboard/page.js';
@@ -14,10 +15,13 @@ import type { DashboardPage } from './dashboard/page.js';
 export interface RequestContext {
   params: Params;
   query: URLSearchParams;
+  /** The request body (text), for handlers with `readsBody`; '' otherwise. */
+  body: string;
 }
 
 export interface AdminHandler {
   open: boolean;
+  readsBody?: boolean;
   run(context: RequestContext): Promise<Reply> | Reply;
 }
 
@@ -91,6 +95,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
         return result.ok ? jsonReply(200, result) : jsonReply(400, result);
       }),
     },
+    ...liveRoutes(runtime.control, logger),
     { method: 'POST', path: '/api/upstreams/:listener/:address/drain', handler: upstreamAction('drain') },
     { method: 'POST', path: '/api/upstreams/:listener/:address/enable', handler: upstreamAction('enable') },
   ];

@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { AdminRuntime } from './admin-runtime.js';
 import { BearerToken, isSameOrigin } from './auth.js';
+import { BodyTooLargeError, readBody } from './body.js';
 import { dashboardPage } from './dashboard/page.js';
 import { errorReply, type Reply } from './reply.js';
 import { Router } from './router.js';
@@ -26,7 +27,7 @@ export interface AdminServerOptions {
   toxiproxy?: ToxiproxyApi | undefined;
 }
 
-/** No admin route reads a body; larger ones are refused outright rather than drained. */
+/** Only the run-time control routes read a body (small JSON); larger ones are refused outright rather than drained. */
 const MAX_BODY_BYTES = 64 * 1024;
 
 const COMMON_HEADERS = {
@@ -106,11 +107,18 @@ export class AdminServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<Reply> {
     if (hasBody(req)) {
-      // The body is discarded; closing afterwards keeps a large or endless one from being read.
+      // A body not read is discarded; closing afterwards keeps a large or endless one from being read.
       res.setHeader('Connection', 'close');
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return errorReply(413, 'request body too large');
     }
-    req.resume();
+    try {
+      return await this.dispatch(req);
+    } finally {
+      req.resume();
+    }
+  }
+
+  private async dispatch(req: IncomingMessage): Promise<Reply> {
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
     const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
@@ -137,7 +145,16 @@ export class AdminServer {
     }
     if (match.route.method !== 'GET' && !isSameOrigin(req.headers)) return errorReply(403, 'cross-origin request refused');
     const query = new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1));
-    return handler.run({ params: match.params, query });
+    let body = '';
+    if (handler.readsBody) {
+      try {
+        body = await readBody(req, MAX_BODY_BYTES);
+      } catch (error) {
+        if (error instanceof BodyTooLargeError) return errorReply(413, 'request body too large');
+        throw error;
+      }
+    }
+    return handler.run({ params: match.params, query, body });
   }
 
   private send(res: ServerResponse, reply: Reply): void {
