@@ -25,6 +25,8 @@ export interface StatsSnapshot extends MetricsSnapshot {
   uptime_s?: number;
   version?: string;
   workers?: number;
+  /** The run-time control routes (/api/listeners...) are served. */
+  run_time_control?: boolean;
 }
 
 export type ReloadResult = { ok: true } | { ok: false; error: string };

@@ -322,7 +322,7 @@ export class ProxyRuntime implements AdminRuntime {
   // -- AdminRuntime --------------------------------------------------------------------
 
   stats(): StatsSnapshot {
-    return { ...this.proxyMetrics.snapshot(), uptime_s: Math.round((Date.now() - this.startedAt) / 1000), version: VERSION };
+    return { ...this.proxyMetrics.snapshot(), uptime_s: Math.round((Date.now() - this.startedAt) / 1000), version: VERSION, run_time_control: true };
   }
 
   connections(): ConnectionInfo[] {

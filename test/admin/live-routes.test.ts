@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
 import { buildSnapshot } from '../../src/config/load.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { connect, startEchoServer } from '../helpers/servers.js';
@@ -127,6 +128,24 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
       await assert.rejects(connect(port), /ECONNREFUSED/);
       assert.equal((await call(proxy, 'DELETE', '/api/listeners/extra')).status, 404);
     } finally {
+      await proxy.stop();
+      await echo.close();
+    }
+  });
+
+  it('the dashboard shows listeners created at run time and live filters', async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(config(echo.address));
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    try {
+      await call(proxy, 'POST', '/api/listeners', { name: 'extra', listen: '127.0.0.1:0', upstreams: [echo.address] });
+      await call(proxy, 'POST', '/api/listeners/main/filters', { name: 'swap', type: 'replace', match: 'cat', with: 'dog' });
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${proxy.runtime.adminAddress()!.port}/?refresh=250`);
+      await page.waitForSelector('tr[data-listener="main"] [data-field="live_filters"]:has-text("swap (replace)")', { timeout: 15_000 });
+      assert.match((await page.textContent('tr[data-listener="extra"] [data-field="name"]')) ?? '', /extra \(run time\)/);
+    } finally {
+      await browser.close();
       await proxy.stop();
       await echo.close();
     }

@@ -170,7 +170,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // ---- rendering ----
-  function render(stats, connections) {
+  function render(stats, connections, control) {
     const previous = state.previous;
     const seconds = previous ? (stats.time - previous.time) / 1000 : 0;
     const before = new Map(previous ? previous.listeners.map((l) => [l.name, l]) : []);
@@ -197,7 +197,7 @@ export const DASHBOARD_SCRIPT = String.raw`
     drawChart(el('chart-active'), el('legend-active'), 'active', count);
     drawChart(el('chart-throughput'), el('legend-throughput'), 'throughput', (v) => bytes(v) + '/s');
     el('window-hint').textContent = 'last ' + Math.round((HISTORY_POINTS * REFRESH_MS) / 1000) + ' s';
-    renderListeners(rows);
+    renderListeners(rows, new Map(control.map((l) => [l.name, l])));
     renderUpstreams(stats.upstreams);
     renderRefusals(stats.listeners);
     renderConnections(connections);
@@ -229,7 +229,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     el('summary-upstreams-sub').textContent = draining + ' draining, ' + (upstreams.length - up) + ' down';
   }
 
-  function renderListeners(rows) {
+  // Run-time control: listeners created at run time are marked, live filters named.
+  function renderListeners(rows, control) {
     syncRows(el('listeners'), rows, (r) => r.listener.name, (tr, r) => {
       const l = r.listener;
       tr.dataset.listener = l.name;
@@ -243,13 +244,15 @@ export const DASHBOARD_SCRIPT = String.raw`
         cell(count(l.active), 'num'), cell(count(l.connections_total), 'num'), cell(rate(r.newRate), 'num'),
         cell(bytes(r.inRate) + '/s', 'num'), cell(bytes(r.outRate) + '/s', 'num'),
         cell(count(l.queue_length), 'num'), cell(count(r.refused), 'num'),
+        cell((control.get(l.name) || { live_filters: [] }).live_filters.map((f) => f.name + ' (' + f.type + ')').join(', ')),
       ];
-      const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused'];
+      if (control.get(l.name) && control.get(l.name).runtime) name.append(' (run time)');
+      const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused', 'live_filters'];
       cells.forEach((c, i) => { c.dataset.field = fields[i]; });
       cells[1].dataset.value = String(l.active);
       cells[2].dataset.value = String(l.connections_total);
       tr.replaceChildren(...cells);
-    }, 'No listeners', 8);
+    }, 'No listeners', 9);
   }
 
   function renderUpstreams(upstreams) {
@@ -322,8 +325,10 @@ export const DASHBOARD_SCRIPT = String.raw`
     clearTimeout(state.timer);
     try {
       const results = await Promise.all([api('GET', '/api/stats'), api('GET', '/api/connections?sort=bytes&limit=10')]);
+      // Run-time control is there with one process only (the stats say so).
+      const control = results[0].run_time_control ? await api('GET', '/api/listeners') : [];
       el('auth').hidden = true;
-      render(results[0], results[1]);
+      render(results[0], results[1], control);
       setStatus('live', 'updated ' + new Date(results[0].time).toLocaleTimeString());
     } catch (error) {
       if (error instanceof AuthError) {
