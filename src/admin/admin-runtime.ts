@@ -51,6 +51,8 @@ export interface RuntimeControl {
   /** Only listeners created at run time: 'configured' for one from the config file. */
   removeListener(name: string): Promise<'ok' | 'unknown' | 'configured'>;
   liveFilters(name: string): LiveFilters | undefined;
+  /** The listener an open connection belongs to. */
+  listenerOf(connectionId: string): string | undefined;
   /** Where a filter plugin's relative path is resolved (the config file's folder). */
   baseDir(): string;
 }

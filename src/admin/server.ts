@@ -13,6 +13,7 @@ import { dashboardPage } from './dashboard/page.js';
 import { errorReply, type Reply } from './reply.js';
 import { Router } from './router.js';
 import { adminRoutes, type AdminHandler } from './routes.js';
+import { CaptureRoutes } from './capture-routes.js';
 import type { ToxiproxyApi } from '../toxiproxy/api.js';
 
 export type { AdminRuntime, ConnectionInfo, StatsSnapshot } from './admin-runtime.js';
@@ -42,11 +43,13 @@ export class AdminServer {
   private readonly router: Router<AdminHandler>;
   private readonly token: BearerToken | null;
   private readonly logger: Logger;
+  private readonly captures: CaptureRoutes;
 
   constructor(private readonly options: AdminServerOptions) {
     this.logger = options.logger;
     this.token = options.token === undefined || options.token === '' ? null : new BearerToken(options.token);
-    this.router = new Router(adminRoutes(options.runtime, dashboardPage(), options.logger));
+    this.captures = new CaptureRoutes(options.runtime.control, options.logger);
+    this.router = new Router([...adminRoutes(options.runtime, dashboardPage(), options.logger), ...this.captures.routes()]);
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.requestTimeout = 30_000;
     this.server.headersTimeout = 10_000;
@@ -73,7 +76,8 @@ export class AdminServer {
   }
 
   /** Stops listening and drops idle keep-alive connections so that close() does not wait on browsers. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.captures.close();
     return new Promise((resolve) => {
       if (!this.server.listening) {
         resolve();

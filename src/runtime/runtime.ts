@@ -262,6 +262,10 @@ export class ProxyRuntime implements AdminRuntime {
       return 'ok';
     },
     liveFilters: (name) => this.liveFilters(name),
+    listenerOf: (id) => {
+      for (const bridge of this.allBridges()) if (bridge.id === id) return bridge.listenerName;
+      return undefined;
+    },
     baseDir: () => this.snapshot.baseDir,
   };
 
