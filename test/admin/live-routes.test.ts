@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
+import { readFile } from 'node:fs/promises';
+import { readPcap } from '../inspect/pcap-reader.js';
 import { buildSnapshot } from '../../src/config/load.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { connect, startEchoServer } from '../helpers/servers.js';
@@ -140,10 +142,23 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
     try {
       await call(proxy, 'POST', '/api/listeners', { name: 'extra', listen: '127.0.0.1:0', upstreams: [echo.address] });
       await call(proxy, 'POST', '/api/listeners/main/filters', { name: 'swap', type: 'replace', match: 'cat', with: 'dog' });
-      const page = await browser.newPage();
+      const page = await browser.newPage({ acceptDownloads: true });
       await page.goto(`http://127.0.0.1:${proxy.runtime.adminAddress()!.port}/?refresh=250`);
       await page.waitForSelector('tr[data-listener="main"] [data-field="live_filters"]:has-text("swap (replace)")', { timeout: 15_000 });
       assert.match((await page.textContent('tr[data-listener="extra"] [data-field="name"]')) ?? '', /extra \(run time\)/);
+      // The busiest-connections table captures a connection on demand and saves the pcap.
+      const client = await EchoClient.open(proxy.port);
+      await exchange(client, 'before');
+      await page.locator('#connections button[data-action="capture"]').click({ timeout: 15_000 });
+      await proxy.waitForLog((line) => line.event === 'capture' && line.action === 'start');
+      await exchange(client, 'in the capture');
+      const download = page.waitForEvent('download', { timeout: 15_000 });
+      await page.locator('#connections button[data-action="save-capture"]').click({ timeout: 15_000 });
+      const file = await readFile((await (await download).path())!);
+      const payloads = readPcap(file).map((segment) => segment.payload.toString()).join('');
+      assert.match(payloads, /in the capture/);
+      assert.doesNotMatch(payloads, /before/);
+      client.close();
     } finally {
       await browser.close();
       await proxy.stop();

@@ -19,7 +19,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   const REFRESH_MS = refreshParam >= 200 ? refreshParam : 1000;
   const HISTORY_POINTS = 60;
 
-  const state = { token: takeToken(), previous: null, history: [], colors: new Map(), timer: 0 };
+  const state = { token: takeToken(), previous: null, history: [], colors: new Map(), timer: 0, capturing: new Set() };
   const el = (id) => document.getElementById(id);
 
   class AuthError extends Error {}
@@ -200,7 +200,7 @@ export const DASHBOARD_SCRIPT = String.raw`
     renderListeners(rows, new Map(control.map((l) => [l.name, l])));
     renderUpstreams(stats.upstreams);
     renderRefusals(stats.listeners);
-    renderConnections(connections);
+    renderConnections(connections, stats.run_time_control === true);
   }
 
   function total(rows, pick) { let t = 0; for (const r of rows) t += pick(r); return t; }
@@ -299,10 +299,14 @@ export const DASHBOARD_SCRIPT = String.raw`
     el('refusals-hint').textContent = count(sum(byReason)) + ' in total';
   }
 
-  function renderConnections(connections) {
+  // On-demand capture: "Capture" starts a pcap of the connection, "Save pcap" stops it and downloads it.
+  function renderConnections(connections, canCapture) {
     syncRows(el('connections'), connections, (c) => c.id, (tr, c) => {
       tr.dataset.connectionId = c.id;
       const actionCell = cell('', 'num');
+      if (canCapture) {
+        actionCell.append(state.capturing.has(c.id) ? button('Save pcap', 'save-capture', { id: c.id }) : button('Capture', 'capture', { id: c.id }), ' ');
+      }
       actionCell.append(button('Close', 'close', { id: c.id }, true));
       tr.replaceChildren(cell(c.id, 'mono'), cell(c.listener), cell(c.client, 'mono'), cell(c.upstream || '–', 'mono'),
         cell(duration(c.age_ms), 'num'), cell(bytes(c.bytes_from_client), 'num'), cell(bytes(c.bytes_to_client), 'num'),
@@ -344,9 +348,25 @@ export const DASHBOARD_SCRIPT = String.raw`
   async function act(target) {
     const d = target.dataset;
     try {
+      const capturePath = '/api/connections/' + encodeURIComponent(d.id) + '/capture';
       if (d.action === 'close') {
         await api('DELETE', '/api/connections/' + encodeURIComponent(d.id));
         toast('closed connection ' + d.id);
+      } else if (d.action === 'capture') {
+        await api('POST', capturePath);
+        state.capturing.add(d.id);
+        toast('capturing connection ' + d.id);
+      } else if (d.action === 'save-capture') {
+        state.capturing.delete(d.id);
+        await api('DELETE', capturePath);
+        const response = await fetch(capturePath, { headers: state.token ? { Authorization: 'Bearer ' + state.token } : {}, cache: 'no-store' });
+        if (!response.ok) throw new Error('capture download: HTTP ' + response.status);
+        const link = document.createElement('a');
+        link.href = URL.createObjectURL(await response.blob());
+        link.download = 'tcpproxy-connection-' + d.id + '.pcap';
+        link.click();
+        setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+        toast('saved the capture of connection ' + d.id);
       } else {
         await api('POST', '/api/upstreams/' + encodeURIComponent(d.listener) + '/' + encodeURIComponent(d.address) + '/' + d.action);
         toast(d.action + ' ' + d.address);
