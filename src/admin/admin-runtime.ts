@@ -4,6 +4,7 @@
  * be gathered from worker processes, with a promise.
  */
 import type { ClusterStatus } from '../cluster/redis-link.js';
+import type { LiveFilters } from '../filters/live.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -33,6 +34,8 @@ export interface StatsSnapshot extends MetricsSnapshot {
   listening?: { name: string; address: string; port: number }[];
   /** With `limits_scope: cluster`: the Redis link's state and the shared counts. */
   cluster?: ClusterStatus;
+  /** The run-time control routes (/api/listeners...) are served. */
+  run_time_control?: boolean;
 }
 
 export type UpgradeResult =
@@ -64,8 +67,32 @@ export type UpstreamChange =
 export type UpstreamChangeResult =
   | { ok: true; upstream: UpstreamView }
   | { ok: false; code: string; error: string };
+export interface ListenerInfo {
+  name: string;
+  address: string;
+  port: number;
+  /** Created at run time (kept by a reload), or from the config file. */
+  runtime: boolean;
+  /** What each live filter was added with. */
+  live_filters: Readonly<Record<string, unknown>>[];
+}
+
+/** Listeners and filters changed at run time (one process only: absent with workers > 1). */
+export interface RuntimeControl {
+  listeners(): ListenerInfo[];
+  /** A `listeners[]` entry of the config; rejects with a ConfigError or a ListenError. */
+  addListener(raw: unknown): Promise<{ address: string; port: number }>;
+  /** Only listeners created at run time: 'configured' for one from the config file. */
+  removeListener(name: string): Promise<'ok' | 'unknown' | 'configured'>;
+  liveFilters(name: string): LiveFilters | undefined;
+  /** The listener an open connection belongs to. */
+  listenerOf(connectionId: string): string | undefined;
+  /** Where a filter plugin's relative path is resolved (the config file's folder). */
+  baseDir(): string;
+}
 
 export interface AdminRuntime {
+  control?: RuntimeControl | undefined;
   stats(): MaybePromise<StatsSnapshot>;
   connections(): MaybePromise<ConnectionInfo[]>;
   /** Closes the connection with reason `admin`; false when no such connection. */

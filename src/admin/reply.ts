@@ -2,7 +2,8 @@
 export interface Reply {
   status: number;
   contentType: string;
-  body: string;
+  /** Text, or bytes (a capture file). */
+  body: string | Buffer;
   headers?: Record<string, string>;
 }
 

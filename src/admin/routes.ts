@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { AdminRuntime, UpstreamAction, UpstreamChange } from './admin-runtime.js';
 import { parseConnectionQuery, selectConnections } from './connections-query.js';
+import { liveRoutes } from './live-routes.js';
 import type { Route, Params } from './router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
 import type { DashboardPage } from './dashboard/page.js';
@@ -161,6 +162,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
         return jsonReply(result.ok ? 200 : 500, result);
       }),
     },
+    ...liveRoutes(runtime.control, logger),
     { method: 'POST', path: '/api/upstreams/:listener/:address/drain', handler: upstreamAction('drain') },
     { method: 'POST', path: '/api/upstreams/:listener/:address/enable', handler: upstreamAction('enable') },
   ];

@@ -9,10 +9,12 @@ import type { Logger } from 'pino';
 import { listenError } from '../proxy/listener.js';
 import type { AdminRuntime } from './admin-runtime.js';
 import { BearerToken, isSameOrigin } from './auth.js';
+import { BodyTooLargeError, readBody } from './body.js';
 import { dashboardPage } from './dashboard/page.js';
 import { errorReply, type Reply } from './reply.js';
 import { Router } from './router.js';
 import { adminRoutes, type AdminHandler } from './routes.js';
+import { CaptureRoutes } from './capture-routes.js';
 import type { ToxiproxyApi } from '../toxiproxy/api.js';
 
 export type { AdminRuntime, ConnectionInfo, StatsSnapshot } from './admin-runtime.js';
@@ -27,7 +29,7 @@ export interface AdminServerOptions {
   toxiproxy?: ToxiproxyApi | undefined;
 }
 
-/** Bodies are small JSON documents (run-time upstream changes); larger ones are refused outright rather than drained. */
+/** Bodies are small JSON documents (run-time changes); larger ones are refused outright rather than drained. */
 const MAX_BODY_BYTES = 64 * 1024;
 
 const COMMON_HEADERS = {
@@ -42,11 +44,13 @@ export class AdminServer {
   private readonly router: Router<AdminHandler>;
   private readonly token: BearerToken | null;
   private readonly logger: Logger;
+  private readonly captures: CaptureRoutes;
 
   constructor(private readonly options: AdminServerOptions) {
     this.logger = options.logger;
     this.token = options.token === undefined || options.token === '' ? null : new BearerToken(options.token);
-    this.router = new Router(adminRoutes(options.runtime, dashboardPage(), options.logger));
+    this.captures = new CaptureRoutes(options.runtime.control, options.logger);
+    this.router = new Router([...adminRoutes(options.runtime, dashboardPage(), options.logger), ...this.captures.routes()]);
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.requestTimeout = 30_000;
     this.server.headersTimeout = 10_000;
@@ -73,7 +77,8 @@ export class AdminServer {
   }
 
   /** Stops listening and drops idle keep-alive connections so that close() does not wait on browsers. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.captures.close();
     return new Promise((resolve) => {
       if (!this.server.listening) {
         resolve();
@@ -107,10 +112,18 @@ export class AdminServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<Reply> {
     if (hasBody(req)) {
-      // The body is discarded; closing afterwards keeps a large or endless one from being read.
+      // A body not read is discarded; closing afterwards keeps a large or endless one from being read.
       res.setHeader('Connection', 'close');
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return errorReply(413, 'request body too large');
     }
+    try {
+      return await this.dispatch(req);
+    } finally {
+      req.resume();
+    }
+  }
+
+  private async dispatch(req: IncomingMessage): Promise<Reply> {
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
     const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
@@ -169,14 +182,13 @@ export class AdminServer {
 async function readJsonBody(req: IncomingMessage): Promise<{ value: unknown; error?: undefined } | { error: string; status: number }> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') return { status: 415, error: 'expected Content-Type: application/json' };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return { status: 413, error: 'request body too large' };
-    chunks.push(chunk);
+  let text: string;
+  try {
+    text = await readBody(req, MAX_BODY_BYTES);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) return { status: 413, error: 'request body too large' };
+    throw error;
   }
-  const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return { status: 400, error: 'expected a JSON body' };
   try {
     return { value: JSON.parse(text) as unknown };

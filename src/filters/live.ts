@@ -34,6 +34,8 @@ export interface LiveFilter {
   readonly toxicity: number;
   /** What the APIs show for it. */
   readonly spec: Readonly<Record<string, unknown>>;
+  /** For one connection only (an on-demand capture of it). */
+  readonly only?: string | undefined;
 }
 
 export class LiveFilters {
@@ -85,6 +87,12 @@ export class LiveFilters {
     for (const filter of [...this.filters].reverse()) this.remove(filter.name);
   }
 
+  /** Whether the connection is attached (on the filtered path), so that a live filter reaches it. */
+  follows(connectionId: string): boolean {
+    for (const connection of this.connections) if (connection.id === connectionId) return true;
+    return false;
+  }
+
   /** A connection's chains follow this list from now on, until the returned detach(). */
   attach(pipeline: DataPipeline, connection: ConnectionContext): () => void {
     const live = new LiveConnection(this, pipeline, connection);
@@ -111,9 +119,14 @@ class LiveConnection {
     private readonly connection: ConnectionContext,
   ) {}
 
+  get id(): string {
+    return this.connection.id;
+  }
+
   add(filter: LiveFilter, previous: readonly Applied[] = []): void {
     const stages: Applied[] = [];
     this.applied.set(filter, stages);
+    if (filter.only !== undefined && filter.only !== this.connection.id) return;
     if (Math.random() >= filter.toxicity) return;
     for (const direction of filter.plan.directions) {
       const chain = direction === 'to_upstream' ? this.pipeline.toUpstream : this.pipeline.toClient;

@@ -203,7 +203,8 @@ export class ConnectionFilterContext implements FilterContext {
   private logger: Logger | undefined;
 
   constructor(
-    private readonly connection: ConnectionContext,
+    /** The whole connection's context (its addresses on both sides): for built-in taps. */
+    readonly connection: ConnectionContext,
     readonly direction: Direction,
     private readonly filterName: string,
   ) {}

@@ -131,6 +131,26 @@ export class ConnectionCapture {
     return this.tap(this.front, RESPONDER);
   }
 
+  /**
+   * One tap for a place where the proxy changes nothing (an on-demand capture, which joins
+   * a connection midway): what crosses it is recorded on both sides of the proxy.
+   */
+  passThrough(direction: 'to_upstream' | 'to_client'): Filter {
+    const side = direction === 'to_upstream' ? INITIATOR : RESPONDER;
+    const front = this.tap(this.front, side);
+    const back = this.tap(this.back, side);
+    return {
+      data: (chunk, push) => {
+        void front.data(chunk, () => undefined);
+        return back.data(chunk, push);
+      },
+      end: (push) => {
+        void front.end!(push);
+        return back.end!(push);
+      },
+    };
+  }
+
   /** The connection is gone: FIN for every side that has not ended yet. */
   close(): void {
     if (this.closed) return;

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type {
   AdminRuntime,
+  RuntimeControl,
   ConnectionInfo,
   ReloadResult,
   StatsSnapshot,
@@ -279,6 +280,29 @@ export class ProxyRuntime implements AdminRuntime {
     return this.running.has(name);
   }
 
+  /** The admin API's run-time control of listeners and live filters. */
+  readonly control: RuntimeControl = {
+    listeners: () =>
+      [...this.running.entries()].map(([name, { listener, context, runtime }]) => {
+        const bound = listener.address();
+        return { name, address: bound.address, port: bound.port, runtime: runtime === true, live_filters: context.live.list().map((f) => f.spec) };
+      }),
+    addListener: (raw) => this.addListener(raw),
+    removeListener: async (name) => {
+      const running = this.running.get(name);
+      if (!running) return 'unknown';
+      if (!running.runtime) return 'configured';
+      await this.removeListener(name);
+      return 'ok';
+    },
+    liveFilters: (name) => this.liveFilters(name),
+    listenerOf: (id) => {
+      for (const bridge of this.allBridges()) if (bridge.id === id) return bridge.listenerName;
+      return undefined;
+    },
+    baseDir: () => this.snapshot.baseDir,
+  };
+
   /** A running listener's live filters (toxics, filters added through the admin API). */
   liveFilters(name: string): LiveFilters | undefined {
     return this.running.get(name)?.context.live;
@@ -369,6 +393,7 @@ export class ProxyRuntime implements AdminRuntime {
         return { name, address: bound?.address ?? '', port: bound?.port ?? 0 };
       }),
       ...(this.cluster && { cluster: this.cluster.status() }),
+      run_time_control: true,
     };
   }
 

@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { BodyTooLargeError, readBody } from '../admin/body.js';
 import { Router, type Params } from '../admin/router.js';
 import { VERSION } from '../runtime/version.js';
 import { ApiError } from './api-error.js';
@@ -73,7 +74,9 @@ export class ToxiproxyApi {
     if (match.kind === 'bad_path') throw new ApiError('malformed percent-encoding in path', 400);
     if (match.kind === 'not_found') throw new ApiError('not found', 404);
     if (match.kind === 'method_not_allowed') throw new ApiError('method not allowed', 405);
-    const text = await readBody(req);
+    const text = await readBody(req, MAX_BODY_BYTES).catch((error: unknown) => {
+      throw error instanceof BodyTooLargeError ? new ApiError('request body too large', 413) : error;
+    });
     return match.route.handler({
       params: match.params,
       json() {
@@ -121,17 +124,4 @@ export class ToxiproxyApi {
       },
     ];
   }
-}
-
-/** The request body as text, refused past 1 MiB (413). */
-async function readBody(req: IncomingMessage): Promise<string> {
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw new ApiError('request body too large', 413);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new ApiError('request body too large', 413);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -177,7 +177,7 @@ describe('toxiproxy API on the admin endpoint', { timeout: 30_000 }, () => {
   });
 });
 
-describe('tcpproxy toxiproxy-server (CLI)', { timeout: 30_000 }, () => {
+describe('tcpproxy toxiproxy-server (CLI)', { timeout: 120_000 }, () => {
   it('takes the Go server\'s single-dash flags and a --config list of proxies', async () => {
     const echo = await startEchoServer();
     const dir = mkdtempSync(join(tmpdir(), 'toxiproxy-'));
@@ -187,7 +187,7 @@ describe('tcpproxy toxiproxy-server (CLI)', { timeout: 30_000 }, () => {
     const logs = new LogCollector({ keepUnparsed: true });
     child.stdout.on('data', (chunk: Buffer) => logs.feed(chunk.toString()));
     try {
-      const line = await logs.waitFor((l) => l.event === 'toxiproxy_listening');
+      const line = await logs.waitFor((l) => l.event === 'toxiproxy_listening', 60_000);
       const base = `http://127.0.0.1:${line.port as number}`;
       const listed = (await call(base, 'GET', '/proxies')).body as Record<string, { listen: string }>;
       const client = await EchoClient.open(portOf(listed['from-file']!.listen));

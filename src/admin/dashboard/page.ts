@@ -37,7 +37,7 @@ const BODY = `
     <section class="panel"><h2>Throughput <span class="hint">bytes/s, both directions</span></h2><svg class="chart" id="chart-throughput" role="img" aria-label="throughput per listener"></svg><div class="legend" id="legend-throughput"></div></section>
   </div>
   <section class="panel"><h2>Listeners</h2><div class="table-wrap"><table>
-    <thead><tr><th>Listener</th><th class="num">Active</th><th class="num">Total</th><th class="num">New/s</th><th class="num">From clients/s</th><th class="num">To clients/s</th><th class="num">Queued</th><th class="num">Refused</th></tr></thead>
+    <thead><tr><th>Listener</th><th class="num">Active</th><th class="num">Total</th><th class="num">New/s</th><th class="num">From clients/s</th><th class="num">To clients/s</th><th class="num">Queued</th><th class="num">Refused</th><th>Live filters</th></tr></thead>
     <tbody id="listeners"></tbody></table></div></section>
   <div class="row">
     <section class="panel"><h2>Upstreams</h2><div class="table-wrap"><table>

@@ -19,7 +19,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   const REFRESH_MS = refreshParam >= 200 ? refreshParam : 1000;
   const HISTORY_POINTS = 60;
 
-  const state = { token: takeToken(), previous: null, history: [], colors: new Map(), timer: 0 };
+  const state = { token: takeToken(), previous: null, history: [], colors: new Map(), timer: 0, capturing: new Set() };
   const el = (id) => document.getElementById(id);
 
   class AuthError extends Error {}
@@ -175,7 +175,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // ---- rendering ----
-  function render(stats, connections) {
+  function render(stats, connections, control) {
     const previous = state.previous;
     const seconds = previous ? (stats.time - previous.time) / 1000 : 0;
     const before = new Map(previous ? previous.listeners.map((l) => [l.name, l]) : []);
@@ -203,10 +203,10 @@ export const DASHBOARD_SCRIPT = String.raw`
     drawChart(el('chart-active'), el('legend-active'), 'active', count);
     drawChart(el('chart-throughput'), el('legend-throughput'), 'throughput', (v) => bytes(v) + '/s');
     el('window-hint').textContent = 'last ' + Math.round((HISTORY_POINTS * REFRESH_MS) / 1000) + ' s';
-    renderListeners(rows);
+    renderListeners(rows, new Map(control.map((l) => [l.name, l])));
     renderUpstreams(stats.upstreams);
     renderRefusals(stats.listeners);
-    renderConnections(connections);
+    renderConnections(connections, stats.run_time_control === true);
   }
 
   function total(rows, pick) { let t = 0; for (const r of rows) t += pick(r); return t; }
@@ -247,7 +247,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     el('summary-cluster-sub').title = cluster.redis;
   }
 
-  function renderListeners(rows) {
+  // Run-time control: listeners created at run time are marked, live filters named.
+  function renderListeners(rows, control) {
     syncRows(el('listeners'), rows, (r) => r.listener.name, (tr, r) => {
       const l = r.listener;
       tr.dataset.listener = l.name;
@@ -261,13 +262,15 @@ export const DASHBOARD_SCRIPT = String.raw`
         cell(count(l.active), 'num'), cell(count(l.connections_total), 'num'), cell(rate(r.newRate), 'num'),
         cell(bytes(r.inRate) + '/s', 'num'), cell(bytes(r.outRate) + '/s', 'num'),
         cell(count(l.queue_length), 'num'), cell(count(r.refused), 'num'),
+        cell((control.get(l.name) || { live_filters: [] }).live_filters.map((f) => f.name + ' (' + f.type + ')').join(', ')),
       ];
-      const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused'];
+      if (control.get(l.name) && control.get(l.name).runtime) name.append(' (run time)');
+      const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused', 'live_filters'];
       cells.forEach((c, i) => { c.dataset.field = fields[i]; });
       cells[1].dataset.value = String(l.active);
       cells[2].dataset.value = String(l.connections_total);
       tr.replaceChildren(...cells);
-    }, 'No listeners', 8);
+    }, 'No listeners', 9);
   }
 
   function renderUpstreams(upstreams) {
@@ -314,10 +317,14 @@ export const DASHBOARD_SCRIPT = String.raw`
     el('refusals-hint').textContent = count(sum(byReason)) + ' in total';
   }
 
-  function renderConnections(connections) {
+  // On-demand capture: "Capture" starts a pcap of the connection, "Save pcap" stops it and downloads it.
+  function renderConnections(connections, canCapture) {
     syncRows(el('connections'), connections, (c) => c.id, (tr, c) => {
       tr.dataset.connectionId = c.id;
       const actionCell = cell('', 'num');
+      if (canCapture) {
+        actionCell.append(state.capturing.has(c.id) ? button('Save pcap', 'save-capture', { id: c.id }) : button('Capture', 'capture', { id: c.id }), ' ');
+      }
       actionCell.append(button('Close', 'close', { id: c.id }, true));
       tr.replaceChildren(cell(c.id, 'mono'), cell(c.listener), cell(c.client, 'mono'), cell(c.upstream || '–', 'mono'),
         cell(duration(c.age_ms), 'num'), cell(bytes(c.bytes_from_client), 'num'), cell(bytes(c.bytes_to_client), 'num'),
@@ -423,8 +430,10 @@ export const DASHBOARD_SCRIPT = String.raw`
     clearTimeout(state.timer);
     try {
       const results = await Promise.all([api('GET', '/api/stats'), api('GET', '/api/connections?sort=bytes&limit=10')]);
+      // Run-time control is there with one process only (the stats say so).
+      const control = results[0].run_time_control ? await api('GET', '/api/listeners') : [];
       el('auth').hidden = true;
-      render(results[0], results[1]);
+      render(results[0], results[1], control);
       await refreshManaged(results[0].listeners);
       setStatus('live', 'updated ' + new Date(results[0].time).toLocaleTimeString());
     } catch (error) {
@@ -441,6 +450,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   async function act(target) {
     const d = target.dataset;
     try {
+      const capturePath = '/api/connections/' + encodeURIComponent(d.id) + '/capture';
       if (d.action === 'close') {
         await api('DELETE', '/api/connections/' + encodeURIComponent(d.id));
         toast('closed connection ' + d.id);
@@ -449,6 +459,21 @@ export const DASHBOARD_SCRIPT = String.raw`
       } else if (d.action === 'remove-upstream') {
         await api('DELETE', upstreamsPath(d.listener) + '/' + encodeURIComponent(d.address));
         toast('removed ' + d.address + ': open connections finish');
+      } else if (d.action === 'capture') {
+        await api('POST', capturePath);
+        state.capturing.add(d.id);
+        toast('capturing connection ' + d.id);
+      } else if (d.action === 'save-capture') {
+        state.capturing.delete(d.id);
+        await api('DELETE', capturePath);
+        const response = await fetch(capturePath, { headers: state.token ? { Authorization: 'Bearer ' + state.token } : {}, cache: 'no-store' });
+        if (!response.ok) throw new Error('capture download: HTTP ' + response.status);
+        const link = document.createElement('a');
+        link.href = URL.createObjectURL(await response.blob());
+        link.download = 'tcpproxy-connection-' + d.id + '.pcap';
+        link.click();
+        setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+        toast('saved the capture of connection ' + d.id);
       } else {
         await api('POST', '/api/upstreams/' + encodeURIComponent(d.listener) + '/' + encodeURIComponent(d.address) + '/' + d.action);
         toast(d.action + ' ' + d.address);
