@@ -18,7 +18,8 @@ Commands:
                                  serve toxiproxy's HTTP API (default localhost:8474)
   reload|stop|status|upgrade [--config FILE | --admin HOST:PORT | --pid-file FILE]
                                  act on a running instance: reload its config, drain and stop it,
-                                 show its state, or replace its workers with the code on disk
+                                 show its state, or replace its workers with the code on disk;
+                                 --json prints one JSON object, --timeout DURATION bounds stop's wait
 
 Listener options (with --listen; in a config file use the snake_case key):
   --balance round_robin|least_connections|random|source_hash
@@ -56,6 +57,8 @@ Signals:
   SIGHUP                         reload the config file (an invalid one is logged, the old one kept)
   SIGTERM, SIGINT                stop accepting, drain connections for up to shutdown_timeout, exit 0;
                                  a second one exits at once
+  SIGUSR1                        reopen log.file (after logrotate renamed it)
+  SIGUSR2                        with --workers: replace the workers by ones running the code on disk
 
 Durations: 250ms, 5s, 2m, 1h, or a number of milliseconds.
 HOST: an IPv4 address, an IPv6 address in brackets ([::1]:8080), or a name.
