@@ -1,30 +1,18 @@
 /** The copyable examples in examples/ pass `--check` as shipped, and the systemd unit is sound. */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseDuration } from '../../src/config/duration.js';
+import { REPO_ROOT, runBin } from '../helpers/repo.js';
 
 const run = promisify(execFile);
-const ROOT = new URL('../../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin/tcpproxy');
-const EXAMPLES = join(ROOT, 'examples');
+const EXAMPLES = join(REPO_ROOT, 'examples');
 
-async function check(config: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, '--config', config, '--check'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
+const check = (config: string) => runBin(['--config', config, '--check'], 30_000);
 
 describe('examples/', { timeout: 120_000 }, () => {
   it('every example config passes --check (the TLS one with a certificate made by its documented command)', async () => {

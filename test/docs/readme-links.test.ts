@@ -1,18 +1,11 @@
 /** The README's table of contents lists every top-level section, and every #link lands on a heading. */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../helpers/repo.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-
-const root = repoRoot();
-const text = readFileSync(join(root, 'README.md'), 'utf8');
+const text = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 /** Headings outside code blocks (a `# comment` in a shell block is not one). */
 const headings = text
   .replace(/^```[\s\S]*?^```/gm, '')
@@ -35,5 +28,5 @@ test('the table of contents lists every top-level section, in order', () => {
 test('every #anchor link and every examples/ link in the README resolves', () => {
   const anchors = new Set(headings.map(anchor));
   for (const [, target] of text.matchAll(/\]\(#([^)]+)\)/g)) assert.ok(anchors.has(target!), `#${target} names no heading`);
-  for (const [, path] of text.matchAll(/\]\((examples\/[^)#]*)\)/g)) assert.ok(existsSync(join(root, path!)), `${path} does not exist`);
+  for (const [, path] of text.matchAll(/\]\((examples\/[^)#]*)\)/g)) assert.ok(existsSync(join(REPO_ROOT, path!)), `${path} does not exist`);
 });
