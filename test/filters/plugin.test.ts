@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { buildPipelineFactory, PipelineSetupError } from '../../src/filters/pipeline.js';
+import { REPO_ROOT } from '../helpers/repo.js';
 import { exchange, memoryLogger, pipelineSpec, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
-
-/** The repository root (this file runs from test/ under tsx, or from dist/test/ when compiled). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    if (dirname(dir) === dir) throw new Error('package.json not found above the test file');
-    dir = dirname(dir);
-  }
-  return dir;
-}
 
 /** A folder of plugin files for one test; removed afterwards. */
 async function pluginDir(files: Record<string, string>): Promise<{ dir: string; remove: () => Promise<void> }> {
@@ -33,7 +22,7 @@ test('the example plugin (examples/plugins/uppercase.js) changes case in each di
         { module: './examples/plugins/uppercase.js', direction: 'to_client', options: { mode: 'lower' } },
       ],
     },
-    { baseDir: repoRoot() },
+    { baseDir: REPO_ROOT },
   );
   try {
     const proxied = await harness.open();
@@ -158,7 +147,7 @@ test("a plugin's validateOptions runs at config load: every problem is named und
 test('the example plugin rejects a mode other than upper or lower, and unknown options', { timeout: 10_000 }, async () => {
   const { logger } = memoryLogger();
   const build = (options: unknown) =>
-    buildPipelineFactory(pipelineSpec({ filters: [{ module: './examples/plugins/uppercase.js', options }] }), { baseDir: repoRoot(), logger, listener: 'test' });
+    buildPipelineFactory(pipelineSpec({ filters: [{ module: './examples/plugins/uppercase.js', options }] }), { baseDir: REPO_ROOT, logger, listener: 'test' });
   await assert.rejects(build({ mode: 'sideways', mdoe: 'upper' }), (error: unknown) => {
     assert.ok(error instanceof PipelineSetupError);
     assert.deepEqual(error.problems, [

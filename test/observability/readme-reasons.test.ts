@@ -3,24 +3,18 @@
  * log, `/api/stats`, the metrics table): checked against the code, so the lists cannot drift.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { CLOSE_REASONS, REJECT_REASONS } from '../../src/observability/metrics.js';
-
-function readme(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return readFileSync(join(dir, 'README.md'), 'utf8');
-}
+import { REPO_ROOT } from '../helpers/repo.js';
 
 /** The single `code` words of a text (reason names; `schedule.enforce: close` is not one). */
 function codeWords(text: string): string[] {
   return [...new Set([...text.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!))].sort();
 }
 
-const text = readme();
+const text = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 const closeReasons = [...CLOSE_REASONS].sort();
 const rejectReasons = [...REJECT_REASONS].sort();
 
