@@ -6,6 +6,8 @@ Usage:
   tcpproxy --listen HOST:PORT --upstream HOST:PORT [--upstream HOST:PORT ...] [options]
   tcpproxy --config FILE [--check]
   tcpproxy demo [--port 8080] [--admin-port 9901]
+  tcpproxy toxiproxy-server [--host localhost] [--port 8474] [--config proxies.json]
+                                 toxiproxy's HTTP API (also -host, -port, -config)
 
 Listener options (with --listen; in a config file use the snake_case key):
   --balance round_robin|least_connections|random|source_hash

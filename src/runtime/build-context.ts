@@ -122,6 +122,8 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
 export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
   for (const pool of contextPools(context)) pool.takeOver();
   context.limits.reconfigure(limitOptions(context.config));
+  // The live filters carry over a reload; whether every connection follows them is the config's.
+  context.live.always = context.config.live_filters;
   const kept = new Set(context.upstreamQueues.values());
   for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
   for (const queue of previous?.upstreamQueues.values() ?? []) {
