@@ -36,6 +36,23 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
   });
   const listenerFilters = (c: RuntimeControl, name: string): LiveFilters | Refusal => c.liveFilters(name) ?? refuse(404, `unknown listener "${name}"`);
 
+  /** Adds a live filter (its name must be new), or replaces the one named in the path. */
+  const writeFilter = async (c: RuntimeControl, { params, body }: RequestContext, action: 'add' | 'replace'): Promise<Reply> => {
+    const live = listenerFilters(c, params.name!);
+    if (live instanceof Refusal) return live.reply;
+    if (action === 'replace' && !live.get(params.filter!)) return errorReply(404, `no live filter "${params.filter}" on listener "${params.name}"`);
+    const filter = await readLiveFilter(body, c.baseDir(), (type) => uniqueName(live, type), params.filter);
+    if (filter instanceof Refusal) return filter.reply;
+    if (action === 'add') {
+      if (live.get(filter.name)) return errorReply(409, `listener "${params.name}" has a live filter "${filter.name}" already`);
+      live.add(filter);
+    } else {
+      live.replace(filter);
+    }
+    logger.info({ event: 'live_filter', action, listener: params.name, filter: filter.spec }, `live filter ${action === 'add' ? 'added' : 'replaced'}`);
+    return jsonReply(action === 'add' ? 201 : 200, filter.spec);
+  };
+
   return [
     { method: 'GET', path: '/api/listeners', handler: guarded((c) => jsonReply(200, c.listeners())) },
     {
@@ -71,34 +88,8 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
         return live instanceof Refusal ? live.reply : jsonReply(200, live.list().map((f) => f.spec));
       }),
     },
-    {
-      method: 'POST',
-      path: '/api/listeners/:name/filters',
-      handler: guarded(async (c, { params, body }) => {
-        const live = listenerFilters(c, params.name!);
-        if (live instanceof Refusal) return live.reply;
-        const filter = await readLiveFilter(body, c.baseDir(), (type) => uniqueName(live, type));
-        if (filter instanceof Refusal) return filter.reply;
-        if (live.get(filter.name)) return errorReply(409, `listener "${params.name}" has a live filter "${filter.name}" already`);
-        live.add(filter);
-        logger.info({ event: 'live_filter', action: 'add', listener: params.name, filter: filter.spec }, 'live filter added');
-        return jsonReply(201, filter.spec);
-      }, true),
-    },
-    {
-      method: 'POST',
-      path: '/api/listeners/:name/filters/:filter',
-      handler: guarded(async (c, { params, body }) => {
-        const live = listenerFilters(c, params.name!);
-        if (live instanceof Refusal) return live.reply;
-        if (!live.get(params.filter!)) return errorReply(404, `no live filter "${params.filter}" on listener "${params.name}"`);
-        const filter = await readLiveFilter(body, c.baseDir(), () => params.filter!, params.filter);
-        if (filter instanceof Refusal) return filter.reply;
-        live.replace(filter);
-        logger.info({ event: 'live_filter', action: 'replace', listener: params.name, filter: filter.spec }, 'live filter replaced');
-        return jsonReply(200, filter.spec);
-      }, true),
-    },
+    { method: 'POST', path: '/api/listeners/:name/filters', handler: guarded((c, request) => writeFilter(c, request, 'add'), true) },
+    { method: 'POST', path: '/api/listeners/:name/filters/:filter', handler: guarded((c, request) => writeFilter(c, request, 'replace'), true) },
     {
       method: 'DELETE',
       path: '/api/listeners/:name/filters/:filter',

@@ -15,7 +15,8 @@ Commands:
   demo [--port 8080] [--admin-port 9901]
                                  echo servers behind a proxy on 127.0.0.1:8080, dashboard on :9901
   toxiproxy-server [--host H] [--port P] [--config FILE]
-                                 serve toxiproxy's HTTP API (default localhost:8474)
+                                 serve toxiproxy's HTTP API (default localhost:8474;
+                                 also -host, -port, -config, --log-level)
   reload|stop|status|upgrade [--config FILE | --admin HOST:PORT | --pid-file FILE]
                                  act on a running instance: reload its config, drain and stop it,
                                  show its state, or replace its workers with the code on disk;

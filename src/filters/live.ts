@@ -42,8 +42,8 @@ export class LiveFilters {
   private filters: LiveFilter[] = [];
   private readonly connections = new Set<LiveConnection>();
 
-  /** `always`: every connection takes the filtered path, so that it follows every change. */
-  constructor(readonly always = false) {}
+  /** `always`: every connection takes the filtered path, so that it follows every change (`live_filters`; a reload may change it). */
+  constructor(public always = false) {}
 
   /** Whether a new connection takes the filtered path (decided once, when it starts). */
   get engaged(): boolean {

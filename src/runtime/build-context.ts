@@ -151,6 +151,8 @@ export function commitContext(context: ListenerContext, previous: ListenerContex
     ...limitOptions(context.config),
     newConnectionsPerIp: context.config.new_connections_per_ip && { limit: context.config.new_connections_per_ip.limit, perMs: context.config.new_connections_per_ip.per },
   });
+  // The live filters carry over a reload; whether every connection follows them is the config's.
+  context.live.always = context.config.live_filters;
   const kept = new Set(context.upstreamQueues.values());
   for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
   for (const queue of previous?.upstreamQueues.values() ?? []) {

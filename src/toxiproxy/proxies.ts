@@ -214,6 +214,8 @@ export class ToxiproxyCollection {
       // toxiproxy dials once and never closes an idle connection.
       connect_retries: 0,
       idle_timeout: 0,
+      // Toxics reach every open connection.
+      live_filters: true,
     };
     let bound;
     try {

@@ -6,37 +6,26 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { Proxy } from 'toxiproxy-node-client';
-import { connect, refusedPort, startEchoServer, startServer, type TestServer } from '../helpers/servers.js';
-import { EchoClient, portOf, startToxiproxy, timeToClose, TIMER_SLACK_MS, type TestToxiproxy } from './helpers.js';
+import { connect, refusedPort, startServer, type TestServer } from '../helpers/servers.js';
+import { EchoClient, portOf, timeToClose, TIMER_SLACK_MS, toxiproxyAndEcho } from './helpers.js';
 
 describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () => {
-  let toxiproxy: TestToxiproxy;
-  let echo: TestServer;
+  const fixture = toxiproxyAndEcho();
   let count = 0;
 
-  before(async () => {
-    toxiproxy = await startToxiproxy();
-    echo = await startEchoServer();
-  });
-
-  after(async () => {
-    await toxiproxy.stop();
-    await echo.close();
-  });
-
   /** A fresh proxy to the echo server on a port of its own. */
-  const echoProxy = (): Promise<Proxy> => toxiproxy.client.createProxy({ name: `echo-${++count}`, listen: '127.0.0.1:0', upstream: echo.address });
+  const echoProxy = (): Promise<Proxy> => fixture.toxiproxy.client.createProxy({ name: `echo-${++count}`, listen: '127.0.0.1:0', upstream: fixture.echo.address });
 
   it('reports a version, creates a proxy on the port it got, and lists and gets it', async () => {
-    assert.match(await toxiproxy.client.getVersion(), /"version":\s*"2\./);
+    assert.match(await fixture.toxiproxy.client.getVersion(), /"version":\s*"2\./);
     const proxy = await echoProxy();
     assert.equal(proxy.enabled, true);
     assert.ok(portOf(proxy.listen) > 0, proxy.listen);
-    const again = await toxiproxy.client.get(proxy.name);
+    const again = await fixture.toxiproxy.client.get(proxy.name);
     assert.deepEqual(again.toJson(), proxy.toJson());
-    assert.ok(proxy.name in (await toxiproxy.client.getAll()));
+    assert.ok(proxy.name in (await fixture.toxiproxy.client.getAll()));
     const client = await EchoClient.open(portOf(proxy.listen));
     await client.roundTrip(1000);
     client.close();
@@ -44,8 +33,8 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
 
   it('refuses a duplicate name and an unknown one', async () => {
     const proxy = await echoProxy();
-    await assert.rejects(toxiproxy.client.createProxy({ name: proxy.name, listen: '127.0.0.1:0', upstream: echo.address }), /409/);
-    await assert.rejects(toxiproxy.client.get('no-such-proxy'), /404/);
+    await assert.rejects(fixture.toxiproxy.client.createProxy({ name: proxy.name, listen: '127.0.0.1:0', upstream: fixture.echo.address }), /409/);
+    await assert.rejects(fixture.toxiproxy.client.get('no-such-proxy'), /404/);
     await proxy.addToxic({ name: 'latency', type: 'latency', stream: 'downstream', toxicity: 1, attributes: { latency: 1, jitter: 0 } });
     await assert.rejects(proxy.addToxic({ name: 'latency', type: 'latency', stream: 'downstream', toxicity: 1, attributes: { latency: 1, jitter: 0 } }), /409/);
     await assert.rejects(proxy.getToxic('no-such-toxic'), /404/);
@@ -53,15 +42,15 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
 
   it('populates: creates, keeps what is unchanged, and answers with every proxy', async () => {
     const body = [
-      { name: 'pop-a', listen: '127.0.0.1:0', upstream: echo.address, enabled: true },
-      { name: 'pop-b', listen: '127.0.0.1:0', upstream: echo.address, enabled: false },
+      { name: 'pop-a', listen: '127.0.0.1:0', upstream: fixture.echo.address, enabled: true },
+      { name: 'pop-b', listen: '127.0.0.1:0', upstream: fixture.echo.address, enabled: false },
     ];
-    const proxies = await toxiproxy.client.populate(body);
+    const proxies = await fixture.toxiproxy.client.populate(body);
     assert.deepEqual(Object.keys(proxies).sort(), ['pop-a', 'pop-b']);
     assert.equal(proxies['pop-a']!.enabled, true);
     assert.equal(proxies['pop-b']!.enabled, false);
     // The same list again, with pop-a at the address it got: kept as it is.
-    const again = await toxiproxy.client.populate([{ ...body[0]!, listen: proxies['pop-a']!.listen }, body[1]!]);
+    const again = await fixture.toxiproxy.client.populate([{ ...body[0]!, listen: proxies['pop-a']!.listen }, body[1]!]);
     assert.equal(again['pop-a']!.listen, proxies['pop-a']!.listen);
     const client = await EchoClient.open(portOf(proxies['pop-a']!.listen));
     await client.roundTrip(10);
@@ -111,7 +100,7 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
       'connection',
     );
     const upstream = servers.at(-1)!;
-    const proxy = await toxiproxy.client.createProxy({ name: `sink-${++count}`, listen: '127.0.0.1:0', upstream: upstream.address });
+    const proxy = await fixture.toxiproxy.client.createProxy({ name: `sink-${++count}`, listen: '127.0.0.1:0', upstream: upstream.address });
     const toxic = await proxy.addToxic({ name: 'timeout', type: 'timeout', stream: 'upstream', toxicity: 1, attributes: { timeout: 0 } });
     const client = await connect(portOf(proxy.listen));
     client.write('held');
@@ -227,10 +216,10 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
     const proxy = await echoProxy();
     await proxy.addToxic({ name: 'latency', type: 'latency', stream: 'downstream', toxicity: 1, attributes: { latency: 10_000, jitter: 0 } });
     await proxy.update({ enabled: false, listen: proxy.listen, upstream: proxy.upstream });
-    await toxiproxy.client.reset();
-    const after = await toxiproxy.client.get(proxy.name);
+    await fixture.toxiproxy.client.reset();
+    const after = await fixture.toxiproxy.client.get(proxy.name);
     assert.equal(after.enabled, true);
-    assert.deepEqual(await (await fetch(`${toxiproxy.url}/proxies/${proxy.name}/toxics`)).json(), []);
+    assert.deepEqual(await (await fetch(`${fixture.toxiproxy.url}/proxies/${proxy.name}/toxics`)).json(), []);
     const client = await EchoClient.open(portOf(after.listen));
     await client.roundTrip(10);
     client.close();
@@ -239,12 +228,12 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
   it('deletes a proxy: its port is closed and its name unknown', async () => {
     const proxy = await echoProxy();
     await proxy.remove();
-    await assert.rejects(toxiproxy.client.get(proxy.name), /404/);
+    await assert.rejects(fixture.toxiproxy.client.get(proxy.name), /404/);
     await assert.rejects(connect(portOf(proxy.listen)), /ECONNREFUSED/);
   });
 
   it('an upstream that refuses: the client is closed', async () => {
-    const proxy = await toxiproxy.client.createProxy({ name: `refused-${++count}`, listen: '127.0.0.1:0', upstream: `127.0.0.1:${await refusedPort()}` });
+    const proxy = await fixture.toxiproxy.client.createProxy({ name: `refused-${++count}`, listen: '127.0.0.1:0', upstream: `127.0.0.1:${await refusedPort()}` });
     const client = await connect(portOf(proxy.listen));
     await timeToClose(client);
   });

@@ -3,11 +3,12 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
+import { after, before } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { createLogger } from '../../src/observability/logger.js';
 import { ToxiproxyServer } from '../../src/toxiproxy/server.js';
 import { LogCollector } from '../helpers/log-collector.js';
-import { connect } from '../helpers/servers.js';
+import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
 
 export interface TestToxiproxy {
   readonly url: string;
@@ -29,6 +30,20 @@ export async function startToxiproxy(configFile?: string): Promise<TestToxiproxy
   const { port } = await server.start();
   const url = `http://127.0.0.1:${port}`;
   return { url, client: new Toxiproxy(url), server, logs, stop: () => server.shutdown() };
+}
+
+/** In a describe(): a toxiproxy-server and an echo upstream for its tests, started before and stopped after them. */
+export function toxiproxyAndEcho(): { readonly toxiproxy: TestToxiproxy; readonly echo: TestServer } {
+  const fixture = {} as { toxiproxy: TestToxiproxy; echo: TestServer };
+  before(async () => {
+    fixture.toxiproxy = await startToxiproxy();
+    fixture.echo = await startEchoServer();
+  });
+  after(async () => {
+    await fixture.toxiproxy.stop();
+    await fixture.echo.close();
+  });
+  return fixture;
 }
 
 /** The port of a proxy's `listen` ("127.0.0.1:40123"). */

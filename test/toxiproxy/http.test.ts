@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LogCollector } from '../helpers/log-collector.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { connect, readAll, sha256, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { EchoClient, portOf, startToxiproxy, type TestToxiproxy } from './helpers.js';
+import { connect, readAll, sha256, startEchoServer } from '../helpers/servers.js';
+import { EchoClient, portOf, toxiproxyAndEcho } from './helpers.js';
 
 interface Answer {
   status: number;
@@ -31,32 +31,21 @@ async function call(base: string, method: string, path: string, body?: unknown, 
 }
 
 describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
-  let toxiproxy: TestToxiproxy;
-  let echo: TestServer;
+  const fixture = toxiproxyAndEcho();
   const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Answer> =>
-    call(toxiproxy.url, method, path, body, headers);
-
-  before(async () => {
-    toxiproxy = await startToxiproxy();
-    echo = await startEchoServer();
-  });
-
-  after(async () => {
-    await toxiproxy.stop();
-    await echo.close();
-  });
+    call(fixture.toxiproxy.url, method, path, body, headers);
 
   it('answers status codes and {error, status} bodies as toxiproxy does', async () => {
-    assert.deepEqual(await api('POST', '/proxies', { listen: '127.0.0.1:0', upstream: echo.address }), {
+    assert.deepEqual(await api('POST', '/proxies', { listen: '127.0.0.1:0', upstream: fixture.echo.address }), {
       status: 400,
       body: { error: 'missing required field: name', status: 400 },
     });
     assert.deepEqual((await api('POST', '/proxies', { name: 'x' })).body, { error: 'missing required field: upstream', status: 400 });
     assert.equal((await api('POST', '/proxies', '{not json')).status, 400);
     assert.deepEqual((await api('POST', '/proxies', '')).body, { error: 'bad request body: EOF', status: 400 });
-    const created = await api('POST', '/proxies', { name: 'h1', listen: '127.0.0.1:0', upstream: echo.address });
+    const created = await api('POST', '/proxies', { name: 'h1', listen: '127.0.0.1:0', upstream: fixture.echo.address });
     assert.equal(created.status, 201);
-    assert.deepEqual((await api('POST', '/proxies', { name: 'h1', listen: '127.0.0.1:0', upstream: echo.address })).body, {
+    assert.deepEqual((await api('POST', '/proxies', { name: 'h1', listen: '127.0.0.1:0', upstream: fixture.echo.address })).body, {
       error: 'proxy already exists',
       status: 409,
     });
@@ -78,7 +67,7 @@ describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
   });
 
   it('fills in toxic defaults, updates with POST or PATCH, deletes with 204', async () => {
-    await api('POST', '/proxies', { name: 'h2', listen: '127.0.0.1:0', upstream: echo.address });
+    await api('POST', '/proxies', { name: 'h2', listen: '127.0.0.1:0', upstream: fixture.echo.address });
     const added = await api('POST', '/proxies/h2/toxics', { type: 'latency', attributes: { latency: 5, unknown_key: 1 } });
     assert.deepEqual(added, {
       status: 200,
@@ -98,7 +87,7 @@ describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
   it('updates listen and upstream (restarting the proxy) and reports the port it got', async () => {
     const other = await startEchoServer();
     try {
-      const created = (await api('POST', '/proxies', { name: 'h3', listen: '127.0.0.1:0', upstream: echo.address })).body as { listen: string };
+      const created = (await api('POST', '/proxies', { name: 'h3', listen: '127.0.0.1:0', upstream: fixture.echo.address })).body as { listen: string };
       const moved = (await api('POST', '/proxies/h3', { listen: '127.0.0.1:0', upstream: other.address })).body as { listen: string; upstream: string };
       assert.equal(moved.upstream, other.address);
       assert.notEqual(portOf(moved.listen), 0);
@@ -113,13 +102,13 @@ describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
   });
 
   it('populate refuses a bad list before changing anything, and answers 201 {proxies}', async () => {
-    assert.deepEqual((await api('POST', '/populate', [{ name: 'p1', upstream: echo.address }, { name: 'p2' }])).body, {
+    assert.deepEqual((await api('POST', '/populate', [{ name: 'p1', upstream: fixture.echo.address }, { name: 'p2' }])).body, {
       error: 'missing required field: upstream at proxy 2',
       status: 400,
     });
     assert.equal((await api('GET', '/proxies/p1')).status, 404);
     assert.equal((await api('POST', '/populate', { name: 'p1' })).status, 400);
-    const done = await api('POST', '/populate', [{ name: 'p1', listen: '127.0.0.1:0', upstream: echo.address }]);
+    const done = await api('POST', '/populate', [{ name: 'p1', listen: '127.0.0.1:0', upstream: fixture.echo.address }]);
     assert.equal(done.status, 201);
     assert.equal((done.body as { proxies: { name: string }[] }).proxies[0]!.name, 'p1');
   });
@@ -129,7 +118,7 @@ describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
   });
 
   it('removing a latency toxic mid-stream passes what it held on in order: the data arrives intact', async () => {
-    await api('POST', '/proxies', { name: 'h4', listen: '127.0.0.1:0', upstream: echo.address });
+    await api('POST', '/proxies', { name: 'h4', listen: '127.0.0.1:0', upstream: fixture.echo.address });
     const port = portOf(((await api('GET', '/proxies/h4')).body as { listen: string }).listen);
     await api('POST', '/proxies/h4/toxics', { name: 'slow-up', type: 'latency', stream: 'upstream', attributes: { latency: 100, jitter: 50 } });
     await api('POST', '/proxies/h4/toxics', { name: 'thin', type: 'bandwidth', stream: 'downstream', attributes: { rate: 2000 } });
