@@ -38,7 +38,7 @@ test('the metrics table lists every reason label', () => {
 });
 
 test('the /api/stats example has every reason key', () => {
-  const block = /`GET \/api\/stats`[^\n]*\n\n```json\n([\s\S]*?)```/.exec(text)?.[1];
+  const block = /\n`GET \/api\/stats`[\s\S]*?```json\n([\s\S]*?)```/.exec(text)?.[1];
   assert.ok(block, 'the README has the /api/stats example');
   const stats = JSON.parse(block) as { listeners: { rejections: object; closes: object }[] };
   assert.deepEqual(Object.keys(stats.listeners[0]!.rejections).sort(), rejectReasons);
