@@ -120,6 +120,8 @@ export const listenerSchema = z.strictObject({
   upstreams: z.array(upstream).min(1, 'at least one upstream is required'),
   balance: balance.default('round_robin'),
   connect_timeout: duration.default(5_000),
+  /** TLS handshake (tls) and ClientHello peek (routes); unset: connect_timeout, as before the key existed. */
+  handshake_timeout: duration.optional(),
   connect_retries: count.default(2),
   idle_timeout: duration.default(600_000),
   max_lifetime: duration.default(0),
