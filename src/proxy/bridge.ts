@@ -35,7 +35,7 @@ import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
 import { deadPeerSweep, type Watched } from './dead-peer-sweep.js';
 import { destroySocket } from './destroy-socket.js';
-import { endIfPeerGone } from './peer-probe.js';
+import { endIfPeerGone, endWasReset, PeerGoneError } from './peer-probe.js';
 
 
 let lastId = 0;
@@ -278,6 +278,7 @@ export class Bridge implements Watched {
   };
 
   private readonly onClientEnd = (): void => {
+    if (endWasReset(this.client)) return this.onClientError(new PeerGoneError());
     this.firstFin ??= 'client';
     // The client is not read any more: only a probe can tell that it reset after its FIN.
     this.watch();
@@ -316,6 +317,8 @@ export class Bridge implements Watched {
   };
 
   private readonly onUpstreamEnd = (): void => {
+    // Before anything carries the FIN on (the filtered direction's own 'end' listener included).
+    if (endWasReset(this.upstream!)) return this.onUpstreamError(new PeerGoneError());
     this.firstFin ??= 'upstream';
     this.watch();
     if (!this.directions) this.client.end();

@@ -34,12 +34,23 @@ export function peerIsGone(socket: Socket): boolean {
   return handle.getpeername(scratch) === UV_ENOTCONN;
 }
 
-/** The error a socket found dead by a probe is destroyed with (its owner logs the code). */
+/** The error a socket found reset by a probe is destroyed with (its owner logs the code). */
 export class PeerGoneError extends Error {
   readonly code = 'ECONNRESET';
   constructor() {
-    super('the peer reset the connection while it was not being read');
+    super('connection reset by peer');
   }
+}
+
+/**
+ * Whether an 'end' on `socket` was really a reset. libuv reports EOF instead of ECONNRESET
+ * when a reset arrives after a partial read (EPOLLHUP), so a peer that resets mid-stream
+ * would look like one that finished; carried on as a FIN, that would pass a truncated
+ * download off as complete. After a true FIN the socket is in CLOSE_WAIT, after a reset in
+ * CLOSE. (Once our own FIN is out, CLOSE is also a normal end: not asked then.)
+ */
+export function endWasReset(socket: Socket): boolean {
+  return !socket.writableEnded && peerIsGone(socket);
 }
 
 /**
