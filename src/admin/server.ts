@@ -27,7 +27,24 @@ export interface AdminServerOptions {
   logger: Logger;
   /** `admin.toxiproxy_api: true`: toxiproxy's API next to /api/* (behind the token too, when one is set). */
   toxiproxy?: ToxiproxyApi | undefined;
+  /** Bounds on a slow client (defaults: ADMIN_TIMEOUTS); smaller in tests. */
+  timeouts?: AdminTimeouts;
 }
+
+export interface AdminTimeouts {
+  /** The whole request head must arrive within this (then 408 and close). */
+  headersMs: number;
+  /** The whole request, body included. */
+  requestMs: number;
+  /** How often Node checks both: a slow client is cut at most this late. */
+  checkEveryMs: number;
+}
+
+/**
+ * A client trickling its request head (slowloris) holds a socket and a parser: cut it.
+ * Node checks these bounds only every `connectionsCheckingInterval` (30 s by default), hence 1 s.
+ */
+export const ADMIN_TIMEOUTS: AdminTimeouts = { headersMs: 10_000, requestMs: 30_000, checkEveryMs: 1_000 };
 
 /** Bodies are small JSON documents (run-time changes); larger ones are refused outright rather than drained. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -51,12 +68,16 @@ export class AdminServer {
     this.token = options.token === undefined || options.token === '' ? null : new BearerToken(options.token);
     this.captures = new CaptureRoutes(options.runtime.control, options.logger);
     this.router = new Router([...adminRoutes(options.runtime, dashboardPage(), options.logger), ...this.captures.routes()]);
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.requestTimeout = 30_000;
-    this.server.headersTimeout = 10_000;
+    const timeouts = options.timeouts ?? ADMIN_TIMEOUTS;
+    this.server = createServer(
+      { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: timeouts.checkEveryMs },
+      (req, res) => void this.handle(req, res),
+    );
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
       this.logger.debug({ err: error }, 'admin: bad HTTP request');
-      if (socket.writable && error.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      // A head or request not complete in time (headersTimeout, requestTimeout) is told so.
+      const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable && error.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     });
   }

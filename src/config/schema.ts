@@ -130,6 +130,8 @@ export const listenerSchema = z.strictObject({
   upstreams: z.array(upstream).min(1, 'at least one upstream is required'),
   balance: balance.default('round_robin'),
   connect_timeout: duration.default(5_000),
+  /** TLS handshake (tls) and ClientHello peek (routes); unset: connect_timeout, as before the key existed. */
+  handshake_timeout: duration.optional(),
   connect_retries: count.default(2),
   idle_timeout: duration.default(600_000),
   /** Inactivity on one side while it owes data or an acknowledgement (HAProxy's timeout client/server); 0 = off. */

@@ -22,6 +22,8 @@ export class FilteredDirection {
     private readonly destination: Socket,
     private readonly chain: FilterChain,
     private readonly onFailure: (error: unknown) => void,
+    /** Called when the source is paused (its reads stop: the bridge has it probed for a dead peer). */
+    private readonly onPaused: () => void = noop,
   ) {}
 
   /** Attaches the listeners and lets the source flow. */
@@ -49,7 +51,7 @@ export class FilteredDirection {
     const pending = this.chain.write(chunk);
     if (pending === undefined) return;
     this.chainBusy = true;
-    this.source.pause();
+    this.pauseSource();
     pending.then(this.onChainIdle);
   };
 
@@ -64,7 +66,7 @@ export class FilteredDirection {
     if (this.stopped || destination.destroyed || destination.writableEnded) return;
     if (!destination.write(chunk) && !this.destinationFull) {
       this.destinationFull = true;
-      this.source.pause();
+      this.pauseSource();
     }
   };
 
@@ -95,4 +97,11 @@ export class FilteredDirection {
     this.source.pause();
     this.onFailure(error);
   };
+
+  private pauseSource(): void {
+    this.source.pause();
+    this.onPaused();
+  }
 }
+
+function noop(): void {}

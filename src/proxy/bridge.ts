@@ -16,7 +16,9 @@
  * same way over 'data' events and 'drain'.
  *
  * FIN is carried through (allowHalfOpen on both sockets: one direction ending leaves the
- * other open); a reset or error on either side destroys the other. Every resource is
+ * other open); a reset or error on either side destroys the other. While a socket is not
+ * polled (the client while connecting or queued, a direction paused, a peer's FIN read) the
+ * bridge is registered with the dead-peer sweep, which probes it (`probe()`). Every resource is
  * released in one place, `finish()`, exactly once, which writes the access-log line.
  * When the listener has filters or inspection, the two loops are FilteredDirections instead;
  * so too when it has live filters (toxics) when the connection starts, or is always live
@@ -34,8 +36,10 @@ import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
 import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
+import { deadPeerSweep, type Watched } from './dead-peer-sweep.js';
+import { destroySocket } from './destroy-socket.js';
+import { endIfPeerGone, endWasReset, PeerGoneError } from './peer-probe.js';
 import { SideTimeouts } from './side-timeouts.js';
-import { watchWhileWaiting } from './waiting-client.js';
 
 
 let lastId = 0;
@@ -55,7 +59,7 @@ export interface ClientIdentity {
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
-export class Bridge {
+export class Bridge implements Watched {
   readonly id = ID_PREFIX + String(++lastId);
   readonly startedAt = Date.now();
   readonly clientLabel: string;
@@ -79,8 +83,8 @@ export class Bridge {
   private reason: CloseReason | undefined;
   private error: Error | undefined;
   private finished = false;
-  /** Set while the client waits in the upstream queue (see waiting-client.ts). */
-  private stopWatching: (() => void) | undefined;
+  /** Registered with the dead-peer sweep (until a probe finds nothing unpolled). */
+  private watched = false;
 
   constructor(
     private readonly context: ListenerContext,
@@ -110,6 +114,8 @@ export class Bridge {
       this.lifetimeTimer = setTimeout(untilWindowEnd < lifetime ? this.onWindowOver : this.onLifetimeOver, Math.min(untilWindowEnd, lifetime, 2 ** 31 - 1));
       this.lifetimeTimer.unref();
     }
+    // The client is not read until its upstream is connected: the sweep watches it meanwhile.
+    this.watch();
     this.connector = new UpstreamConnector(
       {
         pool: this.pool,
@@ -123,7 +129,7 @@ export class Bridge {
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
       },
-      { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed, queued: this.onQueued },
+      { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed },
     );
     this.connector.start();
   }
@@ -150,17 +156,38 @@ export class Bridge {
     return this.client.bytesWritten ?? 0;
   }
 
-  // -- connect phase -------------------------------------------------------------------
+  /**
+   * The dead-peer sweep's check: probes the sockets libuv does not poll now, and ends the
+   * connection (through the socket's 'error') when a peer is gone. Answers whether some
+   * socket is still unpolled, i.e. whether to be probed again.
+   */
+  probe(): boolean {
+    const { client, upstream } = this;
+    if (this.finished || endIfPeerGone(client) || (upstream !== undefined && endIfPeerGone(upstream))) return (this.watched = false);
+    this.watched =
+      this.connector !== undefined ||
+      this.firstFin !== undefined ||
+      this.clientPaused ||
+      this.upstreamPaused ||
+      client.isPaused() ||
+      upstream?.isPaused() === true;
+    return this.watched;
+  }
 
-  private readonly onQueued = (): void => {
-    // Queued again after a failed attempt: it is being watched already.
-    this.stopWatching ??= watchWhileWaiting(this.client);
-  };
+  /** On entering a state where a socket is not polled; cheap enough for the pause path. */
+  private watch(): void {
+    if (this.watched) return;
+    this.watched = true;
+    deadPeerSweep.watch(this);
+  }
+
+  /** For the filtered directions: one of them paused its source. */
+  private readonly onDirectionPaused = (): void => this.watch();
+
+  // -- connect phase -------------------------------------------------------------------
 
   private readonly onConnected = (upstream: Socket, endpoint: Endpoint, connectMs: number): void => {
     this.connector = undefined;
-    this.stopWatching?.();
-    this.stopWatching = undefined;
     this.upstream = upstream;
     this.endpoint = endpoint;
     this.openSockets++;
@@ -242,6 +269,7 @@ export class Bridge {
     // As in to_client: read again only once the write no longer holds our buffer.
     if (upstream.writableLength === 0) return true;
     this.clientPaused = true;
+    this.watch();
     return false;
   };
 
@@ -254,7 +282,9 @@ export class Bridge {
 
   /** The same loop over 'data' events, when the client cannot read in place. */
   private readonly onClientData = (chunk: Buffer): void => {
-    if (!this.upstream!.write(chunk)) this.client.pause();
+    if (this.upstream!.write(chunk)) return;
+    this.client.pause();
+    this.watch();
   };
 
   private readonly onUpstreamDrain = (): void => {
@@ -262,7 +292,10 @@ export class Bridge {
   };
 
   private readonly onClientEnd = (): void => {
+    if (endWasReset(this.client)) return this.onClientError(new PeerGoneError());
     this.firstFin ??= 'client';
+    // The client is not read any more: only a probe can tell that it reset after its FIN.
+    this.watch();
     // The filtered direction ends the upstream itself, after flushing its chain.
     if (!this.directions) this.upstream!.end();
   };
@@ -275,12 +308,15 @@ export class Bridge {
     // still holds our buffer: stop reading until it completes.
     if (this.client.writableLength === 0) return true;
     this.upstreamPaused = true;
+    this.watch();
     return false;
   };
 
   /** The same loop over 'data' events, when the upstream is a TLS socket (no onread there). */
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    if (!this.client.write(chunk)) this.upstream!.pause();
+    if (this.client.write(chunk)) return;
+    this.upstream!.pause();
+    this.watch();
   };
 
   private readonly onClientDrain = (): void => {
@@ -295,7 +331,10 @@ export class Bridge {
   };
 
   private readonly onUpstreamEnd = (): void => {
+    // Before anything carries the FIN on (the filtered direction's own 'end' listener included).
+    if (endWasReset(this.upstream!)) return this.onUpstreamError(new PeerGoneError());
     this.firstFin ??= 'upstream';
+    this.watch();
     if (!this.directions) this.client.end();
   };
 
@@ -314,8 +353,8 @@ export class Bridge {
     });
     this.pipeline = pipeline;
     this.directions = [
-      new FilteredDirection(this.client, upstream, pipeline.toUpstream, this.onFilterFailure),
-      new FilteredDirection(upstream, this.client, pipeline.toClient, this.onFilterFailure),
+      new FilteredDirection(this.client, upstream, pipeline.toUpstream, this.onFilterFailure, this.onDirectionPaused),
+      new FilteredDirection(upstream, this.client, pipeline.toClient, this.onFilterFailure, this.onDirectionPaused),
     ];
     this.directions[0].start();
     this.directions[1].start();
@@ -380,6 +419,8 @@ export class Bridge {
   private release(): void {
     if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
     this.timeouts?.stop();
+    if (this.watched) deadPeerSweep.unwatch(this);
+    this.watched = false;
     if (this.directions) {
       this.directions[0].stop();
       this.directions[1].stop();
@@ -404,12 +445,6 @@ export class Bridge {
       ...this.identity.extra,
     };
   }
-}
-
-function destroySocket(socket: Socket, reset: boolean): void {
-  if (socket.destroyed) return;
-  if (reset && typeof socket.resetAndDestroy === 'function' && !socket.connecting) socket.resetAndDestroy();
-  else socket.destroy();
 }
 
 function errorLabel(error: Error): string {

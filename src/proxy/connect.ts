@@ -36,8 +36,6 @@ export type ConnectFailure =
 export interface ConnectHandlers {
   connected(socket: Socket, endpoint: Endpoint, connectMs: number): void;
   failed(failure: ConnectFailure): void;
-  /** Every eligible endpoint is full: waiting in the upstream queue (connected or failed follows). */
-  queued(): void;
   /** One attempt failed (refused, timed out); another may follow. */
   attemptFailed(endpoint: Endpoint, error: Error): void;
 }
@@ -79,7 +77,7 @@ export class UpstreamConnector implements UpstreamWaiter {
         // A waiter takes whichever slot frees first, like every other waiter (FIFO stays
         // fair): endpoints that failed it are down now and the pool skips them anyway.
         this.tried.clear();
-        return this.handlers.queued(); // the queue calls retryFromQueue
+        return; // the queue calls retryFromQueue, or refusedFromQueue
       }
     }
     this.attempt(pick);

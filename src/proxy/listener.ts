@@ -196,7 +196,7 @@ function startBridge(context: ListenerContext, socket: Socket, identity: ClientI
  */
 async function routeByServerName(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void): Promise<void> {
   try {
-    const hello = await readClientHello(socket, context.config.connect_timeout);
+    const hello = await readClientHello(socket, handshakeTimeout(context));
     if (hello.buffered.length > 0) socket.unshift(hello.buffered);
     const name = hello.serverName;
     const route = name === undefined ? undefined : context.routes!.find((r) => matchServerName(r.sni, name));
@@ -208,26 +208,39 @@ async function routeByServerName(context: ListenerContext, socket: Socket, ident
   }
 }
 
-/** TLS termination: handshake with the client (bounded by connect_timeout), then bridge plaintext. */
+/** TLS termination: handshake with the client (bounded by handshake_timeout), then bridge plaintext. */
 function terminateTls(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void): void {
   const secure = new tls.TLSSocket(socket, { isServer: true, ...context.tls });
-  const fail = (error: Error): void => {
+  // A deadline for the whole handshake, not an idle timeout: a client trickling its
+  // ClientHello a byte at a time would reset an idle timer forever.
+  const deadline = setTimeout(() => fail(new Error('TLS handshake timed out')), handshakeTimeout(context));
+  const settle = (): void => {
+    clearTimeout(deadline);
     secure.off('secure', ready);
-    secure.setTimeout(0);
+    secure.off('error', fail);
+    secure.off('close', closedEarly);
+  };
+  const fail = (error: Error): void => {
+    settle();
     secure.on('error', ignoreEarlyError);
     release();
     refuse(context, secure, identity, 'tls', { error: (error as NodeJS.ErrnoException).code ?? error.message });
   };
+  const closedEarly = (): void => fail(new Error('connection closed during the TLS handshake'));
   const ready = (): void => {
-    secure.off('error', fail);
-    secure.setTimeout(0);
+    settle();
     secure.pause();
     const { version, sni, cipher, client_cert } = tlsSessionInfo(secure);
     startBridge(context, secure, { ...identity, extra: { ...identity.extra, tls: { version, sni: sni ?? null, cipher, client_cert } } }, release, context.pool);
   };
   secure.once('secure', ready);
   secure.once('error', fail);
-  secure.setTimeout(context.config.connect_timeout, () => fail(new Error('TLS handshake timed out')));
+  secure.once('close', closedEarly);
+}
+
+/** The bound on a client's TLS handshake or ClientHello; connect_timeout when not set (compatibility). */
+function handshakeTimeout(context: ListenerContext): number {
+  return context.config.handshake_timeout ?? context.config.connect_timeout;
 }
 
 function refuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {

@@ -12,7 +12,7 @@
  * document; the bridge and TLS tests cover it on every supported version.
  *
  * Only a socket nothing has been read from qualifies: bytes already read (a PROXY header's
- * remainder, a peeked ClientHello, a queued client's buffered input or EOF) live in the
+ * remainder, a peeked ClientHello) live in the
  * old stream and would be lost, and a TLS socket's handle carries ciphertext. Those keep the
  * 'data' path.
  */
@@ -35,8 +35,7 @@ export function readInPlace(socket: Socket, buffer: Buffer, callback: (length: n
   const shell = socket as Socket & SocketInternals;
   const handle = shell._handle;
   if (handle === null || socket.constructor !== net.Socket || socket.destroyed) return undefined;
-  // A client that waited in a queue may have been read (bounded) while it waited: its bytes
-  // or its EOF are in the old stream.
+  // Bytes or an EOF already read (a PROXY header's remainder, a peeked ClientHello) are in the old stream.
   if (socket.bytesRead > 0 || socket.readableLength > 0 || shell._readableState.ended) return undefined;
   shell._handle = null;
   const options: AdoptOptions = {

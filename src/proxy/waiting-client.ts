@@ -1,21 +1,17 @@
 /**
- * A client waiting in a queue (over a limit, or for a full upstream) is not read into the
- * proxy, yet a client that resets while it waits must leave the queue at once rather than
- * hold its place until `queue_timeout`. A paused socket sees nothing (libuv does not poll
- * it), so while it waits the socket is put in "readable" mode: Node reads it only up to its
- * readable highWaterMark (bounded memory per waiter, the rest stays in the kernel), a reset
- * surfaces as 'error' and 'close', and every byte read stays buffered, in order, for the
- * bridge's 'data' loop. A FIN is not a departure: a half-closed client still wants its answer.
+ * A client waiting in the admission queue (over a limit) is not read at all: its bytes and
+ * its FIN stay in the kernel until its turn, and a half-closed client keeps its place (it
+ * still wants its answer). A client that resets while it waits must leave the queue
+ * rather than hold its place until `queue_timeout`: the dead-peer sweep probes it while it
+ * waits and destroys it (error ECONNRESET) when its peer is gone, which fires 'close'.
  */
 import type { Socket } from 'node:net';
+import { deadPeerSweep, type Watched } from './dead-peer-sweep.js';
+import { endIfPeerGone } from './peer-probe.js';
 
-/** Starts watching `socket` while it waits; call the returned function before resuming it. */
+/** Starts watching `socket` while it waits; call the returned function when its wait ends. */
 export function watchWhileWaiting(socket: Socket): () => void {
-  socket.on('readable', keepBuffered);
-  return () => {
-    socket.off('readable', keepBuffered);
-  };
+  const watched: Watched = { probe: () => !socket.destroyed && !endIfPeerGone(socket) };
+  deadPeerSweep.watch(watched);
+  return () => deadPeerSweep.unwatch(watched);
 }
-
-/** Reads nothing out: the buffered bytes are for the bridge. */
-function keepBuffered(): void {}
