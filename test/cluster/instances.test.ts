@@ -7,12 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { after, afterEach, before, describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
+import { afterEach, describe, it } from 'node:test';
 import { ConfigFile, eventually, sampleValue, spawnProxy, type ProxyProcess } from '../helpers/ops.js';
-import { connectClient, startWhoami } from '../helpers/integration.js';
-import { sharedCounts, TestRedis } from '../helpers/redis.js';
-import type { TestServer } from '../helpers/servers.js';
+import { attempt, clusterFixture, sharedCounts, type Attempt } from '../helpers/redis.js';
 import type { LogLine } from '../helpers/log-collector.js';
 
 /** The access-log reject lines of these processes, once there are `count` (a line may trail its refusal). */
@@ -22,48 +19,19 @@ async function rejectLines(proxies: ProxyProcess[], count: number): Promise<LogL
   return all();
 }
 
-interface Attempt {
-  admitted: boolean;
-  socket: Socket;
-}
-
-/** Connects through a proxy to a holding whoami upstream: admitted (its name arrives) or closed without a byte. */
-async function attempt(port: number, localAddress?: string): Promise<Attempt> {
-  const socket = await connectClient(port, '127.0.0.1', localAddress);
-  const admitted = await new Promise<boolean>((resolve) => {
-    socket.once('data', () => resolve(true));
-    socket.once('close', () => resolve(false));
-    socket.once('end', () => resolve(false));
-  });
-  if (!admitted) socket.destroy();
-  return { admitted, socket };
-}
-
 describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
-  let redis: TestRedis;
-  let client: Redis;
-  let upstream: TestServer;
+  const fixture = clusterFixture();
   const files: ConfigFile[] = [];
   const proxies: ProxyProcess[] = [];
   const sockets: Socket[] = [];
 
-  before(async () => {
-    redis = await TestRedis.start();
-    client = redis.client();
-    upstream = await startWhoami('up', { hold: true });
-  });
-  after(async () => {
-    client.disconnect();
-    await redis.stop();
-    await upstream.close();
-  });
   afterEach(async () => {
     for (const socket of sockets.splice(0)) socket.destroy();
     await Promise.all(proxies.splice(0).map((p) => p.kill()));
     await Promise.all(files.splice(0).map((f) => f.remove()));
     // A test that failed with Redis stopped leaves it to the next one running and empty.
-    if (!redis.running) await redis.startServer();
-    await client.flushall();
+    if (!fixture.redis.running) await fixture.redis.startServer();
+    await fixture.client.flushall();
   });
 
   async function startProxies(count: number, listener: Record<string, unknown>, cluster: Record<string, unknown> = {}, options: { workers?: number[]; admin?: boolean } = {}): Promise<ProxyProcess[]> {
@@ -75,8 +43,8 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
         ...(options.admin && { admin: { listen: '127.0.0.1:0' } }),
         shutdown_timeout: '1s',
         workers,
-        cluster: { redis: redis.url, ...cluster },
-        listeners: [{ name: 'db', listen: '127.0.0.1:0', upstreams: [upstream.address], limits_scope: 'cluster', ...listener }],
+        cluster: { redis: fixture.redis.url, ...cluster },
+        listeners: [{ name: 'db', listen: '127.0.0.1:0', upstreams: [fixture.upstream.address], limits_scope: 'cluster', ...listener }],
       });
       files.push(file);
       const proxy = await spawnProxy(file, { listening: workers, admin: options.admin === true, startTimeoutMs: 30_000 });
@@ -103,7 +71,7 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     assert.equal((await hold(b.port, '127.0.0.2')).admitted, true);
     const refused = await rejectLines([a, b], 3);
     assert.ok(refused.every((l) => l.reason === 'limit'));
-    assert.deepEqual((await sharedCounts(client, 'db')).ips, { '127.0.0.1': 3, '127.0.0.2': 1 });
+    assert.deepEqual((await sharedCounts(fixture.client, 'db')).ips, { '127.0.0.1': 3, '127.0.0.2': 1 });
   });
 
   it('max_connections holds in total, and a closed connection frees its slot for the other process', async () => {
@@ -116,10 +84,10 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     // One closes on A: B may take it (the release reaches Redis in A's next batch).
     held[0]!.socket.end();
     await a.waitForLog((l) => l.event === 'close');
-    await eventually(async () => ((await sharedCounts(client, 'db')).active === 3 ? true : undefined), 'the release to reach Redis');
+    await eventually(async () => ((await sharedCounts(fixture.client, 'db')).active === 3 ? true : undefined), 'the release to reach Redis');
     assert.equal((await hold(b.port, '127.0.0.9')).admitted, true);
     assert.equal((await hold(a.port, '127.0.0.10')).admitted, false);
-    assert.equal((await sharedCounts(client, 'db')).active, 4);
+    assert.equal((await sharedCounts(fixture.client, 'db')).active, 4);
   });
 
   it('new_connections_per_ip is one rate across processes', async () => {
@@ -145,7 +113,7 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     process.stdout.write(`# slots of a SIGKILLed process came back after ${reclaimedMs} ms (lease ${leaseMs} ms)\n`);
     // The documented bound (lease + lease/3 from the last renewal), with room for a loaded machine.
     assert.ok(reclaimedMs <= leaseMs + leaseMs / 3 + 3_000, `reclaimed after ${reclaimedMs} ms`);
-    const counts = await sharedCounts(client, 'db');
+    const counts = await sharedCounts(fixture.client, 'db');
     assert.equal(counts.active, 1, 'only B\'s connection is counted');
     assert.equal(counts.processes, 1);
   });
@@ -154,7 +122,7 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     const [a, b] = (await startProxies(2, { max_connections: 12 }, { timeout: '200ms' }, { workers: [2, 1], admin: true })) as [ProxyProcess, ProxyProcess];
     const processes = 3; // A's two workers and B
     for (let i = 0; i < 4; i++) assert.equal((await hold(i % 2 ? b.port : a.port, `127.0.0.${i + 2}`)).admitted, true);
-    await redis.stop();
+    await fixture.redis.stop();
     await Promise.all([a.waitForLines((l) => l.event === 'cluster_down', 1), b.waitForLog((l) => l.event === 'cluster_down')]);
     // Under the outage: admitted by on_error (allow), without waiting on Redis.
     for (let i = 0; i < 6; i++) assert.equal((await hold(i % 2 ? b.port : a.port, `127.0.1.${i + 2}`)).admitted, true);
@@ -166,11 +134,11 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     for (const socket of sockets.splice(-2)) {
       socket.destroy();
     }
-    await redis.startServer();
+    await fixture.redis.startServer();
     await Promise.all([a.waitForLines((l) => l.event === 'cluster_up', 4), b.waitForLines((l) => l.event === 'cluster_up', 2)]);
     // Every process re-registers what it holds: 4 + 6 - 2 = 8.
-    await eventually(async () => ((await sharedCounts(client, 'db')).active === 8 ? true : undefined), 'the counts to be re-registered', 10_000);
-    const counts = await sharedCounts(client, 'db');
+    await eventually(async () => ((await sharedCounts(fixture.client, 'db')).active === 8 ? true : undefined), 'the counts to be re-registered', 10_000);
+    const counts = await sharedCounts(fixture.client, 'db');
     assert.equal(counts.processes, processes);
     // The limit holds again, in total: 12 - 8 = 4 more.
     const results: boolean[] = [];
@@ -187,16 +155,16 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     const [a] = (await startProxies(1, { max_connections: 5 }, { on_error: 'deny' }, { admin: true })) as [ProxyProcess];
     assert.equal((await a.admin!.call('GET', '/readyz')).status, 200);
     assert.equal((await hold(a.port)).admitted, true);
-    await redis.stop();
+    await fixture.redis.stop();
     await a.waitForLog((l) => l.event === 'cluster_down');
     assert.equal((await hold(a.port)).admitted, false);
     assert.equal((await a.waitForLog((l) => l.event === 'reject')).reason, 'cluster_unavailable');
     assert.equal((await a.admin!.call('GET', '/readyz')).status, 503);
-    await redis.startServer();
+    await fixture.redis.startServer();
     await a.waitForLines((l) => l.event === 'cluster_up', 2);
     assert.equal((await a.admin!.call('GET', '/readyz')).status, 200);
     assert.equal((await hold(a.port)).admitted, true);
-    await eventually(async () => ((await sharedCounts(client, 'db')).active === 2 ? true : undefined), 'the held connection re-registered');
+    await eventually(async () => ((await sharedCounts(fixture.client, 'db')).active === 2 ? true : undefined), 'the held connection re-registered');
   });
 
   it('a process that stops (SIGTERM) takes its part out at once, not at the end of its lease', async () => {
@@ -206,7 +174,7 @@ describe('limits_scope: cluster across processes', { timeout: 120_000 }, () => {
     assert.equal((await hold(b.port, '127.0.0.4')).admitted, false);
     a.child.kill('SIGTERM');
     assert.equal(await a.exited, 0);
-    assert.deepEqual(await sharedCounts(client, 'db'), { active: 0, ips: {}, processes: 1 });
+    assert.deepEqual(await sharedCounts(fixture.client, 'db'), { active: 0, ips: {}, processes: 1 });
     assert.equal((await hold(b.port, '127.0.0.4')).admitted, true);
   });
 });
