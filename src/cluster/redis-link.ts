@@ -92,7 +92,7 @@ export class RedisLink implements ScriptRunner {
     for (const { name, lua, keys } of Object.values(COMMANDS)) client.defineCommand(name, { lua, numberOfKeys: keys });
     client.on('ready', () => {
       this.#connected = true;
-      this.#stalled = false;
+      this.#unstall();
       this.#update('connected');
     });
     client.on('close', () => {
@@ -205,9 +205,14 @@ export class RedisLink implements ScriptRunner {
   /** Any answer: Redis is not hung. */
   #answered(): void {
     if (!this.#stalled) return;
+    this.#unstall();
+    this.#update('answering again');
+  }
+
+  #unstall(): void {
     this.#stalled = false;
     clearInterval(this.#probe);
-    this.#update('answering again');
+    this.#probe = undefined;
   }
 
   #update(why: string): void {
