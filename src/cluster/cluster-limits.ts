@@ -16,10 +16,12 @@
  *   SYNC (which counted only decided connections) lacks it, and a +1 goes out with the next
  *   batch.
  */
+import type { SharedLimits } from '../admission/admission.js';
 import type { Slot } from '../admission/limits.js';
 import type { ClusterMetrics } from '../observability/metrics.js';
 
-export type SharedAnswer = Slot | 'rate_limit' | 'limit' | 'cluster_unavailable';
+/** A slot, or why not. */
+export type SharedAnswer = Awaited<ReturnType<SharedLimits['acquire']>>;
 
 export interface SharedLimitsSpec {
   maxConnections?: number | undefined;
@@ -80,7 +82,7 @@ class SharedSlot implements Slot {
 const VERDICT_ADMITTED = 1;
 const VERDICT_RATE_LIMIT = 2;
 
-export class ClusterLimits {
+export class ClusterLimits implements SharedLimits {
   readonly #runner: ScriptRunner;
   readonly listener: string;
   readonly #keys: { active: string; ips: string; procs: string; held: string; heldPrefix: string; ratePrefix: string };

@@ -92,7 +92,7 @@ export class RedisLink implements ScriptRunner {
     for (const { name, lua, keys } of Object.values(COMMANDS)) client.defineCommand(name, { lua, numberOfKeys: keys });
     client.on('ready', () => {
       this.#connected = true;
-      this.#stalled = false;
+      this.#unstall();
       this.#update('connected');
     });
     client.on('close', () => {
@@ -120,6 +120,8 @@ export class RedisLink implements ScriptRunner {
       enableAutoPipelining: true,
       connectTimeout: Math.max(FIRST_CONNECT_WAIT_MS, config.timeout),
       retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), MAX_RECONNECT_DELAY_MS),
+      // A peer that vanished without a FIN (network cut) is noticed by TCP keep-alive, not never.
+      keepAlive: 10_000,
       connectionName: 'tcpproxy',
       disableClientInfo: true,
     });
@@ -194,16 +196,23 @@ export class RedisLink implements ScriptRunner {
     const leaving = Promise.all([...this.#ledgers.values()].map((ledger) => ledger.leave()));
     await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
     this.#closed = true;
-    await Promise.race([this.#client.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    if (this.#connected) {
+      await Promise.race([this.#client.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    }
     this.#client.disconnect();
   }
 
   /** Any answer: Redis is not hung. */
   #answered(): void {
     if (!this.#stalled) return;
+    this.#unstall();
+    this.#update('answering again');
+  }
+
+  #unstall(): void {
     this.#stalled = false;
     clearInterval(this.#probe);
-    this.#update('answering again');
+    this.#probe = undefined;
   }
 
   #update(why: string): void {

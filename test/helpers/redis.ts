@@ -4,8 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
-import { refusedPort } from './servers.js';
+import { connectClient, startWhoami } from './integration.js';
+import { refusedPort, type TestServer } from './servers.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -89,4 +92,45 @@ export async function sharedCounts(client: Redis, listener: string, prefix = 'tc
     ips: Object.fromEntries(Object.entries(ips).map(([ip, n]) => [ip, Number(n)])),
     processes,
   };
+}
+
+export interface ClusterFixture {
+  redis: TestRedis;
+  /** The test's own client, to read the shared counts. */
+  client: Redis;
+  /** A whoami upstream that holds each connection until the client ends it. */
+  upstream: TestServer;
+}
+
+/** Registers before/after hooks for a redis-server, a client and a holding upstream; filled in by before(). */
+export function clusterFixture(): ClusterFixture {
+  const fixture = {} as ClusterFixture;
+  before(async () => {
+    fixture.redis = await TestRedis.start();
+    fixture.client = fixture.redis.client();
+    fixture.upstream = await startWhoami('up', { hold: true });
+  });
+  after(async () => {
+    fixture.client.disconnect();
+    await fixture.redis.stop();
+    await fixture.upstream.close();
+  });
+  return fixture;
+}
+
+export interface Attempt {
+  admitted: boolean;
+  socket: Socket;
+}
+
+/** Connects through a proxy to a holding whoami upstream: admitted (its name arrives) or closed without a byte. */
+export async function attempt(port: number, localAddress?: string): Promise<Attempt> {
+  const socket = await connectClient(port, '127.0.0.1', localAddress);
+  const admitted = await new Promise<boolean>((resolve) => {
+    socket.once('data', () => resolve(true));
+    socket.once('close', () => resolve(false));
+    socket.once('end', () => resolve(false));
+  });
+  if (!admitted) socket.destroy();
+  return { admitted, socket };
 }
