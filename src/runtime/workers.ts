@@ -215,12 +215,13 @@ class Primary implements AdminRuntime {
   /** Every worker applies the change; they hold the same pools, so they answer alike. */
   async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
     const results = await this.ask<UpstreamChangeResult>('upstream_change', listener, change);
+    const applied = results.find((result) => result.ok);
     const refused = results.find((result) => !result.ok);
-    if (results.some((result) => result.ok)) {
+    if (applied) {
       this.upstreamChanges.push({ listener, change });
-      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, error: refused.ok ? undefined : refused.error }, 'a run-time upstream change was refused by some workers only');
+      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, refused }, 'a run-time upstream change was refused by some workers only');
     }
-    return results.find((result) => result.ok) ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
+    return applied ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
   }
 
   async upstreamAction(listener: string, address: string, action: UpstreamAction): Promise<UpstreamActionResult> {
