@@ -120,7 +120,8 @@ export interface ProxyProcess {
  */
 export async function spawnProxy(
   config: ConfigFile,
-  options: { args?: string[]; listening?: number; admin?: boolean } = {},
+  /** startupMs: how long to wait for those lines (default 10 s; workers on a loaded machine need more). */
+  options: { args?: string[]; listening?: number; admin?: boolean; startupMs?: number } = {},
 ): Promise<ProxyProcess> {
   const child = spawn(process.execPath, [BIN, '--config', config.path, '--log-format', 'json', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -152,7 +153,7 @@ export async function spawnProxy(
     const startup = Promise.race([
       exited.then((code) => Promise.reject(new Error(`tcpproxy exited ${code} during startup: ${stderr}`))),
       (async () => {
-        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1)) as [LogLine];
+        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1, options.startupMs)) as [LogLine];
         const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening') : undefined;
         return { port: listening.port as number, adminPort: adminLine?.port as number | undefined };
       })(),
