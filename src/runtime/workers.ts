@@ -61,7 +61,7 @@ async function runWorker(snapshot: ConfigSnapshot, logger: Logger, reloadSource:
     reload: () => runtime.reload(),
     upstream: (listener: string, address: string, action: UpstreamAction) => runtime.upstreamAction(listener, address, action),
     upstreams: (listener: string) => runtime.listUpstreams(listener) ?? null,
-    // A replayed change (to a restarted worker) may arrive before its listeners run.
+    // A change made while this worker starts (after a crash) waits for its listeners to run.
     upstream_change: async (listener: string, change: UpstreamChange) => {
       await started;
       return runtime.changeUpstream(listener, change);
