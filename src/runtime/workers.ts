@@ -77,6 +77,7 @@ export async function runWorkers(snapshot: ConfigSnapshot, logs: ProcessLogs, re
 async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
   const { admin: _admin, ...withoutAdmin } = snapshot;
   const runtime = new ProxyRuntime({ ...withoutAdmin, admin: undefined } as ConfigSnapshot, logs.logger.child({ worker: cluster.worker!.id }), reloadSource);
+  let started: Promise<void> | undefined;
   const handlers: Record<Operation, (...args: never[]) => unknown> = {
     stats: () => runtime.stats(),
     connections: () => runtime.connections(),
@@ -84,7 +85,11 @@ async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSour
     reload: () => runtime.reload(),
     upstream: (listener: string, address: string, action: UpstreamAction) => runtime.upstreamAction(listener, address, action),
     upstreams: (listener: string) => runtime.listUpstreams(listener) ?? null,
-    upstream_change: (listener: string, change: UpstreamChange) => runtime.changeUpstream(listener, change),
+    // A change made while this worker starts (after a crash) waits for its listeners to run.
+    upstream_change: async (listener: string, change: UpstreamChange) => {
+      await started;
+      return runtime.changeUpstream(listener, change);
+    },
     metrics: () => runtime.proxyMetrics.registry.getMetricsAsJSON(),
     ready: () => runtime.ready(),
     reopen: () => logs.reopen(),
@@ -109,7 +114,8 @@ async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSour
   // here keeps Node from starting its inspector on SIGUSR1. Upgrades are the primary's.
   process.on('SIGUSR1', () => logs.reopen());
   process.on('SIGUSR2', () => undefined);
-  await runtime.start();
+  started = runtime.start();
+  await started;
   process.send?.({ type: STARTED } satisfies Started);
 }
 
@@ -371,12 +377,13 @@ class Primary implements AdminRuntime {
   /** Every worker applies the change; they hold the same pools, so they answer alike. */
   async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
     const results = await this.ask<UpstreamChangeResult>('upstream_change', listener, change);
+    const applied = results.find((result) => result.ok);
     const refused = results.find((result) => !result.ok);
-    if (results.some((result) => result.ok)) {
+    if (applied) {
       this.upstreamChanges.push({ listener, change });
-      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, error: refused.ok ? undefined : refused.error }, 'a run-time upstream change was refused by some workers only');
+      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, refused }, 'a run-time upstream change was refused by some workers only');
     }
-    return results.find((result) => result.ok) ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
+    return applied ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
   }
 
   async upstreamAction(listener: string, address: string, action: UpstreamAction): Promise<UpstreamActionResult> {

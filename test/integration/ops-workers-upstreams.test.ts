@@ -14,7 +14,7 @@ function workerOf(connection: Connection): string {
   return connection.id.split('-')[0]!;
 }
 
-describe('run-time upstream changes with --workers 2', { timeout: 90_000 }, () => {
+describe('run-time upstream changes with --workers 2', { timeout: 180_000 }, () => {
   let a: TestServer;
   let b: TestServer;
   let file: ConfigFile;
@@ -23,7 +23,7 @@ describe('run-time upstream changes with --workers 2', { timeout: 90_000 }, () =
   before(async () => {
     [a, b] = (await Promise.all([startEchoServer(), startEchoServer()])) as [TestServer, TestServer];
     file = await ConfigFile.create({ admin: { listen: '127.0.0.1:0' }, shutdown_timeout: '2s', listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [a.address] }] });
-    proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true });
+    proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true, startTimeoutMs: 60_000 });
   });
   after(async () => {
     await proxy?.kill();
@@ -77,10 +77,10 @@ describe('run-time upstream changes with --workers 2', { timeout: 90_000 }, () =
   it('a worker restarted after a crash gets the changes replayed', async () => {
     const pids = new Set(proxy.logs.filter((l) => l.event === 'listening' && typeof l.worker === 'number').map((l) => l.pid as number));
     process.kill([...pids][0]!, 'SIGKILL');
-    const restarted = await proxy.waitForLog((l) => l.event === 'listening' && typeof l.worker === 'number' && !pids.has(l.pid as number));
+    const restarted = await proxy.waitForLog((l) => l.event === 'listening' && typeof l.worker === 'number' && !pids.has(l.pid as number), 60_000);
     await eventually(async () => ((await proxy.admin!.json<Stats>('/api/stats')).workers === 2 ? true : undefined), 'two workers again');
     // The replay follows the new worker's start.
-    const replay = await proxy.waitForLog((l) => l.event === 'upstream_replay' && l.worker === restarted.worker);
+    const replay = await proxy.waitForLog((l) => l.event === 'upstream_replay' && l.worker === restarted.worker, 30_000);
     assert.equal(replay.changes, 2);
     const byWorker = await upstreamsByWorker(String(restarted.worker));
     assert.deepEqual([...byWorker.get(String(restarted.worker))!], [b.address]);
@@ -88,7 +88,7 @@ describe('run-time upstream changes with --workers 2', { timeout: 90_000 }, () =
 
   it('a reload puts the file’s upstreams back on every worker, with a warning from each', async () => {
     assert.equal(await change('POST', '/api/reload'), 200);
-    const warnings = await proxy.waitForLines((l) => l.event === 'reload' && Array.isArray(l.discarded_upstream_changes), 2);
+    const warnings = await proxy.waitForLines((l) => l.event === 'reload' && Array.isArray(l.discarded_upstream_changes), 2, 30_000);
     assert.equal(warnings.length, 2);
     const byWorker = await upstreamsByWorker();
     for (const [worker, upstreams] of byWorker) assert.deepEqual([...upstreams], [a.address], `worker ${worker}`);

@@ -87,8 +87,27 @@ describe('run-time upstream management on the real runtime', { timeout: 60_000 }
     const anonymous = await new AdminClient(admin.port).call('POST', upstreamsPath('main'), { 'Content-Type': 'application/json' });
     assert.equal(anonymous.status, 401);
     assert.equal((await send(admin, 'GET', upstreamsPath('nope'))).status, 404);
-    const wrongType = await admin.call('POST', upstreamsPath('main'), { 'Content-Type': 'text/plain', 'Content-Length': '2' });
+    const wrongType = await request(admin.port, 'POST', upstreamsPath('main'), { headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'text/plain' }, body: '{}' });
     assert.equal(wrongType.status, 415);
+    const notJson = await request(admin.port, 'POST', upstreamsPath('main'), { headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: '{"address":' });
+    assert.equal(notJson.status, 400);
+    assert.match(notJson.body, /invalid JSON/);
+    const crossSite = await request(admin.port, 'PATCH', upstreamPath('main', servers.A!.address), {
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', Origin: 'https://evil.example' },
+      body: '{"weight": 9}',
+    });
+    assert.equal(crossSite.status, 403);
+    const tooLarge = await request(admin.port, 'POST', upstreamsPath('main'), {
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ address: servers.C!.address, pad: 'x'.repeat(70_000) }),
+    });
+    assert.equal(tooLarge.status, 413);
+    // The same without a Content-Length (chunked): counted while read, refused past the limit.
+    const chunked = await request(admin.port, 'POST', upstreamsPath('main'), {
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
+      body: JSON.stringify({ address: servers.C!.address, pad: 'x'.repeat(70_000) }),
+    });
+    assert.equal(chunked.status, 413);
     const badAddress = await send(admin, 'POST', upstreamsPath('main'), { address: '127.0.0.1' });
     assert.equal(badAddress.status, 400);
     assert.match(String(badAddress.json.error), /^address: expected HOST:PORT/);
