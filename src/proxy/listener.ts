@@ -19,11 +19,19 @@ import type { ListenerContext } from './listener-context.js';
 /** After EMFILE/ENFILE, new clients are shed for this long so that descriptors can free up. */
 const ACCEPT_BACKOFF_MS = 100;
 
-export class ListenError extends Error {}
+export class ListenError extends Error {
+  constructor(
+    message: string,
+    /** The system's code (EADDRINUSE, EACCES...), for callers that act on it. */
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
 
 /** The one-line message of a failed bind (a listener's or the admin endpoint's): which address and why. */
 export function listenError(what: string, host: string, port: number, error: NodeJS.ErrnoException): ListenError {
-  return new ListenError(`${what}: cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`);
+  return new ListenError(`${what}: cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`, error.code);
 }
 
 export class Listener {
