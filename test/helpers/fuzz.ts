@@ -8,6 +8,8 @@ import type { Parameters } from 'fast-check';
 
 const RUNS = process.env.FUZZ_RUNS === undefined ? undefined : Number(process.env.FUZZ_RUNS);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
+/** True when FUZZ_RUNS asks for a long run (exhaustive sweeps go whole then). */
+export const LONG_RUN = RUNS !== undefined;
 /** The CI seed: any fixed number would do. */
 const CI_SEED = 20261130;
 
