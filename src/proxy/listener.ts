@@ -19,11 +19,11 @@ import type { ListenerContext } from './listener-context.js';
 /** After EMFILE/ENFILE, new clients are shed for this long so that descriptors can free up. */
 const ACCEPT_BACKOFF_MS = 100;
 
-/** A failed bind; `code` is the system's (EADDRINUSE, EACCES...), for callers that branch on it. */
 export class ListenError extends Error {
   constructor(
     message: string,
-    readonly code: string | undefined = undefined,
+    /** The system's code (EADDRINUSE, EACCES...), for callers that act on it. */
+    readonly code: string | undefined,
   ) {
     super(message);
   }
