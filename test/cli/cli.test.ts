@@ -20,7 +20,8 @@ async function run(args: string[], timeoutMs = 10_000): Promise<Run> {
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  // 'close', not 'exit': only then has all of stdout and stderr been read.
+  const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
@@ -155,7 +156,7 @@ describe('cli', { timeout: 60_000 }, () => {
       client.end('round trip');
       assert.equal((await reply).toString(), 'round trip');
       child.kill('SIGTERM');
-      const [code] = (await once(child, 'exit')) as [number];
+      const [code] = (await once(child, 'close')) as [number];
       assert.equal(code, 0);
       assert.ok(lines.some((l) => l.event === 'close' && l.bytes_from_client === 10));
     } finally {
