@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -731,20 +732,36 @@ async function assertAllZero(proxy: TestProxy): Promise<void> {
 }
 
 describe('connections gone before the proxy accepted them', { timeout: 30_000 }, () => {
-  it('a client that resets before accept() is still logged', async () => {
+  it('a client that resets before accept() is still logged (as client "unknown")', async () => {
     const { proxy, upstream } = await guarded({});
+    const dir = await mkdtemp(join(tmpdir(), 'tcpproxy-early-reset-'));
+    const done = join(dir, 'done');
     try {
-      await Promise.all(
-        Array.from({ length: 50 }, async () => {
-          const socket = net.connect({ port: proxy.port, host: '127.0.0.1' });
-          socket.on('error', () => undefined);
-          socket.once('connect', () => socket.resetAndDestroy());
-          await new Promise((resolve) => socket.once('close', resolve));
-        }),
-      );
-      await until(() => proxy.accessLog().length === 50, 'an access-log line for each of 50 reset clients', 3_000);
+      // The clients run in another process, while this one (the proxy's) is kept busy: their
+      // connections complete in the kernel's accept queue and are reset there, all before
+      // the proxy's accept() runs. A reset client has no peer address any more.
+      const clients = spawn('python3', ['-c', [
+        'import socket, struct, sys',
+        'port, done = int(sys.argv[1]), sys.argv[2]',
+        'for _ in range(50):',
+        '    s = socket.create_connection(("127.0.0.1", port))',
+        '    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+        '    s.close()  # linger 0: a reset',
+        'open(done, "w").close()',
+      ].join('\n'), String(proxy.port), done], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(done) && Date.now() < deadline) {
+        // Busy on purpose: the proxy's event loop must not run until every client has reset.
+      }
+      assert.ok(existsSync(done), 'the clients did not finish within 10 s');
+      await once(clients, 'exit');
+      await until(() => proxy.accessLog().length === 50, 'an access-log line for each of 50 reset clients', 5_000);
+      const lines = proxy.accessLog();
+      assert.deepEqual(tally(lines.map((l) => `${String(l.event)}:${String(l.reason)}:${String(l.client)}`)), { 'close:error:unknown': 50 });
+      assert.equal(upstream.accepted.length, 0, 'a reset client reached the upstream');
     } finally {
       await teardown(proxy, upstream);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
