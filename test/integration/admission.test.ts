@@ -474,7 +474,7 @@ describe('on_limit: queue', { timeout: 30_000 }, () => {
 });
 
 describe('slot counters after a storm', { timeout: 60_000 }, () => {
-  it('1000 connections ending by close, upstream close, reset, idle timeout, queue and refusals leave every counter at zero', async () => {
+  it('1250 connections ending every way (closes, resets, timeouts, TLS and SNI failures, filter, admin, max_lifetime, queue, refusals, shutdown) leave every counter at zero', async () => {
     // 'Q' asks the upstream to close first; anything else is echoed.
     const upstreams = await Promise.all(
       [0, 1].map(() =>
