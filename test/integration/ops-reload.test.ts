@@ -319,7 +319,7 @@ describe('SIGTERM through the CLI process', { timeout: 30_000 }, () => {
       await proxy.waitForLog((l) => l.event === 'shutdown');
       const signalledAt = Date.now();
       proxy.child.kill('SIGTERM');
-      assert.notEqual(await proxy.exited, null);
+      assert.equal(await proxy.exited, 1, 'a forced exit reports failure (1), not a clean drain (0)');
       await gone;
       assert.ok(Date.now() - signalledAt < 5_000, 'did not wait for shutdown_timeout');
       assert.ok(proxy.logs.some((l) => l.event === 'signal' && l.level === 'warn'), 'the forced exit is logged');
