@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { AccessList } from '../../src/admission/access-list.js';
-import { benchmarkAccessList, randomAddresses, randomCidrs, seededRandom } from '../../src/admission/bench-acl.js';
+import { randomAddresses, randomCidrs, seededRandom } from '../../src/admission/bench-acl.js';
 
 type Rule = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
@@ -56,8 +56,4 @@ describe('AccessList at scale', { timeout: 60_000 }, () => {
     );
   });
 
-  it('benchmark reports a lookup time in microseconds at most', () => {
-    const nsPerLookup = benchmarkAccessList(100_000, 50_000);
-    assert.ok(Number.isFinite(nsPerLookup) && nsPerLookup > 0 && nsPerLookup < 10_000, `${nsPerLookup} ns`);
-  });
 });

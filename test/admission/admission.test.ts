@@ -69,11 +69,23 @@ describe('Admission', { timeout: 20_000 }, () => {
     assert.equal(reasonOf(rules.admit('::ffff:10.0.0.1')), 'acl');
   });
 
-  it('admits everyone without rules, with a slot that is safe to release', () => {
-    const rules = admission({});
-    const slot = slotOf(rules.admit('203.0.113.1'));
-    slot.release();
-    slot.release();
+  it('admits everyone without rules; a slot released twice frees one place only', () => {
+    const free = slotOf(admission({}).admit('203.0.113.1'));
+    free.release();
+    assert.doesNotThrow(() => free.release());
+    const limits = new ConnectionLimits({ maxConnections: 2, maxConnectionsPerIp: 2 });
+    const rules = admission({ limits });
+    const first = slotOf(rules.admit('10.0.0.1'));
+    const second = slotOf(rules.admit('10.0.0.1'));
+    first.release();
+    first.release(); // a teardown path running twice
+    assert.equal(limits.active, 1, "the second release freed another connection's place");
+    assert.equal(limits.activeFor('10.0.0.1'), 1);
+    const third = slotOf(rules.admit('10.0.0.2'));
+    assert.equal(reasonOf(rules.admit('10.0.0.3')), 'limit', 'the listener is full again: 2 of 2');
+    second.release();
+    third.release();
+    assert.equal(limits.active, 0);
   });
 
   it('rejects over a limit with on_limit: reject', () => {

@@ -74,15 +74,26 @@ describe('health check', { timeout: 10_000 }, () => {
   });
 
   it('starts at a random point of the first interval (jitter)', async () => {
-    const server = await startServer();
-    const { check } = watch(server.port, { intervalMs: 400 }, () => 0.5);
+    // Two checks started together, drawing 0.1 and 0.9 of a 400 ms interval: which comes
+    // first is the assertion (an order, not a duration); the later one not before its draw.
+    const early = await startServer();
+    const late = await startServer();
+    const first = watch(early.port, { intervalMs: 400 }, () => 0.1);
+    const second = watch(late.port, { intervalMs: 400 }, () => 0.9);
+    const order: string[] = [];
+    const earlyCheck = once(early.server, 'connection').then(() => order.push('early'));
+    const lateCheck = once(late.server, 'connection').then(() => order.push('late'));
     const started = Date.now();
-    check.start();
-    await within(once(server.server, 'connection'), 3_000, 'the first check');
+    second.check.start();
+    first.check.start();
+    await within(Promise.all([earlyCheck, lateCheck]), 3_000, 'both first checks');
     const delay = Date.now() - started;
-    check.stop();
-    assert.ok(delay >= 195 && delay < 400, `first check after ${delay} ms`);
-    await server.close();
+    first.check.stop();
+    second.check.stop();
+    assert.deepEqual(order, ['early', 'late']);
+    assert.ok(delay >= 355, `the 0.9 draw checked after ${delay} ms`);
+    await early.close();
+    await late.close();
   });
 
   it('never overlaps checks of one endpoint, even when a check outlasts the interval', async () => {

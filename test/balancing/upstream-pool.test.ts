@@ -97,17 +97,14 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     assert.ok(pickMany(pool, 2).includes(epA), 'eligible again (half-open)');
 
     // Fails again at once: twice the back-off; then capped at maxMs.
-    pool.reportConnectFailure(epA, refused);
-    assert.ok(Math.abs(epA.retryAt - Date.now() - 120) <= 5);
+    assertRetryIn(() => pool.reportConnectFailure(epA, refused), epA, 120);
     await within(log.next(stateChange(epA.label, 'healthy')), 3_000, 'second back-off end');
-    pool.reportConnectFailure(epA, refused);
-    assert.ok(Math.abs(epA.retryAt - Date.now() - 150) <= 5);
+    assertRetryIn(() => pool.reportConnectFailure(epA, refused), epA, 150);
     await within(log.next(stateChange(epA.label, 'healthy')), 3_000, 'third back-off end');
 
     // One success resets the back-off.
     pool.reportConnectSuccess(epA);
-    pool.reportConnectFailure(epA, refused);
-    assert.ok(Math.abs(epA.retryAt - Date.now() - 60) <= 5);
+    assertRetryIn(() => pool.reportConnectFailure(epA, refused), epA, 60);
     pool.close();
   });
 
@@ -374,3 +371,11 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     assert.deepEqual(leaked, []);
   });
 });
+
+/** The back-off `report` sets is exactly `ms` from the moment it ran (bracketed by the clock, no tolerance). */
+function assertRetryIn(report: () => void, endpoint: Endpoint, ms: number): void {
+  const before = Date.now();
+  report();
+  const after = Date.now();
+  assert.ok(endpoint.retryAt >= before + ms && endpoint.retryAt <= after + ms, `retry at +${endpoint.retryAt - before} ms, expected +${ms}`);
+}

@@ -133,7 +133,7 @@ describe('cli', { timeout: 180_000 }, () => {
       client.end('round trip');
       assert.equal((await reply).toString(), 'round trip');
       child.kill('SIGTERM');
-      const [code] = (await once(child, 'exit')) as [number];
+      const [code] = (await once(child, 'close')) as [number];
       assert.equal(code, 0);
       assert.ok(lines.some((l) => l.event === 'close' && l.bytes_from_client === 10));
     } finally {

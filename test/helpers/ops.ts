@@ -2,8 +2,8 @@
  * Operations test helpers: the admin API over real HTTP, and bin/tcpproxy as a child
  * process (config file, JSON log lines on stdout, signals) for reload, drain and workers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -107,7 +107,7 @@ export interface ProxyProcess {
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Resolves with the matching lines once there are `count` of them (each worker logs its own). */
   waitForLines(predicate: (line: LogLine) => boolean, count: number, timeoutMs?: number): Promise<LogLine[]>;
-  /** Resolves with the exit code (null when killed by a signal). */
+  /** Resolves with the exit code (null when killed by a signal), once all its output has been read. */
   readonly exited: Promise<number | null>;
   /** SIGKILLs the process if still running (its workers follow); for `finally` blocks. */
   kill(): Promise<void>;
@@ -130,7 +130,9 @@ export async function spawnProxy(
   const logs = collector.lines;
   child.stdout!.on('data', (chunk: Buffer) => collector.feed(chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the process may exit before its last log lines were read from the
+  // pipe; 'close' comes once stdout and stderr have ended, so every line is in `logs`.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
 
   const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine> => collector.waitFor(predicate, timeoutMs);
 
@@ -185,21 +187,17 @@ export async function roundTrip(client: Socket, payload: string | Buffer): Promi
   });
 }
 
-export interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+/**
+ * Lowers a running process's open-files limit (soft and hard) to `max`, with util-linux's
+ * prlimit: set after startup, because loading the ES modules opens many files at once.
+ */
+export async function limitDescriptors(pid: number, max: number): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    execFile('prlimit', ['--pid', String(pid), `--nofile=${max}:${max}`], (error) => (error ? reject(error) : resolve())),
+  );
 }
 
-/** Runs `bin/tcpproxy ARGS` to completion (a control command, --check...): exit code and output. */
-export async function runTcpproxy(args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+/** How many descriptors a process has open now (Linux /proc). */
+export function openDescriptors(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }

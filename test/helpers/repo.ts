@@ -27,14 +27,15 @@ export interface BinResult {
 }
 
 /** Runs `bin/tcpproxy args...` to its exit (killed after `timeoutMs`). */
-export async function runBin(args: readonly string[], timeoutMs = 10_000): Promise<BinResult> {
+export async function runBin(args: readonly string[], timeoutMs = 60_000): Promise<BinResult> {
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'tcpproxy'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  // 'close', not 'exit': only then has all of stdout and stderr been read.
+  const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
   return { code, stdout, stderr };
 }

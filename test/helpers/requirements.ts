@@ -67,3 +67,4 @@ export function file(path: string, hint: string): Requirement {
 }
 
 export const TSHARK = command('tshark', "install Debian's tshark package (apt-get install -y tshark)");
+export const PRLIMIT = command('prlimit', "install Debian's util-linux package (prlimit sets a running process's limits)");

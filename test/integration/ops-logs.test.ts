@@ -13,7 +13,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
-import { BIN, ConfigFile, eventually, runTcpproxy, spawnProxy } from '../helpers/ops.js';
+import { BIN, ConfigFile, eventually, spawnProxy } from '../helpers/ops.js';
+import { runBin } from '../helpers/repo.js';
 import type { LogLine } from '../helpers/proxy.js';
 
 /**
@@ -51,7 +52,7 @@ async function stopGracefully(proxy: ReturnType<typeof spawnBin>): Promise<void>
 async function assertRefused(config: unknown, problem: RegExp): Promise<void> {
   const file = await ConfigFile.create(config);
   try {
-    const result = await runTcpproxy(['--config', file.path, '--check']);
+    const result = await runBin(['--config', file.path, '--check']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, problem);
   } finally {
@@ -121,7 +122,7 @@ describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
   it('a log file that cannot be opened is a one-line start-up error (exit 1)', async () => {
     const file = await ConfigFile.create({ log: { file: '/proc/tcpproxy-cannot-write-here.log' }, listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] });
     try {
-      const result = await runTcpproxy(['--config', file.path]);
+      const result = await runBin(['--config', file.path]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /^tcpproxy: log\.file \/proc\/tcpproxy-cannot-write-here\.log: cannot open it for appending \(E[A-Z]+\)\n$/);
     } finally {

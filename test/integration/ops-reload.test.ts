@@ -10,7 +10,8 @@ import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
+import { ConfigFile, eventually, limitDescriptors, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
+import { PRLIMIT, requires } from '../helpers/requirements.js';
 
 /** One short connection through `port`; resolves when its echo came back and it closed. */
 async function oneShot(port: number, text = 'ping'): Promise<void> {
@@ -318,7 +319,7 @@ describe('SIGTERM through the CLI process', { timeout: 30_000 }, () => {
       await proxy.waitForLog((l) => l.event === 'shutdown');
       const signalledAt = Date.now();
       proxy.child.kill('SIGTERM');
-      assert.notEqual(await proxy.exited, null);
+      assert.equal(await proxy.exited, 1, 'a forced exit reports failure (1), not a clean drain (0)');
       await gone;
       assert.ok(Date.now() - signalledAt < 5_000, 'did not wait for shutdown_timeout');
       assert.ok(proxy.logs.some((l) => l.event === 'signal' && l.level === 'warn'), 'the forced exit is logged');
@@ -348,6 +349,67 @@ describe('SIGTERM through the CLI process', { timeout: 30_000 }, () => {
       assert.equal(line?.bytes_from_client, 2);
       await closed(a.accepted[0]!); // the upstream side is closed too
     } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+});
+
+describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 }, () => {
+  it('with 40 descriptors to spare, 120 clients: the excess is shed, the held connections are unharmed, the process serves again', async (t) => {
+    if (!(await requires(t, PRLIMIT))) return;
+    const a = await startEchoServer();
+    // 15 bridged connections take 30 descriptors; clients queued over max_connections take one
+    // each and no upstream connect (which EMFILE would fail instead), so accept() is what runs out.
+    const listener = { name: 'main', listen: '127.0.0.1:0', upstreams: [a.address], max_connections: 15, on_limit: 'queue', max_queue: 1000, queue_timeout: '1s' };
+    const file = await ConfigFile.create({ listeners: [listener] });
+    const proxy = await spawnProxy(file);
+    const clients: Socket[] = [];
+    try {
+      const pid = proxy.child.pid!;
+      await limitDescriptors(pid, openDescriptors(pid) + 40);
+      const outcomes = await Promise.all(
+        Array.from({ length: 120 }, async () => {
+          const client = net.connect({ port: proxy.port, host: '127.0.0.1' });
+          clients.push(client);
+          client.on('error', () => undefined);
+          return new Promise<'served' | 'shed'>((resolve) => {
+            client.once('data', () => resolve('served')); // held open: it keeps its descriptors
+            client.once('close', () => resolve('shed'));
+            client.once('connect', () => client.write('x'));
+          });
+        }),
+      );
+      const served = outcomes.filter((o) => o === 'served').length;
+      assert.ok(served > 0 && served <= 15, `${served} of 120 served`);
+      // The clients past the descriptors were closed, not left hanging: libuv accepts and
+      // closes them itself (its EMFILE trick, with a descriptor it keeps in reserve) and does
+      // not report the error, so they get no access-log line and no accept_error is logged.
+      const shed = outcomes.filter((o) => o === 'shed').length;
+      assert.equal(served + shed, 120);
+      assert.ok(shed >= 120 - 15 - 40, `only ${shed} clients shed`);
+      assert.equal(proxy.child.exitCode, null, 'the proxy died of descriptor exhaustion');
+      // The connections it holds are unharmed.
+      const held = clients.filter((client) => !client.destroyed);
+      assert.equal(held.length, served);
+      for (const client of held) await roundTrip(client, 'still served');
+      for (const client of clients) client.destroy();
+      // Descriptors free: new clients are served again (the shedding lasts a moment only).
+      await eventually(async () => {
+        const client = await connect(proxy.port);
+        client.on('error', () => undefined);
+        try {
+          await roundTrip(client, 'back');
+          return true;
+        } catch {
+          return undefined;
+        } finally {
+          client.destroy();
+        }
+      }, 'a client served after the descriptors were freed');
+    } finally {
+      for (const client of clients) client.destroy();
       await proxy.kill();
       await file.remove();
       await a.close();

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, runTcpproxy, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { ConfigFile, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { runBin } from '../helpers/repo.js';
 
 /** Short connections in `parallel` loops: connect, send, half-close, read the echo to its end. */
 class Traffic {
@@ -212,7 +213,7 @@ describe('zero-downtime upgrade with --workers 2', { timeout: 240_000 }, () => {
 
   it('`tcpproxy upgrade` replaces every worker, refusing and cutting nothing', async () => {
     await upgradeUnderTraffic(async () => {
-      const result = await runTcpproxy(['upgrade', '--admin', `127.0.0.1:${proxy.admin!.port}`, '--json']);
+      const result = await runBin(['upgrade', '--admin', `127.0.0.1:${proxy.admin!.port}`, '--json']);
       assert.equal(result.code, 0, result.stderr);
       const parsed = JSON.parse(result.stdout) as { ok: boolean; replaced: { old_pid: number; new_pid: number }[] };
       assert.equal(parsed.ok, true);
@@ -237,7 +238,7 @@ describe('zero-downtime upgrade with --workers 2', { timeout: 240_000 }, () => {
     const valid = JSON.parse(readFileSync(file.path, 'utf8')) as unknown;
     await file.write({ listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: ['not-an-address'] }] });
     try {
-      const result = await runTcpproxy(['upgrade', '--admin', `127.0.0.1:${proxy.admin!.port}`]);
+      const result = await runBin(['upgrade', '--admin', `127.0.0.1:${proxy.admin!.port}`]);
       assert.equal(result.code, 3);
       assert.match(result.stderr, /upgrade failed: the new worker exited \(code 2\) before binding its listeners.*\(0 of 2 workers replaced/);
       assert.deepEqual(await workerPids(), before);
