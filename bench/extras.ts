@@ -1,7 +1,7 @@
 /**
  * Benchmark rows for the features around the core, each against the plain proxy in the
  * same run: 1,000 upstreams, a 100,000-CIDR access list, a replace filter, pcap capture,
- * TLS termination, and two workers.
+ * TLS termination, two workers, and limits shared through Redis (limits_scope: cluster).
  */
 import { mkdtempSync } from 'node:fs';
 import { once } from 'node:events';
@@ -13,6 +13,7 @@ import { benchmarkAccessList } from '../src/admission/bench-acl.js';
 import { benchmarkPick } from '../src/balancing/bench-pick.js';
 import { connectionRate, downloadRate, measureRate, repeatRate, sleep, startEchoServers, type Upstreams } from './load.js';
 import { startTcpproxy } from './proxy-process.js';
+import { clusterConnectionRates } from './cluster.js';
 
 const MiB = 1024 * 1024;
 
@@ -97,6 +98,13 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
     progress({ metric: 'throughput, 32 streams, with --workers 2', unit: 'MiB/s', baseline: plain32, feature: (await downloadRate(workers.ports.get('source')!, 32, seconds)) / MiB, baselineLabel: '1 process' });
   } finally {
     workers.child.kill('SIGTERM');
+  }
+  const cluster = await clusterConnectionRates(echo, 50, seconds);
+  if (cluster) {
+    const { local, cluster: shared } = cluster;
+    progress({ metric: 'new connections/s, limits_scope: cluster (Redis on loopback)', unit: 'conn/s', baseline: local.rate, feature: shared.rate, baselineLabel: 'same limits, local' });
+    progress({ metric: 'proxy CPU per new connection, limits_scope: cluster', unit: 'µs', baseline: local.proxyCpu, feature: shared.proxyCpu, baselineLabel: 'local' });
+    progress({ metric: 'redis-server CPU per new connection', unit: 'µs', baseline: local.redisCpu, feature: shared.redisCpu, baselineLabel: 'local' });
   }
   const lines = [
     '### Features, each against the plain proxy in the same run',

@@ -3,6 +3,7 @@
  * the tests use an in-memory fake. Methods may answer synchronously or, when the answer has to
  * be gathered from worker processes, with a promise.
  */
+import type { ClusterStatus } from '../cluster/redis-link.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -30,6 +31,8 @@ export interface StatsSnapshot extends MetricsSnapshot {
   worker_pids?: number[];
   /** Where each listener is bound. */
   listening?: { name: string; address: string; port: number }[];
+  /** With `limits_scope: cluster`: the Redis link's state and the shared counts. */
+  cluster?: ClusterStatus;
 }
 
 export type UpgradeResult =
@@ -40,6 +43,28 @@ export type ReloadResult = { ok: true } | { ok: false; error: string };
 export type UpstreamAction = 'drain' | 'enable';
 export type UpstreamActionResult = 'ok' | 'unknown_listener' | 'unknown_upstream';
 
+/** One upstream of a listener as the run-time upstream API shows it. */
+export interface UpstreamView {
+  /** As configured or added: "HOST:PORT". */
+  address: string;
+  weight: number;
+  /** null: no limit. */
+  max_connections: number | null;
+  /** Its resolved endpoints, with the connections each carries now. */
+  endpoints: { address: string; state: string; active: number }[];
+}
+
+/** A run-time change to a listener's upstreams (HAProxy's add server / set server / del server). */
+export type UpstreamChange =
+  | { op: 'add'; address: string; host: string; port: number; weight: number; max_connections?: number }
+  | { op: 'update'; address: string; weight?: number; max_connections?: number | null }
+  | { op: 'remove'; address: string };
+
+/** The stable codes of a refused change: unknown_listener, or the pool's UpstreamChangeError codes. */
+export type UpstreamChangeResult =
+  | { ok: true; upstream: UpstreamView }
+  | { ok: false; code: string; error: string };
+
 export interface AdminRuntime {
   stats(): MaybePromise<StatsSnapshot>;
   connections(): MaybePromise<ConnectionInfo[]>;
@@ -47,7 +72,14 @@ export interface AdminRuntime {
   closeConnection(id: string): MaybePromise<boolean>;
   reload(): Promise<ReloadResult>;
   upstreamAction(listener: string, address: string, action: UpstreamAction): MaybePromise<UpstreamActionResult>;
-  /** Listeners bound and at least one healthy upstream each. */
+  /** A listener's upstreams as currently set; undefined when no such listener. */
+  listUpstreams(listener: string): MaybePromise<UpstreamView[] | undefined>;
+  /** Applies one run-time upstream change (all workers); the config file wins at the next reload. */
+  changeUpstream(listener: string, change: UpstreamChange): MaybePromise<UpstreamChangeResult>;
+  /**
+   * Listeners bound and at least one healthy upstream each; and, when a listener has
+   * `limits_scope: cluster` with `cluster.on_error: deny`, Redis reachable.
+   */
   ready(): MaybePromise<boolean>;
   /** The Prometheus exposition (the primary aggregates across workers). */
   metrics(): Promise<{ contentType: string; body: string }>;

@@ -6,7 +6,7 @@
 export type Params = Record<string, string>;
 
 export interface Route<H> {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** e.g. "/api/connections/:id" */
   path: string;
   handler: H;

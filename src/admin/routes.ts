@@ -5,23 +5,36 @@
  * shows comes from the token-protected API, and the page asks for the token).
  */
 import type { Logger } from 'pino';
-import type { AdminRuntime, UpstreamAction } from './admin-runtime.js';
+import type { AdminRuntime, UpstreamAction, UpstreamChange } from './admin-runtime.js';
 import { parseConnectionQuery, selectConnections } from './connections-query.js';
 import type { Route, Params } from './router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
 import type { DashboardPage } from './dashboard/page.js';
+import { parseAddRequest, parseUpdateRequest } from './upstream-requests.js';
 
 export interface RequestContext {
   params: Params;
   query: URLSearchParams;
+  /** The parsed JSON body, for handlers that take one (`body: true`). */
+  body?: unknown;
 }
 
 export interface AdminHandler {
   open: boolean;
+  /** Reads a JSON body (Content-Type application/json); other routes discard theirs. */
+  body?: boolean;
   run(context: RequestContext): Promise<Reply> | Reply;
 }
 
 export type AdminRoute = Route<AdminHandler>;
+
+/** HTTP status per refusal code of a run-time upstream change; any other code is a 409. */
+const CHANGE_REFUSED_STATUS: Record<string, number> = {
+  unknown_listener: 404,
+  unknown_upstream: 404,
+  invalid_settings: 400,
+  unresolvable: 422,
+};
 
 export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, logger: Logger): AdminRoute[] {
   const open = (run: AdminHandler['run']): AdminHandler => ({ open: true, run });
@@ -38,7 +51,44 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       return jsonReply(200, { ok: true, listener, upstream: address, action });
     });
 
+  // Run-time upstream management: one log line per change made.
+  const changeUpstream = async (listener: string, change: UpstreamChange | string, created = false): Promise<Reply> => {
+    if (typeof change === 'string') return errorReply(400, change);
+    const result = await runtime.changeUpstream(listener, change);
+    if (!result.ok) return jsonReply(CHANGE_REFUSED_STATUS[result.code] ?? 409, { error: result.error, code: result.code });
+    const { upstream } = result;
+    logger.info(
+      { event: 'admin', action: `upstream_${change.op}`, listener, upstream: upstream.address, weight: upstream.weight, max_connections: upstream.max_connections },
+      `upstream ${change.op} ${upstream.address} on listener "${listener}"` + (change.op === 'remove' ? '' : ` (weight ${upstream.weight}, max_connections ${upstream.max_connections ?? 'unlimited'})`),
+    );
+    return jsonReply(created ? 201 : 200, { ok: true, listener, upstream });
+  };
+  const withBody = (run: AdminHandler['run']): AdminHandler => ({ open: false, body: true, run });
+
   return [
+    {
+      method: 'GET',
+      path: '/api/listeners/:listener/upstreams',
+      handler: guarded(async ({ params }) => {
+        const upstreams = await runtime.listUpstreams(params.listener as string);
+        return upstreams ? jsonReply(200, upstreams) : errorReply(404, `unknown listener "${params.listener}"`);
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/api/listeners/:listener/upstreams',
+      handler: withBody(({ params, body }) => changeUpstream(params.listener as string, parseAddRequest(body), true)),
+    },
+    {
+      method: 'PATCH',
+      path: '/api/listeners/:listener/upstreams/:address',
+      handler: withBody(({ params, body }) => changeUpstream(params.listener as string, parseUpdateRequest(params.address as string, body))),
+    },
+    {
+      method: 'DELETE',
+      path: '/api/listeners/:listener/upstreams/:address',
+      handler: guarded(({ params }) => changeUpstream(params.listener as string, { op: 'remove', address: params.address as string })),
+    },
     { method: 'GET', path: '/healthz', handler: open(() => textReply(200, 'ok')) },
     {
       method: 'GET',

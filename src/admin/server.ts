@@ -6,12 +6,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { listenError } from '../proxy/listener.js';
 import type { AdminRuntime } from './admin-runtime.js';
 import { BearerToken, isSameOrigin } from './auth.js';
 import { dashboardPage } from './dashboard/page.js';
 import { errorReply, type Reply } from './reply.js';
 import { Router } from './router.js';
 import { adminRoutes, type AdminHandler } from './routes.js';
+import type { ToxiproxyApi } from '../toxiproxy/api.js';
 
 export type { AdminRuntime, ConnectionInfo, StatsSnapshot } from './admin-runtime.js';
 
@@ -21,9 +23,11 @@ export interface AdminServerOptions {
   token?: string | undefined;
   runtime: AdminRuntime;
   logger: Logger;
+  /** `admin.toxiproxy_api: true`: toxiproxy's API next to /api/* (behind the token too, when one is set). */
+  toxiproxy?: ToxiproxyApi | undefined;
 }
 
-/** No admin route reads a body; larger ones are refused outright rather than drained. */
+/** Bodies are small JSON documents (run-time upstream changes); larger ones are refused outright rather than drained. */
 const MAX_BODY_BYTES = 64 * 1024;
 
 const COMMON_HEADERS = {
@@ -56,7 +60,7 @@ export class AdminServer {
   start(): Promise<{ address: string; port: number }> {
     const { host, port } = this.options.listen;
     return new Promise((resolve, reject) => {
-      const onListenError = (error: Error) => reject(error);
+      const onListenError = (error: NodeJS.ErrnoException) => reject(listenError('admin', host, port, error));
       this.server.once('error', onListenError);
       this.server.listen(port, host, () => {
         this.server.off('error', onListenError);
@@ -86,6 +90,11 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const toxiproxy = this.options.toxiproxy;
+    if (toxiproxy?.owns((req.url ?? '/').split('?')[0]!)) {
+      if (this.token === null || this.token.accepts(req.headers.authorization)) return toxiproxy.handle(req, res);
+      return this.send(res, errorReply(401, 'missing or wrong bearer token'));
+    }
     let reply: Reply;
     try {
       reply = await this.route(req, res);
@@ -102,12 +111,18 @@ export class AdminServer {
       res.setHeader('Connection', 'close');
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return errorReply(413, 'request body too large');
     }
-    req.resume();
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
     const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
-    if (!pathname.startsWith('/')) return errorReply(400, 'bad request target');
-    const match = this.router.match(req.method ?? 'GET', pathname);
+    const match = pathname.startsWith('/') ? this.router.match(req.method ?? 'GET', pathname) : undefined;
+    // Only a route that takes a body reads it, and only once the request is let in.
+    const takesBody = match?.kind === 'found' && match.route.handler.body === true;
+    if (!takesBody) req.resume();
+    const refuse = (reply: Reply): Reply => {
+      req.resume();
+      return reply;
+    };
+    if (match === undefined) return errorReply(400, 'bad request target');
     switch (match.kind) {
       case 'bad_path':
         return errorReply(400, 'malformed percent-encoding in path');
@@ -125,11 +140,14 @@ export class AdminServer {
     if (!handler.open && this.token !== null && !this.token.accepts(req.headers.authorization)) {
       const reply = errorReply(401, 'missing or wrong bearer token');
       reply.headers = { 'WWW-Authenticate': 'Bearer realm="tcpproxy-admin"' };
-      return reply;
+      return refuse(reply);
     }
-    if (match.route.method !== 'GET' && !isSameOrigin(req.headers)) return errorReply(403, 'cross-origin request refused');
+    if (match.route.method !== 'GET' && !isSameOrigin(req.headers)) return refuse(errorReply(403, 'cross-origin request refused'));
     const query = new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1));
-    return handler.run({ params: match.params, query });
+    if (!takesBody) return handler.run({ params: match.params, query });
+    const body = await readJsonBody(req);
+    if (body.error !== undefined) return refuse(errorReply(body.status, body.error));
+    return handler.run({ params: match.params, query, body: body.value });
   }
 
   private send(res: ServerResponse, reply: Reply): void {
@@ -141,6 +159,29 @@ export class AdminServer {
       'Content-Length': Buffer.byteLength(reply.body),
     });
     res.end(reply.body);
+  }
+}
+
+/**
+ * A JSON request body, up to MAX_BODY_BYTES. Only `application/json` is read: a cross-site
+ * form cannot send that type without a CORS preflight, which this server never answers.
+ */
+async function readJsonBody(req: IncomingMessage): Promise<{ value: unknown; error?: undefined } | { error: string; status: number }> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') return { status: 415, error: 'expected Content-Type: application/json' };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return { status: 413, error: 'request body too large' };
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return { status: 400, error: 'expected a JSON body' };
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return { status: 400, error: `request body: invalid JSON (${(error as Error).message})` };
   }
 }
 

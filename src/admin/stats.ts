@@ -5,6 +5,7 @@
  * else "down".
  */
 import type { ListenerStats, UpstreamStats, UpstreamState } from '../observability/metrics.js';
+import type { ClusterStatus } from '../cluster/redis-link.js';
 import type { StatsSnapshot } from './admin-runtime.js';
 
 export function mergeStats(parts: readonly StatsSnapshot[]): StatsSnapshot {
@@ -28,11 +29,35 @@ export function mergeStats(parts: readonly StatsSnapshot[]): StatsSnapshot {
       }
     }
   }
+  const cluster = mergeCluster(parts.flatMap((part) => (part.cluster ? [part.cluster] : [])));
   return {
     time: Math.max(0, ...parts.map((part) => part.time)),
     listeners: [...listeners.values()],
     upstreams: [...upstreams.values()],
+    ...(cluster && { cluster }),
   };
+}
+
+/**
+ * Each worker has its own Redis link: the state is "down" when any worker's is (its
+ * admissions follow on_error); connections held add up; the cluster-wide count is the
+ * freshest of the workers' views, taken as the largest.
+ */
+function mergeCluster(parts: readonly ClusterStatus[]): ClusterStatus | undefined {
+  const [first] = parts;
+  if (first === undefined) return undefined;
+  const listeners = new Map<string, { name: string; local: number; cluster: number }>();
+  for (const part of parts) {
+    for (const l of part.listeners) {
+      const merged = listeners.get(l.name);
+      if (merged === undefined) listeners.set(l.name, { ...l });
+      else {
+        merged.local += l.local;
+        merged.cluster = Math.max(merged.cluster, l.cluster);
+      }
+    }
+  }
+  return { ...first, state: parts.every((p) => p.state === 'up') ? 'up' : 'down', listeners: [...listeners.values()] };
 }
 
 function cloneListener(listener: ListenerStats): ListenerStats {

@@ -18,6 +18,9 @@
  * are served the moment room appears, a newcomer who fits never overtakes a waiter who
  * would have fitted. Finding that waiter scans at most `maxQueue` entries.
  *
+ * With `limits_scope: cluster`, rules 3-5 are one check-and-take in Redis (`shared`):
+ * admit() then answers a promise (settled within `cluster.timeout`); there is no queue.
+ *
  * Client addresses are canonicalised once (IPv4-mapped IPv6 -> IPv4), so one client has
  * one rate bucket and one per-IP count however it connects.
  */
@@ -29,17 +32,24 @@ import type { Schedule } from './schedule.js';
 import { WaitQueue } from './wait-queue.js';
 
 /** Why a client was refused; 'shutdown' is for waiters still queued when close() runs. */
-export type RefusalReason = 'acl' | 'schedule' | 'rate_limit' | 'limit' | 'queue_timeout' | 'shutdown';
+export type RefusalReason = 'acl' | 'schedule' | 'rate_limit' | 'limit' | 'queue_timeout' | 'shutdown' | 'cluster_unavailable';
 
 export type AdmissionResult = { admitted: true; slot: Slot } | { admitted: false; reason: RefusalReason };
 
 export type OnLimit = 'reject' | 'queue';
+
+/** Rules 3-5 decided elsewhere (src/cluster): a slot, or why not. Never rejects. */
+export interface SharedLimits {
+  acquire(ip: string): Promise<Slot | 'rate_limit' | 'limit' | 'cluster_unavailable'>;
+}
 
 export interface AdmissionOptions {
   access?: AccessList;
   schedule?: Schedule;
   rateLimit?: RateLimiter;
   limits?: ConnectionLimits;
+  /** Instead of rateLimit and limits (which are then ignored): `limits_scope: cluster`. */
+  shared?: SharedLimits;
   onLimit: OnLimit;
   queueTimeoutMs: number;
   /** most waiters at once (`max_queue`, default 1000 in the config) */
@@ -61,6 +71,7 @@ const REFUSED: { readonly [R in RefusalReason]: AdmissionResult } = {
   limit: refusal('limit'),
   queue_timeout: refusal('queue_timeout'),
   shutdown: refusal('shutdown'),
+  cluster_unavailable: refusal('cluster_unavailable'),
 };
 
 /** Without connection limits there is nothing to give back. */
@@ -80,6 +91,7 @@ export class Admission {
   readonly #schedule: Schedule | undefined;
   readonly #rateLimit: RateLimiter | undefined;
   readonly #limits: ConnectionLimits | undefined;
+  readonly #shared: SharedLimits | undefined;
   readonly #queueing: boolean;
   readonly #queueTimeoutMs: number;
   readonly #now: () => Date;
@@ -90,8 +102,9 @@ export class Admission {
   constructor(options: AdmissionOptions) {
     this.#access = options.access?.isOpen ? undefined : options.access;
     this.#schedule = options.schedule;
-    this.#rateLimit = options.rateLimit;
-    const limits = options.limits;
+    this.#shared = options.shared;
+    this.#rateLimit = options.shared ? undefined : options.rateLimit;
+    const limits = options.shared ? undefined : options.limits;
     this.#limits = limits;
     this.#queueing = options.onLimit === 'queue' && limits !== undefined;
     this.#queueTimeoutMs = options.queueTimeoutMs;
@@ -110,15 +123,34 @@ export class Admission {
    * address as Node.js reports it. 'queue' means: pause the client and call wait().
    */
   admit(ip: string): AdmissionResult | 'queue' {
-    if (this.#closed) return REFUSED.shutdown;
     const client = canonicalClientIp(ip);
-    if (this.#access !== undefined && !this.#access.allows(client)) return REFUSED.acl;
-    if (this.#schedule !== undefined && !this.#schedule.isOpen(this.#now())) return REFUSED.schedule;
+    const refused = this.#refuseOnArrival(client);
+    if (refused !== undefined) return refused;
     if (this.#rateLimit !== undefined && !this.#rateLimit.take(client)) return REFUSED.rate_limit;
     if (this.#limits === undefined) return ADMITTED_UNLIMITED;
     const slot = this.#limits.tryAcquire(client);
     if (slot !== 'limit') return { admitted: true, slot };
     return this.#queueing && !this.#queue.full ? 'queue' : REFUSED.limit;
+  }
+
+  /**
+   * admit() for `shared` limits: rules 1-2 here, synchronously; rules 3-5 by the shared
+   * limits, whose promise settles within their own bound and never rejects.
+   */
+  admitShared(ip: string): AdmissionResult | Promise<AdmissionResult> {
+    const client = canonicalClientIp(ip);
+    const refused = this.#refuseOnArrival(client);
+    if (refused !== undefined) return refused;
+    if (this.#shared === undefined) return ADMITTED_UNLIMITED;
+    return this.#shared.acquire(client).then(this.#settleShared);
+  }
+
+  /** Rules 1 and 2 (and a closed admission): the refusal, or undefined to go on. */
+  #refuseOnArrival(client: string): AdmissionResult | undefined {
+    if (this.#closed) return REFUSED.shutdown;
+    if (this.#access !== undefined && !this.#access.allows(client)) return REFUSED.acl;
+    if (this.#schedule !== undefined && !this.#schedule.isOpen(this.#now())) return REFUSED.schedule;
+    return undefined;
   }
 
   /**
@@ -166,6 +198,14 @@ export class Admission {
       waiter.done(REFUSED.shutdown);
     }
   }
+
+  /** A shared answer becomes a result; one that comes after close() gives its slot back. */
+  readonly #settleShared = (answer: Slot | 'rate_limit' | 'limit' | 'cluster_unavailable'): AdmissionResult => {
+    if (typeof answer === 'string') return REFUSED[answer];
+    if (!this.#closed) return { admitted: true, slot: answer };
+    answer.release();
+    return REFUSED.shutdown;
+  };
 
   /** Hands freed slots to the first waiters that fit, in queue order. */
   #serveWaiters(limits: ConnectionLimits, fits: (waiter: Waiter) => boolean): void {

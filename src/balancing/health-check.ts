@@ -16,6 +16,22 @@ export interface HealthCheckOptions {
   preamble?: () => Buffer;
 }
 
+/** `expect: "/^\\+OK/i"` is a regular expression; anything else is the literal bytes. Throws on a bad regex. */
+export function parseExpectation(text: string): Buffer | RegExp {
+  const match = /^\/(.*)\/([a-z]*)$/s.exec(text);
+  return match ? new RegExp(match[1]!, match[2]) : Buffer.from(text);
+}
+
+/** Why `expect` cannot be used, for the config check (an invalid regex); undefined when it can. */
+export function expectationProblem(text: string): string | undefined {
+  try {
+    parseExpectation(text);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Reply bytes kept while waiting for `expect`; a check that sees more without a match fails. */
 const MAX_REPLY_BYTES = 64 * 1024;
 

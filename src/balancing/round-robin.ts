@@ -7,6 +7,8 @@ interface Turn extends HeapNode {
   readonly endpoint: Endpoint;
   /** Position in the pool's endpoint list: breaks ties so that equal turns go in config order. */
   order: number;
+  /** The weight `taken` was counted with. */
+  weight: number;
   /** Virtual time at which the endpoint (re)joined the rotation. */
   base: number;
   /** Turns taken (or missed) since `base`. */
@@ -41,12 +43,23 @@ export class RoundRobinBalancer implements Balancer {
 
   setEndpoints(endpoints: readonly Endpoint[]): void {
     const turns = new Map<Endpoint, Turn>();
+    let reweighted = false;
     endpoints.forEach((endpoint, order) => {
-      const turn = this.turns.get(endpoint) ?? { endpoint, order, base: 0, taken: 0, due: -1, heapIndex: -1 };
+      const turn = this.turns.get(endpoint) ?? { endpoint, order, weight: endpoint.weight, base: 0, taken: 0, due: -1, heapIndex: -1 };
       turn.order = order;
+      reweighted ||= turn.weight !== endpoint.weight;
       turns.set(endpoint, turn);
     });
     this.turns = turns;
+    // A weight changed (reload, admin API): turns counted with the old weight would put that
+    // endpoint far ahead or behind (a burst of picks). Every turn restarts now instead, so
+    // each window of sum(weights) picks from here on holds exactly the new shares.
+    if (reweighted) {
+      for (const turn of turns.values()) {
+        turn.weight = turn.endpoint.weight;
+        turn.due = -1;
+      }
+    }
     this.heap.clear();
     for (const turn of turns.values()) {
       if (turn.endpoint.state === 'healthy') this.enqueue(turn);

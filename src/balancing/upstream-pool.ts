@@ -16,6 +16,22 @@ export interface UpstreamSpec {
   maxConnections?: number;
 }
 
+/** A run-time change to one upstream's settings (admin API); `maxConnections: null` lifts the limit. */
+export interface UpstreamSettingsChange {
+  weight?: number;
+  maxConnections?: number | null;
+}
+
+/** Why a run-time upstream change was refused; `code` is stable (the admin API answers with it). */
+export class UpstreamChangeError extends Error {
+  constructor(
+    readonly code: 'unknown_upstream' | 'upstream_exists' | 'last_upstream' | 'unresolvable' | 'invalid_settings' | 'pool_replaced',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** reason 'limit': every eligible endpoint is at max_connections; 'no_upstream': none is healthy. */
 export type PickResult = { endpoint: Endpoint } | { endpoint: undefined; reason: 'no_upstream' | 'limit' };
 
@@ -56,7 +72,8 @@ const LIMIT: PickResult = Object.freeze({ endpoint: undefined, reason: 'limit' a
  */
 export class UpstreamPool {
   readonly listener: string;
-  private readonly specs: readonly UpstreamSpec[];
+  /** The configured upstreams, then changed at run time by add/update/removeUpstream. */
+  private specs: readonly UpstreamSpec[];
   private readonly balancer: Balancer;
   private readonly healthCheck: HealthCheckOptions | undefined;
   private readonly logger: Logger;
@@ -76,6 +93,8 @@ export class UpstreamPool {
   private readonly retryTimers = new Map<Endpoint, NodeJS.Timeout>();
   private readonly capacityListeners = new Set<() => void>();
   private readonly reportedDuplicates = new Set<string>();
+  /** What the admin API changed since this pool was built from the config (a reload discards it). */
+  private readonly runtimeChanges: string[] = [];
   private resolveTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Members in state healthy. */
@@ -222,6 +241,98 @@ export class UpstreamPool {
     return this.setDrained(upstreamOrLabel, false);
   }
 
+  // -- run-time membership and settings (admin API; HAProxy's add/del server, set weight) --
+
+  /** The upstreams as currently set: the config's, as changed at run time. */
+  upstreams(): readonly UpstreamSpec[] {
+    return this.specs;
+  }
+
+  /** The run-time changes made to this pool since it was built from the config, oldest first. */
+  changesSinceConfig(): readonly string[] {
+    return this.runtimeChanges;
+  }
+
+  /**
+   * Adds an upstream: resolved now (a name that does not resolve is refused), then balanced
+   * on, health-checked and re-resolved like a configured one. Throws an UpstreamChangeError.
+   */
+  async addUpstream(spec: UpstreamSpec): Promise<void> {
+    this.checkSettingsOf(spec);
+    if (this.specFor(spec.address) !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is already an upstream of listener "${this.listener}"`);
+    let addresses: string[];
+    try {
+      addresses = await resolveHost(spec.host, this.lookup);
+    } catch (error) {
+      throw new UpstreamChangeError('unresolvable', `cannot resolve ${spec.address}: ${(error as Error).message}`);
+    }
+    // The pool may have changed while the name resolved: check again.
+    if (this.closed) {
+      throw new UpstreamChangeError('pool_replaced', `listener "${this.listener}" was reloaded meanwhile: try again`);
+    }
+    if (this.specFor(spec.address) !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is already an upstream of listener "${this.listener}"`);
+    const taken = addresses.map((host) => endpointLabel(host, spec.port)).find((label) => this.byLabel.has(label));
+    if (taken !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is ${taken}, already an endpoint of listener "${this.listener}"`);
+    if (addresses.length === 0) throw new UpstreamChangeError('unresolvable', `${spec.address} resolves to no address`);
+    this.specs = [...this.specs, spec];
+    this.resolved.set(spec.address, addresses);
+    this.applyMembers(this.membersFromResolution(this.byLabel, { reconfigure: true }), { watchAdded: true });
+    if (this.resolveTimer === undefined) this.scheduleResolveIfNamed();
+    this.runtimeChanges.push(`add ${spec.address} weight ${spec.weight}${spec.maxConnections ? ` max_connections ${spec.maxConnections}` : ''}`);
+  }
+
+  /** Changes an upstream's weight and/or max_connections; every balancer follows at once. */
+  updateUpstream(address: string, change: UpstreamSettingsChange): UpstreamSpec {
+    const current = this.requireSpec(address);
+    const { maxConnections: _old, ...rest } = current;
+    const maxConnections = change.maxConnections === undefined ? current.maxConnections : (change.maxConnections ?? undefined);
+    const next: UpstreamSpec = { ...rest, weight: change.weight ?? current.weight, ...(maxConnections !== undefined && { maxConnections }) };
+    this.checkSettingsOf(next);
+    this.specs = this.specs.map((spec) => (spec === current ? next : spec));
+    this.applyMembers(this.membersFromResolution(this.byLabel, { reconfigure: true }), { watchAdded: false });
+    this.runtimeChanges.push(`set ${next.address} weight ${next.weight} max_connections ${next.maxConnections ?? 'unlimited'}`);
+    return next;
+  }
+
+  /**
+   * Removes an upstream from the rotation for good: no new connection goes to its endpoints,
+   * those it has finish undisturbed (they release it as usual). The last upstream cannot go.
+   * Answers the upstream and the endpoints taken out (their `active`: what is still finishing).
+   */
+  removeUpstream(address: string): { upstream: UpstreamSpec; endpoints: Endpoint[] } {
+    const current = this.requireSpec(address);
+    if (this.specs.length === 1) {
+      throw new UpstreamChangeError('last_upstream', `${current.address} is the last upstream of listener "${this.listener}": add its replacement first`);
+    }
+    const before = this.members;
+    this.specs = this.specs.filter((spec) => spec !== current);
+    this.resolved.delete(current.address);
+    this.drainedUpstreams.delete(current.address);
+    this.applyMembers(this.membersFromResolution(this.byLabel, { reconfigure: true }), { watchAdded: false });
+    this.runtimeChanges.push(`remove ${current.address}`);
+    return { upstream: current, endpoints: before.filter((endpoint) => !this.isMember(endpoint)) };
+  }
+
+  /** The upstream configured as `address`, or the one with an endpoint labelled so. */
+  private specFor(address: string): UpstreamSpec | undefined {
+    const upstream = this.byLabel.get(address)?.upstream ?? address;
+    return this.specs.find((spec) => spec.address === upstream);
+  }
+
+  private requireSpec(address: string): UpstreamSpec {
+    const spec = this.specFor(address);
+    if (spec === undefined) throw new UpstreamChangeError('unknown_upstream', `unknown upstream "${address}" in listener "${this.listener}"`);
+    return spec;
+  }
+
+  private checkSettingsOf(spec: UpstreamSpec): void {
+    try {
+      checkSettings({ ...spec, upstream: spec.address });
+    } catch (error) {
+      throw new UpstreamChangeError('invalid_settings', (error as Error).message);
+    }
+  }
+
   /** The current endpoints, in configuration order. */
   endpoints(): readonly Endpoint[] {
     return this.members;
@@ -346,8 +457,10 @@ export class UpstreamPool {
 
   /** Resolves every upstream; one whose lookup fails keeps its last known addresses. */
   private async resolveAll(): Promise<boolean> {
+    // The upstreams as they were asked about: run-time changes may land during the lookups.
+    const specs = this.specs;
     const results = await Promise.all(
-      this.specs.map((spec) =>
+      specs.map((spec) =>
         resolveHost(spec.host, this.lookup).catch((error: Error) => {
           this.logger.warn(
             { event: 'upstream_resolve_failed', listener: this.listener, upstream: spec.address, error: error.message },
@@ -358,8 +471,9 @@ export class UpstreamPool {
       ),
     );
     let changed = false;
-    this.specs.forEach((spec, index) => {
+    specs.forEach((spec, index) => {
       const addresses = results[index];
+      if (!this.specs.some((current) => current.address === spec.address)) return; // removed meanwhile
       const known = this.resolved.get(spec.address);
       if (addresses === undefined || (known !== undefined && sameList(known, addresses))) return;
       changed = true;

@@ -1,17 +1,32 @@
-/** The --help text: every command form and option, in the contract's words. */
+/**
+ * The --help text: every command form, subcommand, option and signal, in the contract's
+ * words. A new subcommand or signal gets its line in the "Commands:" or "Signals:"
+ * section below (the test checks that every flag of args.ts is listed).
+ */
 export const HELP = `tcpproxy - a layer-4 (TCP) proxy
 
 Usage:
   tcpproxy <local-host> <local-port> <forward-host> <forward-port>
   tcpproxy --listen HOST:PORT --upstream HOST:PORT [--upstream HOST:PORT ...] [options]
   tcpproxy --config FILE [--check]
-  tcpproxy demo [--port 8080] [--admin-port 9901]
+  tcpproxy COMMAND [options]
+
+Commands:
+  demo [--port 8080] [--admin-port 9901]
+                                 echo servers behind a proxy on 127.0.0.1:8080, dashboard on :9901
+  toxiproxy-server [--host H] [--port P] [--config FILE]
+                                 serve toxiproxy's HTTP API (default localhost:8474)
+  reload|stop|status|upgrade [--config FILE | --admin HOST:PORT | --pid-file FILE]
+                                 act on a running instance: reload its config, drain and stop it,
+                                 show its state, or replace its workers with the code on disk
 
 Listener options (with --listen; in a config file use the snake_case key):
   --balance round_robin|least_connections|random|source_hash
   --connect-timeout DURATION     connect to an upstream within (default 5s)
   --connect-retries N            other upstreams tried after a failed connect (default 2)
   --idle-timeout DURATION        no byte either way for this long closes both sides (default 10m)
+  --client-timeout DURATION      the client silent while it owes data or an ack (default: off)
+  --server-timeout DURATION      the upstream silent while it owes data or an ack (default: off)
   --max-lifetime DURATION        close connections this old (default: none)
   --buffer-size SIZE             read buffer per direction, e.g. 64KiB (default 256KiB)
   --max-connections N            concurrent connections on the listener
@@ -32,10 +47,15 @@ Global options:
   --admin-token TOKEN            bearer token required by the admin API
   --workers N|auto               worker processes sharing the listeners
   --pid-file FILE                write the pid here once listening (control commands find it)
-  --log-level trace|debug|info|warn|error
+  --log-level trace|debug|info|warn|error|silent
   --log-format json|pretty
   --help, -h                     this text
   --version, -v                  the version
+
+Signals:
+  SIGHUP                         reload the config file (an invalid one is logged, the old one kept)
+  SIGTERM, SIGINT                stop accepting, drain connections for up to shutdown_timeout, exit 0;
+                                 a second one exits at once
 
 Durations: 250ms, 5s, 2m, 1h, or a number of milliseconds.
 HOST: an IPv4 address, an IPv6 address in brackets ([::1]:8080), or a name.

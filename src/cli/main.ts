@@ -5,7 +5,7 @@
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../config/load.js';
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { LogFileError, openLogs, type LogFormat } from '../observability/logger.js';
+import { createLogger, LogFileError, openLogs, type LogFormat } from '../observability/logger.js';
 import { ListenError } from '../proxy/listener.js';
 import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
@@ -13,7 +13,8 @@ import { checkPidFileFree, holdPidFile, PidFileError } from '../runtime/pid-file
 import { handleSignals } from '../runtime/signals.js';
 import { VERSION } from '../runtime/version.js';
 import { runWorkers, workerCount } from '../runtime/workers.js';
-import { flagForKeyPath, parseCommandLine, UsageError, type GlobalOverrides } from './args.js';
+import { ToxiproxyServer } from '../toxiproxy/server.js';
+import { flagForKeyPath, parseCommandLine, UsageError, type Command, type GlobalOverrides } from './args.js';
 import { runControl } from './control.js';
 import { runDemo } from './demo.js';
 import { HELP } from './help.js';
@@ -34,13 +35,16 @@ export async function main(argv: readonly string[]): Promise<void> {
       case 'control':
         process.exitCode = await runControl(command);
         return;
+      case 'toxiproxy-server':
+        await runToxiproxyServer(command);
+        return;
       case 'run': {
         const load = async (): Promise<ConfigSnapshot> =>
           command.configFile !== undefined
             ? loadConfigFile(command.configFile, (raw) => applyOverrides(raw, command.overrides))
             : buildSnapshot(applyOverrides(command.raw, command.overrides));
         const snapshot = await load().catch((error: unknown) => {
-          if (error instanceof ConfigError && command.configFile === undefined) throw renameKeysToFlags(error);
+          if (error instanceof ConfigError && command.configFile === undefined) throw renameKeysToFlags(error, command.fourArguments === true);
           throw error;
         });
         if (command.check) {
@@ -58,13 +62,23 @@ export async function main(argv: readonly string[]): Promise<void> {
       if (error instanceof UsageError) process.stderr.write('Try "tcpproxy --help".\n');
       process.exit(2);
     }
-    if (error instanceof ListenError || error instanceof PidFileError || error instanceof LogFileError) {
-      process.stderr.write(`tcpproxy: ${error.message}\n`);
+    if (error instanceof ListenError || error instanceof PidFileError || error instanceof LogFileError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`tcpproxy: ${(error as Error).message}\n`);
       process.exit(1);
     }
     process.stderr.write(`tcpproxy: ${(error as Error).stack ?? String(error)}\n`);
     process.exit(1);
   }
+}
+
+async function runToxiproxyServer(command: Extract<Command, { kind: 'toxiproxy-server' }>): Promise<void> {
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+  const level = levels.find((l) => l === (command.logLevel ?? 'info'));
+  if (level === undefined) throw new UsageError(`--log-level: unknown level "${command.logLevel}"`);
+  const logger = createLogger({ level });
+  const server = new ToxiproxyServer({ host: command.host, port: command.port, configFile: command.configFile, logger });
+  handleSignals(server, logger);
+  await server.start();
 }
 
 async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
@@ -78,6 +92,8 @@ async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<Config
     syslog: snapshot.log.syslog,
   });
   if (workerCount(snapshot) > 1) {
+    // Proxies created through it would exist in one process only.
+    if (snapshot.admin?.toxiproxy_api) throw new ConfigError(['admin.toxiproxy_api: needs workers: 1']);
     await runWorkers(snapshot, logs, reloadSource);
   } else {
     const runtime = new ProxyRuntime(snapshot, logs.logger, reloadSource);
@@ -103,7 +119,14 @@ function applyOverrides(raw: unknown, overrides: GlobalOverrides): unknown {
       ...(overrides.logFormat !== undefined && { format: overrides.logFormat }),
     };
   }
-  if (overrides.admin !== undefined) config.admin = { ...section('admin'), listen: overrides.admin };
+  if (overrides.admin !== undefined || overrides.adminToken !== undefined) {
+    // A security flag is never dropped: --admin-token sets admin.token over the file's (#12).
+    config.admin = {
+      ...section('admin'),
+      ...(overrides.admin !== undefined && { listen: overrides.admin }),
+      ...(overrides.adminToken !== undefined && { token: overrides.adminToken }),
+    };
+  }
   if (overrides.workers !== undefined) config.workers = /^\d+$/.test(overrides.workers) ? Number(overrides.workers) : overrides.workers;
   // From the command line, a relative path is relative to where the command runs.
   if (overrides.pidFile !== undefined) config.pid_file = resolve(overrides.pidFile);
@@ -120,12 +143,12 @@ const GLOBAL_FLAGS: Readonly<Record<string, string>> = {
 };
 
 /** A config built from flags reports its problems under the flags' names. */
-function renameKeysToFlags(error: ConfigError): ConfigError {
+function renameKeysToFlags(error: ConfigError, fourArguments: boolean): ConfigError {
   return new ConfigError(
     error.problems.map((line) => {
       const colon = line.indexOf(': ');
       const path = line.slice(0, colon);
-      return `${GLOBAL_FLAGS[path] ?? flagForKeyPath(path)}: ${line.slice(colon + 2)}`;
+      return `${GLOBAL_FLAGS[path] ?? flagForKeyPath(path, fourArguments)}: ${line.slice(colon + 2)}`;
     }),
   );
 }

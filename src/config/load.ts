@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { didYouMean } from './did-you-mean.js';
+import { knownKeys } from './known-keys.js';
 import { configSchema, type ParsedConfig, type ParsedListener } from './schema.js';
 
 /** A configuration problem: exit status 2, one line per offending key path. */
@@ -27,17 +29,32 @@ export interface ConfigSnapshot extends Readonly<Omit<ParsedConfig, 'listeners'>
   readonly baseDir: string;
 }
 
+/** A key as written in a path: bare when it looks like one, else quoted (`["a b"]`), so that a path is one unambiguous line. */
+const BARE_KEY = /^[A-Za-z_][\w-]*$/;
+
 /** `listeners[0].upstreams[1].address` from zod's path array. */
 export function formatKeyPath(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? String(key) : `.${String(key)}`;
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (!BARE_KEY.test(String(key))) out += `[${JSON.stringify(String(key))}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
   return out || '(top level)';
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = formatKeyPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `${formatKeyPath([...issue.path, key])}: unknown key`).join('\n');
+    const known = knownKeys(configSchema, issue.path, issue.input);
+    return issue.keys.map((key) => `${formatKeyPath([...issue.path, key])}: unknown key${didYouMean(key, known)}`).join('\n');
+  }
+  if (issue.code === 'invalid_union' && issue.discriminator !== undefined && 'options' in issue && issue.options !== undefined) {
+    // An unknown filter `type`: name the types there are, and the nearest one.
+    const given = (issue.input as Record<string, unknown> | undefined)?.[issue.discriminator];
+    const types = issue.options.map(String);
+    const got = given === undefined ? 'got nothing' : `got ${JSON.stringify(given)}${typeof given === 'string' ? didYouMean(given, types) : ''}`;
+    return `${path}: expected one of ${types.join(', ')}, ${got}`;
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: required`;
   if (issue.code === 'invalid_value' && 'values' in issue) {
@@ -82,7 +99,10 @@ export async function loadConfigFile(file: string, adjust: (raw: unknown) => unk
   }
   let raw: unknown;
   try {
-    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    // A config is JSON-shaped: YAML 1.1 tags (!!binary, !!set, !!timestamp...) stay strings
+    // rather than becoming a Buffer, Set or Date that no key path can name (#12 fuzzing),
+    // and YAML's warnings are not printed as Node process warnings.
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { resolveKnownTags: false, logLevel: 'error' });
   } catch (err) {
     throw new ConfigError([`${file}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
   }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseHostPort, type HostPort } from './host-port.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
+import { expectationProblem } from '../balancing/health-check.js';
 import { byteSize, duration, filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
 import { ACCESS_FIELDS } from '../observability/access-log.js';
 import { syslogSchema } from '../observability/syslog-config.js';
@@ -30,7 +31,7 @@ const positiveInt = z.number().int().positive();
 const count = z.number().int().nonnegative();
 
 /** An upstream is "HOST:PORT" or an object; the string form is sugar for `{ address }`. */
-const upstream = z.preprocess(
+export const upstream = z.preprocess(
   (value) => (typeof value === 'string' ? { address: value } : value),
   z.strictObject({
     address: hostPort(),
@@ -77,7 +78,14 @@ const healthCheck = z.strictObject({
   healthy_threshold: positiveInt.default(2),
   unhealthy_threshold: positiveInt.default(3),
   send: z.string().optional(),
-  expect: z.string().optional(),
+  // Checked here: an invalid regex used to pass --check and fail the start with a stack trace (#12 fuzzing).
+  expect: z
+    .string()
+    .superRefine((text, ctx) => {
+      const problem = expectationProblem(text);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 const proxyProtocol = z.strictObject({
@@ -124,12 +132,16 @@ export const listenerSchema = z.strictObject({
   connect_timeout: duration.default(5_000),
   connect_retries: count.default(2),
   idle_timeout: duration.default(600_000),
+  /** Inactivity on one side while it owes data or an acknowledgement (HAProxy's timeout client/server); 0 = off. */
+  client_timeout: duration.default(0),
+  server_timeout: duration.default(0),
   max_lifetime: duration.default(0),
   /** Each direction's read buffer: bytes per read syscall (memory per busy connection: twice this). */
   buffer_size: bufferSize.default(256 * 1024),
   max_connections: positiveInt.optional(),
   max_connections_per_ip: positiveInt.optional(),
-  new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration }).optional(),
+  // per > 0: a zero window passed the check and threw at start (#12 fuzzing).
+  new_connections_per_ip: z.strictObject({ limit: positiveInt, per: duration.refine((ms) => ms > 0, 'must be more than 0ms') }).optional(),
   on_limit: z.enum(['reject', 'queue']).default('reject'),
   queue_timeout: duration.default(10_000),
   max_queue: positiveInt.default(1000),
@@ -151,6 +163,40 @@ export const listenerSchema = z.strictObject({
     .optional(),
   inspect: inspectSpecSchema.optional(),
   filters: z.array(filterSpecSchema).optional(),
+  /** Every connection takes the filtered path, so that filters changed at run time reach it too. */
+  live_filters: z.boolean().default(false),
+  /** `cluster`: the three connection limits count across every process sharing the `cluster` Redis. */
+  limits_scope: z.enum(['local', 'cluster']).default('local'),
+});
+
+// -- cluster: limits shared by several processes through Redis (src/cluster) ----------
+/** `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). */
+const redisUrl = z.string().superRefine((text, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return void ctx.addIssue({ code: 'custom', message: `expected redis://HOST[:PORT][/DB] or rediss://..., got ${JSON.stringify(text)}` });
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    ctx.addIssue({ code: 'custom', message: `expected a redis:// or rediss:// URL, got ${JSON.stringify(url.protocol)}` });
+  } else if (url.hostname === '') ctx.addIssue({ code: 'custom', message: 'the URL names no host' });
+  else if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) {
+    ctx.addIssue({ code: 'custom', message: `the path must be a database number (/0), got ${JSON.stringify(url.pathname)}` });
+  }
+});
+
+const MIN_LEASE_MS = 1_000;
+
+export const clusterSchema = z.strictObject({
+  redis: redisUrl,
+  prefix: z.string().min(1).regex(/^[^\s]+$/, 'must not contain white space').default('tcpproxy'),
+  /** While Redis cannot be reached (or does not answer within `timeout`): admit or refuse. */
+  on_error: z.enum(['allow', 'deny']).default('allow'),
+  /** The longest an admission waits for Redis before `on_error` decides. */
+  timeout: duration.refine((ms) => ms > 0 && ms <= 10_000, 'must be from 1ms to 10s').default(100),
+  /** A process's slots outlive it (SIGKILL, machine loss) by at most `lease` + `lease`/3. */
+  lease: duration.refine((ms) => ms >= MIN_LEASE_MS && ms <= 600_000, 'must be from 1s to 10m').default(10_000),
 });
 
 export const configSchema = z.strictObject({
@@ -158,6 +204,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       listen: hostPort({ allowPortZero: true }).default({ host: '127.0.0.1', port: 9901 }),
       token: z.string().min(1).optional(),
+      /** Also serve toxiproxy's HTTP API (/proxies, /populate, /reset, /version) here. */
+      toxiproxy_api: z.boolean().default(false),
     })
     .optional(),
   log: z
@@ -174,8 +222,22 @@ export const configSchema = z.strictObject({
   pid_file: z.string().min(1).optional(),
   workers: z.union([positiveInt, z.literal('auto')]).default(1),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
+  cluster: clusterSchema.optional(),
+}).superRefine((config, ctx) => {
+  config.listeners.forEach((listener, index) => {
+    if (listener.limits_scope !== 'cluster') return;
+    if (config.cluster === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['listeners', index, 'limits_scope'], message: 'cluster needs a top-level "cluster" block (cluster.redis)' });
+    }
+    // The wait queue is per process while the counts are shared: a slot freed elsewhere would
+    // never wake a waiter here. Refuse the combination rather than queue unfairly.
+    if (listener.on_limit === 'queue') {
+      ctx.addIssue({ code: 'custom', path: ['listeners', index, 'on_limit'], message: 'queue cannot be combined with limits_scope: cluster (the queue would be per instance); use reject' });
+    }
+  });
 });
 
 export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type ParsedListener = z.output<typeof listenerSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;

@@ -7,6 +7,10 @@
  *
  * Failures (a throw, a rejected promise) are reported once, through `ChainOutput.failed`,
  * whenever they happen (also from a filter's timer); the chain then drops everything.
+ *
+ * Live filters (live.ts) insert and remove stages while bytes flow. That is why a stage
+ * pushes through its own `push`, which forwards to whatever follows it *now*: a filter that
+ * keeps `push` for a timer still reaches the right stage after the chain changed behind it.
  */
 import type { Logger } from 'pino';
 import type { Direction, Filter, Push } from './filter.js';
@@ -41,17 +45,25 @@ export interface ChainIdentity {
   readonly log: Logger;
 }
 
+/** A stage of a chain, as live.ts holds it to remove it later. */
+export type StageHandle = Stage;
+
 class Stage {
   busy = false;
+  /** Taken out of the chain (live filters): a late settle of its filter changes nothing. */
+  removed = false;
   private readonly queue: Buffer[] = [];
 
   constructor(
     private readonly chain: FilterChain,
     readonly name: string,
     readonly filter: Filter,
-    /** Bound once per stage (not per chunk): the next stage's accept, or the output. */
-    readonly push: Push,
+    /** What follows: the next stage's accept, or the chain's output; re-pointed by insert/remove. */
+    public next: Push,
   ) {}
+
+  /** Bound once per stage (not per chunk); handed to the filter. */
+  readonly push: Push = (chunk) => this.next(chunk);
 
   readonly accept = (chunk: Buffer): void => {
     if (this.chain.stopped) return;
@@ -75,6 +87,7 @@ class Stage {
   }
 
   private readonly settled = (): void => {
+    if (this.removed) return;
     this.busy = false;
     this.chain.busyStages--;
     while (!this.busy && this.queue.length > 0 && !this.chain.stopped) this.run(this.queue.shift()!);
@@ -87,6 +100,29 @@ class Stage {
 
   clear(): void {
     this.queue.length = 0;
+  }
+
+  /**
+   * Taken out while bytes flow: what the filter holds (`flush`), then what waited in front
+   * of it, goes on in order before anything newer can; then the filter is released.
+   */
+  takeOut(): void {
+    this.removed = true;
+    try {
+      this.filter.flush?.(this.next);
+    } catch (error) {
+      this.chain.fail(this, error);
+    }
+    for (const chunk of this.queue.splice(0)) this.next(chunk);
+    if (this.busy) {
+      this.busy = false;
+      this.chain.busyStages--;
+    }
+    try {
+      this.filter.destroy?.();
+    } catch {
+      // Released anyway: the filter is gone from the chain.
+    }
   }
 }
 
@@ -101,7 +137,8 @@ export class FilterChain {
   private failure: FilterError | undefined;
   private idle: Promise<void> | undefined;
   private resolveIdle: (() => void) | undefined;
-  private readonly entry: Push;
+  /** Where write() feeds chunks: the first stage's accept, or the output when there is none. */
+  private entry: Push;
 
   constructor(
     stages: readonly ChainStage[],
@@ -114,6 +151,37 @@ export class FilterChain {
       next = stage.accept;
     }
     this.entry = next;
+  }
+
+  get length(): number {
+    return this.stages.length;
+  }
+
+  indexOf(stage: StageHandle): number {
+    return this.stages.indexOf(stage);
+  }
+
+  /** Live filters: a stage at `index` (0 = first); chunks written from now on go through it. */
+  insert(index: number, stage: ChainStage): StageHandle {
+    const after = this.stages[index];
+    const added = new Stage(this, stage.name, stage.filter, after ? after.accept : this.emit);
+    const before = this.stages[index - 1];
+    if (index > 0 && before) before.next = added.accept;
+    else this.entry = added.accept;
+    this.stages.splice(index, 0, added);
+    return added;
+  }
+
+  /** Live filters: takes a stage out; what it holds is passed on first (see Stage.takeOut). */
+  remove(stage: StageHandle): void {
+    const index = this.stages.indexOf(stage);
+    if (index === -1) return;
+    const before = this.stages[index - 1];
+    if (before) before.next = stage.next;
+    else this.entry = stage.next;
+    this.stages.splice(index, 1);
+    stage.takeOut();
+    this.checkIdle();
   }
 
   /** Attaches the destination; a failure that happened before is reported now. */

@@ -55,6 +55,14 @@ class DelayFilter implements Filter {
     });
   }
 
+  /** Removed at run time: every held chunk leaves now, in order. */
+  flush(push: Push): void {
+    for (let i = this.head; i < this.queue.length; i++) push(this.queue[i]!.chunk);
+    const waiting = [this.belowLimit, this.drained];
+    this.destroy();
+    for (const resume of waiting) resume?.();
+  }
+
   destroy(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = this.push = this.belowLimit = this.drained = undefined;

@@ -41,6 +41,11 @@ export interface Filter {
   data(chunk: Buffer, push: Push): void | Promise<void>;
   /** End of stream in this direction: push any held bytes; a promise delays the FIN until it settles. */
   end?(push: Push): void | Promise<void>;
+  /**
+   * Live filters only: the filter is being removed from a connection that goes on. Push
+   * everything held, now (synchronously); `destroy` follows. Without it, held bytes are lost.
+   */
+  flush?(push: Push): void;
   /** The connection is gone: release timers and held data. Called once; no push afterwards. */
   destroy?(): void;
 }

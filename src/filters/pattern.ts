@@ -48,12 +48,17 @@ export function parsePattern(match: string, literal = false): Pattern {
   try {
     regex = new RegExp(toByteString(source), flags.replace('g', '') + 'g');
   } catch (error) {
-    throw new Error((error as Error).message);
+    throw new Error(oneLine((error as Error).message));
   }
   if (new RegExp(regex.source, regex.flags.replace('g', '')).test('')) {
-    throw new Error(`regex ${match} matches the empty string`);
+    throw new Error(`regex ${oneLine(match)} matches the empty string`);
   }
   return { kind: 'regex', regex };
+}
+
+/** A config error is one line per key: line breaks in a pattern are shown escaped (found by fuzzing, #12). */
+function oneLine(text: string): string {
+  return text.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
 }
 
 /**

@@ -32,6 +32,8 @@ export interface ConnectionContext extends CapturedConnection {
 export interface DataPipeline {
   readonly toUpstream: FilterChain;
   readonly toClient: FilterChain;
+  /** Stages that end each chain after the place of live filters (the capture of what is sent). */
+  readonly tailStages: number;
   /** Releases both chains' filters and ends the connection in the capture; idempotent. */
   destroy(): void;
 }
@@ -167,12 +169,26 @@ class PipelineFactory implements DataPipelineFactory {
   }
 }
 
+/** Two chains without stages: a connection that only live filters (live.ts) act on. */
+export function emptyPipeline(connection: ConnectionContext): DataPipeline {
+  const { id, log } = connection;
+  return new ConnectionPipeline(
+    new FilterChain([], { connectionId: id, direction: 'to_upstream', log }),
+    new FilterChain([], { connectionId: id, direction: 'to_client', log }),
+    undefined,
+  );
+}
+
 class ConnectionPipeline implements DataPipeline {
+  readonly tailStages: number;
+
   constructor(
     readonly toUpstream: FilterChain,
     readonly toClient: FilterChain,
     private readonly capture: ConnectionCapture | undefined,
-  ) {}
+  ) {
+    this.tailStages = capture ? 1 : 0;
+  }
 
   destroy(): void {
     this.toUpstream.destroy();
@@ -181,7 +197,7 @@ class ConnectionPipeline implements DataPipeline {
   }
 }
 
-class ConnectionFilterContext implements FilterContext {
+export class ConnectionFilterContext implements FilterContext {
   private logger: Logger | undefined;
 
   constructor(

@@ -45,6 +45,14 @@ class ThrottleFilter implements Filter {
     });
   }
 
+  /** Removed at run time: the rest of the chunk leaves now. */
+  flush(push: Push): void {
+    const { rest, done } = this;
+    if (rest !== undefined && rest.length > 0) push(rest);
+    this.destroy();
+    done?.();
+  }
+
   destroy(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = this.rest = this.push = this.done = undefined;

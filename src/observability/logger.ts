@@ -10,6 +10,7 @@
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
+import { LogSink } from './log-sink.js';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SyslogConfig } from './syslog-config.js';
@@ -70,17 +71,19 @@ export function openLogs(options: LoggerOptions): ProcessLogs {
   if (format === 'pretty') {
     return { logger: pino(base, pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, translateTime: 'SYS:HH:MM:ss.l' })), reopen: noReopen };
   }
-  return { logger: pino(base, batched(1)), reopen: noReopen };
+  // Lines are batched (one write per 8 KiB instead of one per connection: at thousands of
+  // connections per second that write was the proxy's largest cost) and flushed at least
+  // every 100 ms and at exit. A closed stdout (EPIPE) stops the log, never the proxy.
+  return { logger: pino(base, new LogSink(1, { minLength: 8192, flushIntervalMs: LOG_FLUSH_INTERVAL_MS })), reopen: noReopen };
 }
 
 /**
- * Lines are batched (one write per 8 KiB instead of one per connection: at thousands of
- * connections per second that write was the proxy's largest cost) and flushed at least
- * every 100 ms; pino's exit hook flushes the rest. A path is opened for appending (and
+ * `log.file`: batched like stdout, flushed at least every 100 ms; pino's exit hook flushes
+ * the rest (a file has no reader to vanish). The path is opened for appending (and
  * created, with its directory, when missing).
  */
-function batched(dest: string | number): ReturnType<typeof pino.destination> {
-  if (typeof dest === 'string') checkWritable(dest);
+function batched(dest: string): ReturnType<typeof pino.destination> {
+  checkWritable(dest);
   const destination = pino.destination({ dest, sync: false, minLength: 8192, append: true, mkdir: true });
   // After start-up (a reopen into a directory that was removed...): say so, never crash.
   destination.on('error', (error: NodeJS.ErrnoException) => process.stderr.write(`tcpproxy: log.file ${String(dest)}: ${error.code ?? error.message}\n`));

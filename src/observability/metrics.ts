@@ -25,6 +25,9 @@ export const CLOSE_REASONS = [
   'admin',
   /** `schedule.enforce: close`: the access window ended. */
   'schedule',
+  /** `client_timeout` / `server_timeout`: that side stayed silent while it owed data or an acknowledgement. */
+  'client_timeout',
+  'server_timeout',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
@@ -40,6 +43,8 @@ export const REJECT_REASONS = [
   'tls',
   /** Still queued when the proxy shut down. */
   'shutdown',
+  /** `limits_scope: cluster` with `cluster.on_error: deny` while Redis cannot be reached. */
+  'cluster_unavailable',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -68,6 +73,80 @@ export interface ListenerMetrics {
     bytesToClient: number,
     seconds: number,
   ): void;
+}
+
+/** What the Redis link of `limits_scope: cluster` reports (src/cluster). */
+export interface ClusterMetrics {
+  /** The link went up or down: tcpproxy_cluster_redis_up. */
+  redisUp(up: boolean): void;
+  /** One script's round trip: tcpproxy_cluster_redis_seconds. */
+  roundTrip(seconds: number): void;
+  /** An admission decided by `cluster.on_error` (Redis down or slow): tcpproxy_cluster_on_error_total. */
+  onErrorDecision(listener: string, decision: 'allow' | 'deny'): void;
+  /** The listener's connections across the cluster, as Redis last answered: tcpproxy_cluster_connections_active. */
+  clusterActive(listener: string, active: number): void;
+}
+
+/** Redis round trips: loopback is ~0.1 ms, a neighbouring host ~0.5 ms; above `cluster.timeout` is on_error's. */
+const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+/** The cluster metrics, registered on first use: processes without `cluster` export none of them. */
+class ClusterRecorder implements ClusterMetrics {
+  up = 0;
+  readonly decisions = new Map<string, { allow: number; deny: number }>();
+  readonly active = new Map<string, number>();
+  private readonly seconds: Histogram;
+
+  constructor(registers: Registry[]) {
+    this.seconds = new Histogram({ name: 'tcpproxy_cluster_redis_seconds', help: 'Round-trip time of the cluster-limit scripts sent to Redis.', buckets: REDIS_BUCKETS, registers });
+    const recorder = this;
+    new Gauge({
+      name: 'tcpproxy_cluster_redis_up',
+      help: '1 while the Redis of limits_scope: cluster answers, 0 while on_error decides.',
+      registers,
+      // Merged across workers: up only when every worker reaches Redis.
+      aggregator: 'min',
+      collect() {
+        this.set(recorder.up);
+      },
+    });
+    scrapedCounter(registers, 'tcpproxy_cluster_on_error_total', 'Admissions decided by cluster.on_error because Redis was down or slow, by decision.', ['listener', 'decision'], function* () {
+      for (const [listener, counts] of recorder.decisions) {
+        yield [{ listener, decision: 'allow' }, counts.allow];
+        yield [{ listener, decision: 'deny' }, counts.deny];
+      }
+    });
+    new Gauge({
+      name: 'tcpproxy_cluster_connections_active',
+      help: "The listener's open connections across all instances, as Redis last answered.",
+      labelNames: ['listener'],
+      registers,
+      // Every worker sees the same cluster-wide figure (at slightly different moments).
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        for (const [listener, value] of recorder.active) this.set({ listener }, value);
+      },
+    });
+  }
+
+  redisUp(up: boolean): void {
+    this.up = up ? 1 : 0;
+  }
+
+  roundTrip(seconds: number): void {
+    this.seconds.observe(seconds);
+  }
+
+  onErrorDecision(listener: string, decision: 'allow' | 'deny'): void {
+    let counts = this.decisions.get(listener);
+    if (counts === undefined) this.decisions.set(listener, (counts = { allow: 0, deny: 0 }));
+    counts[decision]++;
+  }
+
+  clusterActive(listener: string, active: number): void {
+    this.active.set(listener, active);
+  }
 }
 
 export interface UpstreamSample {
@@ -236,6 +315,7 @@ export class ProxyMetrics {
   readonly contentType: string = this.registry.contentType;
   private readonly recorders = new Map<string, ListenerRecorder>();
   private sources: MetricSources | null = null;
+  private cluster: ClusterRecorder | undefined;
   private readonly connectSeconds: Histogram<'listener' | 'upstream'>;
   private readonly durationSeconds: Histogram<'listener'>;
 
@@ -264,6 +344,12 @@ export class ProxyMetrics {
   /** The recorder for one listener; cached, so callers may also keep the returned object. */
   listenerMetrics(listener: string): ListenerMetrics {
     return this.recorder(listener);
+  }
+
+  /** The cluster-limit metrics (registered on the first call). */
+  clusterMetrics(): ClusterMetrics {
+    this.cluster ??= new ClusterRecorder([this.registry]);
+    return this.cluster;
   }
 
   setSources(sources: MetricSources): void {

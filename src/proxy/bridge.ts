@@ -18,7 +18,9 @@
  * FIN is carried through (allowHalfOpen on both sockets: one direction ending leaves the
  * other open); a reset or error on either side destroys the other. Every resource is
  * released in one place, `finish()`, exactly once, which writes the access-log line.
- * When the listener has filters or inspection, the two loops are FilteredDirections instead.
+ * When the listener has filters or inspection, the two loops are FilteredDirections instead;
+ * so too when it has live filters (toxics) when the connection starts, or is always live
+ * (filters/live.ts says why an open plain-path connection is not switched over).
  */
 import cluster from 'node:cluster';
 import type { Socket } from 'node:net';
@@ -26,11 +28,13 @@ import type { Endpoint } from '../balancing/endpoint.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { DataPipeline } from '../filters/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
+import { connectionPipeline } from '../filters/live.js';
 import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
 import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
+import { SideTimeouts } from './side-timeouts.js';
 import { watchWhileWaiting } from './waiting-client.js';
 
 
@@ -55,7 +59,11 @@ export class Bridge {
   private connector: UpstreamConnector | undefined;
   private pipeline: DataPipeline | undefined;
   private directions: [FilteredDirection, FilteredDirection] | undefined;
+  /** Decided once, in start(): the filtered path (configured or live filters) or the plain one. */
+  private filtered = false;
   private lifetimeTimer: NodeJS.Timeout | undefined;
+  /** idle_timeout, client_timeout, server_timeout: on the sockets' own timers (side-timeouts.ts). */
+  private timeouts: SideTimeouts | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
   /** Each direction's read buffer (recycled: given back once both sockets are closed). */
@@ -88,6 +96,7 @@ export class Bridge {
   /** accept -> admitted: pick an upstream and connect (the client stays paused meanwhile). */
   start(): void {
     const { config } = this.context;
+    this.filtered = this.context.pipeline !== undefined || this.context.live.engaged;
     // One timer for both ends of life: max_lifetime, and an enforced schedule window's end.
     const windowEnd = this.context.scheduleCloses?.(new Date(this.startedAt));
     const untilWindowEnd = windowEnd ? Math.max(0, windowEnd.getTime() - this.startedAt) : Infinity;
@@ -104,7 +113,7 @@ export class Bridge {
         retries: config.connect_retries,
         // The zero-copy read needs a plain TCP upstream and no filters in between.
         // A function: the buffer is taken when an attempt opens its socket, not while queued.
-        onread: this.context.pipeline || this.context.upstreamTls ? undefined : { buffer: this.upstreamReadBuffer, callback: this.onUpstreamRead },
+        onread: this.filtered || this.context.upstreamTls ? undefined : { buffer: this.upstreamReadBuffer, callback: this.onUpstreamRead },
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
@@ -155,7 +164,7 @@ export class Bridge {
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onSocketClose);
     upstream.on('end', this.onUpstreamEnd);
-    if (this.context.pipeline) {
+    if (this.filtered) {
       this.listenToClient();
       return this.startFiltered(upstream, endpoint);
     }
@@ -175,7 +184,7 @@ export class Bridge {
 
   private listenToClient(): void {
     this.client.on('end', this.onClientEnd);
-    this.client.setTimeout(this.context.config.idle_timeout, this.onIdle);
+    this.timeouts = new SideTimeouts(this.context.config, this.client, this.upstream!, this.onInactive);
   }
 
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
@@ -288,7 +297,7 @@ export class Bridge {
   // -- filtered mode -------------------------------------------------------------------
 
   private startFiltered(upstream: Socket, endpoint: Endpoint): void {
-    const pipeline = this.context.pipeline!.create({
+    const pipeline = connectionPipeline(this.context.pipeline, this.context.live, {
       id: this.id,
       listener: this.context.name,
       log: this.context.logger,
@@ -314,7 +323,7 @@ export class Bridge {
 
   // -- teardown ------------------------------------------------------------------------
 
-  private readonly onIdle = (): void => this.close('idle_timeout');
+  private readonly onInactive = (reason: CloseReason): void => this.close(reason);
 
   private readonly onLifetimeOver = (): void => this.close('max_lifetime');
 
@@ -365,7 +374,7 @@ export class Bridge {
 
   private release(): void {
     if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
-    this.client.setTimeout(0);
+    this.timeouts?.stop();
     if (this.directions) {
       this.directions[0].stop();
       this.directions[1].stop();

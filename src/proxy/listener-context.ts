@@ -10,7 +10,9 @@ import type { Admission } from '../admission/admission.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { UpstreamQueue } from '../balancing/upstream-queue.js';
+import type { ClusterLimits } from '../cluster/cluster-limits.js';
 import type { ListenerConfig } from '../config/load.js';
+import type { LiveFilters } from '../filters/live.js';
 import type { DataPipelineFactory } from '../filters/pipeline.js';
 import type { ListenerMetrics } from '../observability/metrics.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../protocol/tls.js';
@@ -29,9 +31,13 @@ export interface ListenerContext {
   /** Concurrent-connection counts, shared by the contexts of one listener across reloads. */
   readonly limits: ConnectionLimits;
   readonly admission: Admission;
+  /** `limits_scope: cluster`: the listener's ledger of shared limits (kept across reloads by the Redis link). */
+  readonly shared?: ClusterLimits | undefined;
   /** With `on_limit: queue`: the waiting line of each pool (listener's and routes'), for full upstreams. */
   readonly upstreamQueues: ReadonlyMap<UpstreamPool, UpstreamQueue>;
   readonly pipeline: DataPipelineFactory | undefined;
+  /** Filters changed at run time (toxics, admin API): the same object across reloads. */
+  readonly live: LiveFilters;
   readonly metrics: ListenerMetrics;
   /** Open bridges of this listener, across reloads (admin API, shutdown). */
   readonly connections: Set<Bridge>;

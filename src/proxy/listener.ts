@@ -21,6 +21,11 @@ const ACCEPT_BACKOFF_MS = 100;
 
 export class ListenError extends Error {}
 
+/** The one-line message of a failed bind (a listener's or the admin endpoint's): which address and why. */
+export function listenError(what: string, host: string, port: number, error: NodeJS.ErrnoException): ListenError {
+  return new ListenError(`${what}: cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`);
+}
+
 export class Listener {
   private readonly server: net.Server;
   private shedUntil = 0;
@@ -28,7 +33,6 @@ export class Listener {
 
   constructor(private context: ListenerContext) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
-    this.server.on('error', this.onServerError);
   }
 
   get name(): string {
@@ -45,10 +49,12 @@ export class Listener {
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => {
         this.server.off('listening', onListening);
-        reject(new ListenError(`listener "${this.name}": cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`));
+        reject(listenError(`listener "${this.name}"`, host, port, error));
       };
       const onListening = (): void => {
         this.server.off('error', onError);
+        // Only now: a bind failure is not an accept failure (it used to log a bogus accept_error).
+        this.server.on('error', this.onServerError);
         resolve(this.server.address() as AddressInfo);
       };
       this.server.once('error', onError);
@@ -111,6 +117,13 @@ export class Listener {
   }
 
   private admit(context: ListenerContext, socket: Socket, identity: ClientIdentity): void {
+    if (context.shared !== undefined) {
+      // limits_scope: cluster: Redis answers within cluster.timeout (else on_error does). The
+      // client stays paused meanwhile; one that left is noticed by startOrRefuse.
+      const shared = context.admission.admitShared(identity.ip);
+      if (!(shared instanceof Promise)) return startOrRefuse(context, socket, identity, shared);
+      return void shared.then((result) => startOrRefuse(context, socket, identity, result));
+    }
     const decision = context.admission.admit(identity.ip);
     if (decision !== 'queue') return startOrRefuse(context, socket, identity, decision);
     // Over a limit with on_limit: queue. The client is not read beyond a bounded buffer

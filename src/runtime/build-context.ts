@@ -10,13 +10,16 @@ import { Admission } from '../admission/admission.js';
 import { ConnectionLimits, type ConnectionLimitOptions } from '../admission/limits.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import { Schedule } from '../admission/schedule.js';
+import { parseExpectation } from '../balancing/health-check.js';
 import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
 import { UpstreamQueue } from '../balancing/upstream-queue.js';
 import { formatHostPort } from '../config/host-port.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
 import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
+import { LiveFilters } from '../filters/live.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
+import type { RedisLink } from '../cluster/redis-link.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
@@ -27,10 +30,14 @@ export interface BuildOptions {
   readonly metrics: ProxyMetrics;
   /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
   readonly previous: ListenerContext | undefined;
+  /** A listener created at run time brings its own live filters (a toxiproxy proxy keeps its toxics while disabled). */
+  readonly live?: LiveFilters | undefined;
+  /** The process's Redis link, when some listener has `limits_scope: cluster`. */
+  readonly cluster?: RedisLink | undefined;
 }
 
 export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
-  const { snapshot, logger, metrics, previous } = options;
+  const { snapshot, logger, metrics, previous, cluster } = options;
   const send = config.proxy_protocol?.send;
   const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
     new UpstreamPool({
@@ -61,7 +68,9 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   // new limits apply at commit, so that a failed reload leaves the running ones).
   const limits = previous?.limits ?? new ConnectionLimits(limitOptions(config));
   const schedule = access?.schedule && new Schedule(access.schedule);
+  const shared = config.limits_scope === 'cluster' ? cluster?.limits(config.name) : undefined;
   const admission = new Admission({
+    ...(shared && { shared }),
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule }),
     ...(config.new_connections_per_ip && {
@@ -96,10 +105,12 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
     pool,
     limits,
     admission,
+    shared,
     upstreamQueues,
     pipeline,
     metrics: metrics.listenerMetrics(config.name),
     connections: previous?.connections ?? new Set(),
+    live: previous?.live ?? options.live ?? new LiveFilters(config.live_filters),
     proxyHeader: send ? proxyHeaderEncoder(send) : undefined,
     tls,
     upstreamTls,
@@ -118,6 +129,10 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
 export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
   for (const pool of contextPools(context)) pool.takeOver();
   context.limits.reconfigure(limitOptions(context.config));
+  context.shared?.configure({
+    ...limitOptions(context.config),
+    newConnectionsPerIp: context.config.new_connections_per_ip && { limit: context.config.new_connections_per_ip.limit, perMs: context.config.new_connections_per_ip.per },
+  });
   const kept = new Set(context.upstreamQueues.values());
   for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
   for (const queue of previous?.upstreamQueues.values() ?? []) {
@@ -225,12 +240,6 @@ function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefine
     // A server that requires PROXY headers gets the LOCAL form from health checks.
     ...(send && { preamble: () => (send === 'v2' ? encodeV2(undefined) : encodeV1(undefined)) }),
   };
-}
-
-/** `expect: "/^\+OK/i"` is a regular expression; anything else is the literal bytes. */
-function parseExpectation(text: string): Buffer | RegExp {
-  const match = /^\/(.*)\/([a-z]*)$/s.exec(text);
-  return match ? new RegExp(match[1]!, match[2]) : Buffer.from(text);
 }
 
 function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: Socket, identity: ClientIdentity) => Buffer {

@@ -12,20 +12,31 @@ import type {
   StatsSnapshot,
   UpstreamAction,
   UpstreamActionResult,
+  UpstreamChange,
+  UpstreamChangeResult,
+  UpstreamView,
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
-import { ConfigError, type ConfigSnapshot } from '../config/load.js';
+import { RedisLink } from '../cluster/redis-link.js';
+import { ConfigError, formatKeyPath, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
+import { listenerSchema } from '../config/schema.js';
+import type { LiveFilters } from '../filters/live.js';
 import { selectAccessFields } from '../observability/access-log.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
 import { buildListenerContext, commitContext, retireContext } from './build-context.js';
+import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
 import { VERSION } from './version.js';
+import { ToxiproxyApi } from '../toxiproxy/api.js';
+import { ToxiproxyCollection } from '../toxiproxy/proxies.js';
 
 interface RunningListener {
   listener: Listener;
   context: ListenerContext;
+  /** Created at run time (addListener), not by the config: a reload keeps it. */
+  runtime?: boolean;
 }
 
 export class ProxyRuntime implements AdminRuntime {
@@ -40,6 +51,8 @@ export class ProxyRuntime implements AdminRuntime {
   private stopping = false;
   /** What POST /api/stop does: set by whoever owns the process's signals (cli/main.ts). */
   stopHandler: (() => void) | undefined;
+  /** The Redis link of `limits_scope: cluster`, opened when a config first needs it. */
+  private cluster: RedisLink | undefined;
 
   constructor(
     private snapshot: ConfigSnapshot,
@@ -82,19 +95,27 @@ export class ProxyRuntime implements AdminRuntime {
     return this.snapshot;
   }
 
-  /** Binds every listener (and the admin endpoint); a bind failure rejects with a ListenError. */
+  /**
+   * Binds every listener, then the admin endpoint; a bind failure rejects with a ListenError.
+   * The listeners are announced only once every bind has succeeded, so that a failed start
+   * never logs `listening` for a port it is about to give up (#12).
+   */
   async start(): Promise<void> {
+    await this.openCluster(this.snapshot);
+    const bound: [string, AddressInfo][] = [];
     for (const config of this.snapshot.listeners) {
       const context = await buildListenerContext(config, this.buildOptions(undefined));
       commitContext(context, undefined);
       const listener = new Listener(context);
       this.running.set(config.name, { listener, context });
-      this.logListening(config.name, await listener.listen());
+      bound.push([config.name, await listener.listen()]);
     }
     if (this.snapshot.admin) {
-      this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger });
+      const toxiproxy = this.snapshot.admin.toxiproxy_api ? new ToxiproxyApi(new ToxiproxyCollection(this, this.logger), this.logger) : undefined;
+      this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger, toxiproxy });
       this.adminBound = await this.admin.start();
     }
+    for (const [name, address] of bound) this.logListening(name, address);
   }
 
   private logListening(name: string, bound: { address: string; port: number }): void {
@@ -143,9 +164,10 @@ export class ProxyRuntime implements AdminRuntime {
     }
     const staged: { name: string; context: ListenerContext; listener: Listener; fresh: boolean }[] = [];
     try {
+      await this.openCluster(snapshot);
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context });
+        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, cluster: this.cluster });
         const moved = !current || !sameAddress(current.context, context);
         const listener = moved ? new Listener(context) : current.listener;
         staged.push({ name: config.name, context, listener, fresh: moved });
@@ -167,6 +189,12 @@ export class ProxyRuntime implements AdminRuntime {
       this.running.set(entry.name, { listener: entry.listener, context: entry.context });
     }
     for (const [name, old] of previous) {
+      // Created at run time and not (now) in the config: kept as it is.
+      if (old.runtime && !this.running.has(name)) {
+        this.running.set(name, old);
+        continue;
+      }
+      this.warnDiscardedChanges(name, old.context);
       const replacement = this.running.get(name);
       if (!replacement || replacement.listener !== old.listener) old.listener.close();
       await retireContext(old.context);
@@ -182,9 +210,76 @@ export class ProxyRuntime implements AdminRuntime {
     return { ok: true };
   }
 
+  /** A reload rebuilds every pool from the file: say loudly what run-time upstream changes that undoes. */
+  private warnDiscardedChanges(name: string, context: ListenerContext): void {
+    const discarded = context.pool.changesSinceConfig();
+    if (discarded.length === 0) return;
+    this.logger.warn(
+      { event: 'reload', listener: name, discarded_upstream_changes: discarded },
+      `reload: the config file wins: run-time upstream changes to listener "${name}" discarded (${discarded.join('; ')})`,
+    );
+  }
+
   private reloadFailed(error: string): ReloadResult {
     this.logger.error({ event: 'reload', ok: false, error }, 'reload failed; keeping the running configuration');
     return { ok: false, error };
+  }
+
+  // -- listeners created and removed at run time ---------------------------------------
+
+  /**
+   * A listener from a config entry (the `listeners[]` schema), bound and serving at once.
+   * Rejects with a ConfigError (bad entry, name in use) or a ListenError (cannot bind).
+   */
+  async addListener(raw: unknown, options: { live?: LiveFilters } = {}): Promise<{ address: string; port: number }> {
+    if (this.stopping) throw new ConfigError(['shutting down']);
+    const parsed = listenerSchema.safeParse(raw);
+    if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `${formatKeyPath(issue.path)}: ${issue.message}`));
+    const name = parsed.data.name;
+    if (name === undefined) throw new ConfigError(['name: required']);
+    if (this.running.has(name)) throw new ConfigError([`name: listener "${name}" exists already`]);
+    const config: ListenerConfig = { ...parsed.data, name, index: -1 };
+    const context = await buildListenerContext(config, { ...this.buildOptions(undefined), live: options.live });
+    const listener = new Listener(context);
+    let bound;
+    try {
+      bound = await listener.listen();
+    } catch (error) {
+      await retireContext(context);
+      throw error;
+    }
+    if (this.running.has(name)) {
+      // Added twice at once: the first one to bind keeps the name.
+      listener.close();
+      await retireContext(context);
+      throw new ConfigError([`name: listener "${name}" exists already`]);
+    }
+    commitContext(context, undefined);
+    this.running.set(name, { listener, context, runtime: true });
+    this.logger.info({ event: 'listener_added', listener: name, address: bound.address, port: bound.port }, `listener "${name}" added at run time`);
+    return { address: bound.address, port: bound.port };
+  }
+
+  /** Stops accepting and closes the listener's connections (reason `admin`); false if unknown. */
+  async removeListener(name: string): Promise<boolean> {
+    const running = this.running.get(name);
+    if (!running) return false;
+    this.running.delete(name);
+    running.listener.close();
+    running.context.admission.close();
+    for (const bridge of [...running.context.connections]) bridge.close('admin');
+    await retireContext(running.context);
+    this.logger.info({ event: 'listener_removed', listener: name }, `listener "${name}" removed at run time`);
+    return true;
+  }
+
+  hasListener(name: string): boolean {
+    return this.running.has(name);
+  }
+
+  /** A running listener's live filters (toxics, filters added through the admin API). */
+  liveFilters(name: string): LiveFilters | undefined {
+    return this.running.get(name)?.context.live;
   }
 
   /**
@@ -208,7 +303,30 @@ export class ProxyRuntime implements AdminRuntime {
     for (const bridge of this.allBridges()) bridge.close('shutdown');
     await this.waitForDrain(5_000);
     for (const { context } of listeners) await retireContext(context);
+    await this.cluster?.close();
     await this.admin?.close();
+  }
+
+  /**
+   * The Redis link, opened the first time a config has a listener with `limits_scope: cluster`
+   * (so that ioredis is loaded only then). It is fixed for the life of the process: a reload
+   * that changes the `cluster` block keeps the running one and says so.
+   */
+  private async openCluster(snapshot: ConfigSnapshot): Promise<void> {
+    const config = snapshot.cluster;
+    if (config === undefined || !snapshot.listeners.some((l) => l.limits_scope === 'cluster')) return;
+    if (this.cluster === undefined) {
+      this.cluster = await RedisLink.open(config, this.logger, this.proxyMetrics.clusterMetrics());
+    } else if (!this.cluster.serves(config)) {
+      this.logger.warn({ event: 'reload' }, 'cluster settings changed: restart the proxy to apply them (the running ones stay)');
+    }
+  }
+
+  /** Redis is needed for admission: a cluster-scoped listener refuses everything while it is down. */
+  private clusterBlocksAdmission(): boolean {
+    const cluster = this.cluster;
+    if (cluster === undefined || cluster.onError !== 'deny' || cluster.state === 'up') return false;
+    return [...this.running.values()].some(({ context }) => context.shared !== undefined);
   }
 
   private waitForDrain(timeoutMs: number): Promise<void> {
@@ -233,7 +351,7 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   private buildOptions(previous: ListenerContext | undefined) {
-    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous };
+    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, cluster: this.cluster };
   }
 
   // -- AdminRuntime --------------------------------------------------------------------
@@ -248,6 +366,7 @@ export class ProxyRuntime implements AdminRuntime {
         const bound = listener.address() as AddressInfo | null; // null once closed (while stopping)
         return { name, address: bound?.address ?? '', port: bound?.port ?? 0 };
       }),
+      ...(this.cluster && { cluster: this.cluster.status() }),
     };
   }
 
@@ -285,8 +404,21 @@ export class ProxyRuntime implements AdminRuntime {
     return (action === 'drain' ? pool.drain(address) : pool.enable(address)) ? 'ok' : 'unknown_upstream';
   }
 
+  listUpstreams(listener: string): UpstreamView[] | undefined {
+    const running = this.running.get(listener);
+    return running && upstreamViews(running.context.pool);
+  }
+
+  async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
+    // A reload in flight would rebuild the pool from the file: change the one it puts in place.
+    await (this.nextReload ?? this.reloading)?.catch(() => undefined);
+    const running = this.running.get(listener);
+    if (!running) return { ok: false, code: 'unknown_listener', error: `unknown listener "${listener}"` };
+    return applyUpstreamChange(running.context.pool, change);
+  }
+
   ready(): boolean {
-    if (this.stopping || this.running.size === 0) return false;
+    if (this.stopping || this.running.size === 0 || this.clusterBlocksAdmission()) return false;
     return [...this.running.values()].every(({ context }) => context.pool.healthyCount() > 0);
   }
 

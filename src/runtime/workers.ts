@@ -25,6 +25,9 @@ import type {
   UpgradeResult,
   UpstreamAction,
   UpstreamActionResult,
+  UpstreamChange,
+  UpstreamChangeResult,
+  UpstreamView,
 } from '../admin/admin-runtime.js';
 import { AdminServer } from '../admin/server.js';
 import { mergeStats } from '../admin/stats.js';
@@ -46,7 +49,7 @@ const UPGRADE_START_TIMEOUT_MS = 60_000;
 /** Past shutdown_timeout, how long a draining worker gets before it is killed. */
 const RETIRE_GRACE_MS = 15_000;
 
-type Operation = 'stats' | 'connections' | 'close' | 'reload' | 'upstream' | 'metrics' | 'ready' | 'shutdown' | 'reopen';
+type Operation = 'stats' | 'connections' | 'close' | 'reload' | 'upstream' | 'upstreams' | 'upstream_change' | 'metrics' | 'ready' | 'shutdown' | 'reopen';
 interface Request { type: typeof REQUEST; id: number; op: Operation; args: unknown[] }
 interface Response { type: typeof RESPONSE; id: number; result: unknown }
 interface Started { type: typeof STARTED }
@@ -74,12 +77,19 @@ export async function runWorkers(snapshot: ConfigSnapshot, logs: ProcessLogs, re
 async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
   const { admin: _admin, ...withoutAdmin } = snapshot;
   const runtime = new ProxyRuntime({ ...withoutAdmin, admin: undefined } as ConfigSnapshot, logs.logger.child({ worker: cluster.worker!.id }), reloadSource);
+  let started: Promise<void> | undefined;
   const handlers: Record<Operation, (...args: never[]) => unknown> = {
     stats: () => runtime.stats(),
     connections: () => runtime.connections(),
     close: (id: string) => runtime.closeConnection(id),
     reload: () => runtime.reload(),
     upstream: (listener: string, address: string, action: UpstreamAction) => runtime.upstreamAction(listener, address, action),
+    upstreams: (listener: string) => runtime.listUpstreams(listener) ?? null,
+    // A replayed change (to a restarted worker) may arrive before its listeners run.
+    upstream_change: async (listener: string, change: UpstreamChange) => {
+      await started;
+      return runtime.changeUpstream(listener, change);
+    },
     metrics: () => runtime.proxyMetrics.registry.getMetricsAsJSON(),
     ready: () => runtime.ready(),
     reopen: () => logs.reopen(),
@@ -104,7 +114,8 @@ async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSour
   // here keeps Node from starting its inspector on SIGUSR1. Upgrades are the primary's.
   process.on('SIGUSR1', () => logs.reopen());
   process.on('SIGUSR2', () => undefined);
-  await runtime.start();
+  started = runtime.start();
+  await started;
   process.send?.({ type: STARTED } satisfies Started);
 }
 
@@ -114,6 +125,11 @@ class Primary implements AdminRuntime {
   private readonly states = new Map<Worker, WorkerState>();
   private stopping = false;
   private backoffMs = RESTART_BACKOFF.baseMs;
+  /**
+   * Run-time upstream changes since the config was last (re)loaded, in order: a worker
+   * restarted after a crash gets them replayed, so that every worker balances alike.
+   */
+  private upstreamChanges: { listener: string; change: UpstreamChange }[] = [];
   private upgrading: Promise<UpgradeResult> | undefined;
   private stopHandler: (() => void) | undefined;
   private onWorkerStarted: () => void = () => undefined;
@@ -160,6 +176,8 @@ class Primary implements AdminRuntime {
 
   private fork(restartOnExit: boolean): Worker {
     const worker = cluster.fork();
+    // A worker restarted after a crash, or forked by an upgrade, balances like the others.
+    if (this.upstreamChanges.length > 0) void this.replayUpstreamChanges(worker);
     const state: WorkerState = { bornAt: Date.now(), retiring: false, restartOnExit };
     this.states.set(worker, state);
     worker.on('message', (message: Response | Started) => {
@@ -268,6 +286,15 @@ class Primary implements AdminRuntime {
     this.stopHandler?.();
   }
 
+  private async replayUpstreamChanges(worker: Worker): Promise<void> {
+    for (const { listener, change } of [...this.upstreamChanges]) {
+      const [result] = await this.askWorkers<UpstreamChangeResult>([worker], 'upstream_change', listener, change);
+      if (result?.ok === false) {
+        this.logger.warn({ event: 'upstream_replay_failed', worker: worker.id, listener, change, error: result.error }, 'a restarted worker refused a run-time upstream change');
+      }
+    }
+  }
+
   /** Asks every live worker; answers that do not come within the timeout are left out. */
   private ask<T>(op: Operation, ...args: unknown[]): Promise<T[]> {
     return this.askWorkers(this.live(), op, ...args);
@@ -321,7 +348,35 @@ class Primary implements AdminRuntime {
     // Draining workers refuse reloads ("shutting down"), and their connections keep their config anyway.
     const results = await this.askWorkers<ReloadResult>(this.serving(), 'reload');
     const failed = results.find((r): r is { ok: false; error: string } => !r.ok);
+    // The workers now run the file's upstreams (the file wins): nothing left to replay.
+    if (!failed) this.upstreamChanges = [];
     return failed ?? { ok: true };
+  }
+
+  /** The first worker's list, with each endpoint's active connections summed over all workers. */
+  async listUpstreams(listener: string): Promise<UpstreamView[] | undefined> {
+    const [first, ...others] = (await this.ask<UpstreamView[] | null>('upstreams', listener)).filter((list): list is UpstreamView[] => list !== null);
+    if (first === undefined) return undefined;
+    for (const list of others) {
+      for (const upstream of list) {
+        for (const endpoint of upstream.endpoints) {
+          const same = first.find((u) => u.address === upstream.address)?.endpoints.find((e) => e.address === endpoint.address);
+          if (same) same.active += endpoint.active;
+        }
+      }
+    }
+    return first;
+  }
+
+  /** Every worker applies the change; they hold the same pools, so they answer alike. */
+  async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
+    const results = await this.ask<UpstreamChangeResult>('upstream_change', listener, change);
+    const refused = results.find((result) => !result.ok);
+    if (results.some((result) => result.ok)) {
+      this.upstreamChanges.push({ listener, change });
+      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, error: refused.ok ? undefined : refused.error }, 'a run-time upstream change was refused by some workers only');
+    }
+    return results.find((result) => result.ok) ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
   }
 
   async upstreamAction(listener: string, address: string, action: UpstreamAction): Promise<UpstreamActionResult> {

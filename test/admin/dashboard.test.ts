@@ -14,6 +14,7 @@ import { chromium, type Page } from 'playwright-core';
 import { AdminServer } from '../../src/admin/server.js';
 import type { ConnectionInfo } from '../../src/admin/admin-runtime.js';
 import { FakeRuntime } from './fake-runtime.js';
+import { file, requires } from '../helpers/requirements.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
@@ -115,11 +116,7 @@ async function waitForCount(page: Page, selector: string, count: number): Promis
 }
 
 test('the dashboard shows live figures, follows changes, acts, and is screenshotted', { timeout: 90_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI) assert.fail(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
-    t.skip(`${CHROMIUM} not found: install Debian's chromium package to run the dashboard test`);
-    return;
-  }
+  if (!(await requires(t, file(CHROMIUM, "install Debian's chromium package (apt-get install -y chromium)")))) return;
   const { runtime, tick } = trafficRuntime();
   const admin = new AdminServer({ listen: { host: '127.0.0.1', port: 0 }, token: TOKEN, runtime, logger: pino({ level: 'silent' }) });
   const { port } = await admin.start();

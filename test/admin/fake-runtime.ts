@@ -2,7 +2,15 @@
  * An in-memory AdminRuntime for the admin tests: real ProxyMetrics fed by the test, upstream
  * states and open connections kept in plain collections, and every call recorded.
  */
-import type { AdminRuntime, ConnectionInfo, StatsSnapshot, UpstreamAction } from '../../src/admin/admin-runtime.js';
+import type {
+  AdminRuntime,
+  ConnectionInfo,
+  StatsSnapshot,
+  UpstreamAction,
+  UpstreamChange,
+  UpstreamChangeResult,
+  UpstreamView,
+} from '../../src/admin/admin-runtime.js';
 import { ProxyMetrics, type UpstreamSample } from '../../src/observability/metrics.js';
 
 export class FakeRuntime implements AdminRuntime {
@@ -68,6 +76,44 @@ export class FakeRuntime implements AdminRuntime {
     if (upstream === undefined) return 'unknown_upstream';
     upstream.state = action === 'drain' ? 'draining' : 'healthy';
     return 'ok';
+  }
+
+  /** Configured weight and max_connections per "listener address" (default: weight 1, no limit). */
+  readonly settings = new Map<string, { weight: number; max_connections: number | null }>();
+
+  listUpstreams(listener: string): UpstreamView[] | undefined {
+    if (!this.listenerNames.includes(listener)) return undefined;
+    return this.upstreams.filter((u) => u.listener === listener).map((u) => this.view(u.listener, u.upstream));
+  }
+
+  changeUpstream(listener: string, change: UpstreamChange): UpstreamChangeResult {
+    this.calls.push(`${change.op} ${listener} ${change.address}${'weight' in change && change.weight !== undefined ? ` weight ${change.weight}` : ''}`);
+    if (!this.listenerNames.includes(listener)) return { ok: false, code: 'unknown_listener', error: `unknown listener "${listener}"` };
+    const index = this.upstreams.findIndex((u) => u.listener === listener && u.upstream === change.address);
+    const key = `${listener} ${change.address}`;
+    if (change.op === 'add') {
+      if (index >= 0) return { ok: false, code: 'upstream_exists', error: `${change.address} is already an upstream` };
+      this.upstreams.push({ listener, upstream: change.address, state: 'healthy', active: 0 });
+      this.settings.set(key, { weight: change.weight, max_connections: change.max_connections ?? null });
+      return { ok: true, upstream: this.view(listener, change.address) };
+    }
+    if (index < 0) return { ok: false, code: 'unknown_upstream', error: `unknown upstream "${change.address}"` };
+    const shown = this.view(listener, change.address);
+    if (change.op === 'remove') {
+      this.upstreams.splice(index, 1);
+      this.settings.delete(key);
+      return { ok: true, upstream: shown };
+    }
+    const next = { weight: change.weight ?? shown.weight, max_connections: change.max_connections === undefined ? shown.max_connections : change.max_connections };
+    this.settings.set(key, next);
+    return { ok: true, upstream: this.view(listener, change.address) };
+  }
+
+  private view(listener: string, address: string): UpstreamView {
+    const { weight, max_connections } = this.settings.get(`${listener} ${address}`) ?? { weight: 1, max_connections: null };
+    const sample = this.upstreams.find((u) => u.listener === listener && u.upstream === address);
+    const active = this.open.filter((c) => c.listener === listener && c.upstream === address).length;
+    return { address, weight, max_connections, endpoints: [{ address, state: sample?.state ?? 'removed', active }] };
   }
 
   ready(): boolean {

@@ -77,6 +77,39 @@ describe('cli', { timeout: 60_000 }, () => {
     assert.equal(arity.code, 2);
   });
 
+  it('usage errors name what was given, in the form it was given, and suggest the nearest flag', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--idle-timeout', '5', 'minutes'], /^tcpproxy: --idle-timeout: expected a duration like 5m, got "5" followed by an extra argument "minutes"$/m],
+      [
+        ['--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:1', '--idle-timeout', '5', 'minutes'],
+        /^tcpproxy: --idle-timeout: expected a duration like 5m, got "5" followed by an extra argument "minutes"$/m,
+      ],
+      [['127.0.0.1', '808O', '127.0.0.1', '9000'], /^tcpproxy: <local-port>: expected a port number, got "808O"$/m],
+      [['127.0.0.1', '8080', '127.0.0.1', '9x'], /^tcpproxy: <forward-port>: expected a port number from 1 to 65535, got "9x"$/m],
+      [['bad!host', '8080', '127.0.0.1', '9000'], /^tcpproxy: <local-host>: invalid host in "bad!host:8080"$/m],
+      [['127.0.0.1', '8080', 'x'], /^tcpproxy: expected <local-host> <local-port> <forward-host> <forward-port>, got 3 arguments: "127.0.0.1" "8080" "x"$/m],
+      [['--upstrem', '127.0.0.1:1'], /^tcpproxy: unknown option --upstrem \(did you mean --upstream\?\)$/m],
+      [['--frobnicate'], /^tcpproxy: unknown option --frobnicate$/m],
+      [['demoo'], /^tcpproxy: unknown command "demoo" \(did you mean demo\?\)$/m],
+      [['--listen'], /^tcpproxy: --listen: expected HOST:PORT, got nothing$/m],
+      [['--listen', '--upstream', '127.0.0.1:1'], /^tcpproxy: --listen: expected HOST:PORT, got nothing \(the next argument, --upstream, is an option\)$/m],
+      [['--check=yes'], /^tcpproxy: --check takes no value, got "yes"$/m],
+    ];
+    for (const [args, expected] of cases) {
+      const result = await run(args);
+      assert.equal(result.code, 2, args.join(' '));
+      assert.match(result.stderr, expected, args.join(' '));
+      if (!args.includes('--listen')) assert.doesNotMatch(result.stderr, /--listen/, `${args.join(' ')}: no flag that was not given is blamed`);
+    }
+  });
+
+  it('unknown config keys get the nearest valid key, exit 2', async () => {
+    const file = await configFile('typo.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstream: [127.0.0.1:9000]\n');
+    const result = await run(['--config', file, '--check']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^tcpproxy: listeners\[0\]\.upstream: unknown key \(did you mean upstreams\?\)$/m);
+  });
+
   it('--check validates a config: ok exits 0, errors exit 2 with the key path', async () => {
     const good = await configFile('good.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9000]\n');
     const ok = await run(['--config', good, '--check']);

@@ -1,10 +1,11 @@
+/** The block filter, through the real proxy: what passes, how the peers see the close, and the access log. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DIRECTIONS, closeOutcome, ends, readBytes, readToEnd, startHarness } from './harness.js';
+import { DIRECTIONS, closeOutcome, ends, readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 
 for (const direction of DIRECTIONS) {
   test(`block, ${direction}: the match closes the connection and nothing from the match on passes`, { timeout: 10_000 }, async () => {
-    const harness = await startHarness({ filters: [{ type: 'block', direction, match: 'DROP TABLE', hold: '5s' }] });
+    const harness = await startFilterProxy({ filters: [{ type: 'block', direction, match: 'DROP TABLE', hold: '5s' }] });
     try {
       const proxied = await harness.open();
       const { sender, receiver } = ends(proxied, direction);
@@ -13,10 +14,14 @@ for (const direction of DIRECTIONS) {
       sender.write('SELECT 1; DROP TA');
       await readBytes(receiver, 'SELECT 1; '.length);
       sender.write('BLE users; SELECT 2;');
-      assert.deepEqual(await proxied.closed, { reason: 'filter', reset: false });
+      const line = await proxied.closed;
+      assert.equal(line.reason, 'filter');
       assert.equal((await received).toString(), 'SELECT 1; ', 'only the bytes before the match passed');
       assert.equal(await senderClosed, 'end', 'the sender sees a normal close');
-      const blocked = harness.lines.find((line) => line.event === 'filter_block');
+      // The access log counts what the proxy read from the client and wrote to it.
+      const sent = 'SELECT 1; DROP TABLE users; SELECT 2;'.length;
+      assert.deepEqual([line.bytes_from_client, line.bytes_to_client], direction === 'to_upstream' ? [sent, 0] : [0, 'SELECT 1; '.length]);
+      const blocked = harness.lines.find((l) => l.event === 'filter_block');
       assert.equal(blocked?.match, 'DROP TABLE');
       assert.equal(blocked?.direction, direction);
     } finally {
@@ -26,7 +31,7 @@ for (const direction of DIRECTIONS) {
 }
 
 test('block with a regex; data without a match passes in full, in both directions', { timeout: 10_000 }, async () => {
-  const harness = await startHarness({ filters: [{ type: 'block', match: '/rm\\s+-rf/i' }] });
+  const harness = await startFilterProxy({ filters: [{ type: 'block', match: '/rm\\s+-rf/i' }] });
   try {
     const first = await harness.open();
     const atUpstream = readToEnd(first.upstream);
@@ -35,6 +40,9 @@ test('block with a regex; data without a match passes in full, in both direction
     first.upstream.end('total 0');
     assert.equal((await atUpstream).toString(), 'ls -la; rm -r tmp');
     assert.equal((await atClient).toString(), 'total 0');
+    const firstLine = await first.closed;
+    assert.notEqual(firstLine.reason, 'filter');
+    assert.deepEqual([firstLine.bytes_from_client, firstLine.bytes_to_client], [17, 7]);
 
     const second = await harness.open();
     const received = readToEnd(second.upstream);
@@ -47,7 +55,7 @@ test('block with a regex; data without a match passes in full, in both direction
 });
 
 test('a match completed after the hold released its start still closes the connection', { timeout: 10_000 }, async () => {
-  const harness = await startHarness({ filters: [{ type: 'block', direction: 'to_upstream', match: 'abcdef', hold: '20ms' }] });
+  const harness = await startFilterProxy({ filters: [{ type: 'block', direction: 'to_upstream', match: 'abcdef', hold: '20ms' }] });
   try {
     const proxied = await harness.open();
     const received = readToEnd(proxied.upstream);
@@ -56,7 +64,9 @@ test('a match completed after the hold released its start still closes the conne
     assert.equal((await readBytes(proxied.upstream, 5)).toString(), 'xxabc');
     // ...but remembered: the rest of the match still blocks.
     proxied.client.write('def and more');
-    assert.equal((await proxied.closed).reason, 'filter');
+    const line = await proxied.closed;
+    assert.equal(line.reason, 'filter');
+    assert.equal(line.bytes_from_client, 'xxabcdef and more'.length);
     assert.equal((await received).toString(), 'xxabc');
   } finally {
     await harness.dispose();

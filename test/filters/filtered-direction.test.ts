@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { test } from 'node:test';
-import { readBytes, readToEnd, startHarness } from './harness.js';
+import { readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 
 test('half-close: one direction ends, the other keeps flowing', { timeout: 10_000 }, async () => {
-  const harness = await startHarness({ filters: [{ type: 'replace', match: 'a', with: 'b' }] });
+  const harness = await startFilterProxy({ filters: [{ type: 'replace', match: 'a', with: 'b' }] });
   try {
-    const { client, upstream } = await harness.open();
+    const proxied = await harness.open();
+    const { client, upstream } = proxied;
     const atUpstream = readToEnd(upstream);
     client.end('aaa');
     assert.equal((await atUpstream).toString(), 'bbb', 'the upstream saw the end of the client stream');
@@ -17,26 +17,34 @@ test('half-close: one direction ends, the other keeps flowing', { timeout: 10_00
     const rest = readToEnd(client);
     upstream.end('ply');
     assert.equal((await rest).toString(), 'ply');
+    const line = await proxied.closed;
+    assert.equal(line.reason, 'client_closed', 'the first FIN was the client\'s');
+    assert.deepEqual([line.bytes_from_client, line.bytes_to_client], [3, 7]);
   } finally {
     await harness.dispose();
   }
 });
 
 test('a slow reader slows the sender: the proxy does not buffer without bound', { timeout: 20_000 }, async () => {
-  const harness = await startHarness({ inspect: { log_data: 'hex', log_data_limit: 0 }, filters: [{ type: 'slice', size: 65536 }] });
+  const harness = await startFilterProxy({ inspect: { log_data: 'hex', log_data_limit: 0 }, filters: [{ type: 'slice', size: 65536 }] });
   try {
     const { client, upstream, proxyFront, proxyBack } = await harness.open();
     upstream.pause(); // never reads until told
     const chunk = Buffer.alloc(64 * 1024);
     let written = 0;
-    // Write until the client stays blocked for 300 ms: the kernel buffers on the way fill
-    // up (a few MiB each), then the proxy must stop reading instead of buffering.
+    // Write, honouring backpressure, until the proxy's own write to the upstream is pending
+    // (the kernel buffers on the way are full) while the client is blocked too: from then
+    // on, only the proxy could hold more, and it must stop reading instead.
+    const proxyStopped = (): boolean => proxyBack.writableLength > 0 && !proxyFront.readableFlowing;
     for (;;) {
       written += chunk.length;
       if (client.write(chunk)) continue;
-      const drained = await Promise.race([once(client, 'drain').then(() => true), new Promise((resolve) => setTimeout(resolve, 300, false))]);
+      let drained = false;
+      client.once('drain', () => (drained = true));
+      // Either the client may write again, or the proxy has stopped reading it for good.
+      while (!drained && !proxyStopped()) await new Promise((resolve) => setTimeout(resolve, 10));
       if (!drained) break;
-      assert.ok(written < 256 * 1024 * 1024, 'the client was never blocked');
+      assert.ok(written < 256 * 1024 * 1024, 'the proxy never stopped reading');
     }
     const buffered = proxyFront.readableLength + proxyBack.writableLength;
     assert.ok(buffered < 4 * 1024 * 1024, `the proxy holds ${buffered} bytes`);

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildPipelineFactory } from '../../src/filters/pipeline.js';
-import { exchange, memoryLogger, pipelineSpec, readToEnd, startHarness } from './harness.js';
+import { exchange, memoryLogger, pipelineSpec, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 
 /** The repository root (this file runs from test/ under tsx, or from dist/test/ when compiled). */
 function repoRoot(): string {
@@ -26,7 +26,7 @@ async function pluginDir(files: Record<string, string>): Promise<{ dir: string; 
 }
 
 test('the example plugin (examples/plugins/uppercase.js) changes case in each direction', { timeout: 10_000 }, async () => {
-  const harness = await startHarness(
+  const harness = await startFilterProxy(
     {
       filters: [
         { module: './examples/plugins/uppercase.js', direction: 'to_upstream' },
@@ -59,13 +59,16 @@ const FAILING_PLUGINS = {
 for (const plugin of ['./throws.js', './rejects.js']) {
   test(`a plugin whose data() ${plugin === './throws.js' ? 'throws' : 'rejects'} closes only its connection`, { timeout: 10_000 }, async () => {
     const plugins = await pluginDir(FAILING_PLUGINS);
-    const harness = await startHarness({ filters: [{ module: plugin }] }, { baseDir: plugins.dir });
+    const harness = await startFilterProxy({ filters: [{ module: plugin }] }, { baseDir: plugins.dir });
     try {
       const healthy = await harness.open();
       const failing = await harness.open();
       const failingAtUpstream = readToEnd(failing.upstream);
       failing.client.write('fine, then boom');
-      assert.deepEqual(await failing.closed, { reason: 'filter', reset: false });
+      const line = await failing.closed;
+      assert.equal(line.reason, 'filter');
+      assert.match(String(line.error), /boom/, 'the access log says what failed');
+      assert.equal(line.bytes_from_client, 'fine, then boom'.length);
       assert.equal((await failingAtUpstream).length, 0);
       const logged = harness.lines.find((line) => line.event === 'filter_error');
       assert.equal(logged?.filter, plugin, 'the log names the plugin');
@@ -89,12 +92,14 @@ for (const plugin of ['./throws.js', './rejects.js']) {
 
 test('a plugin factory that throws closes the connection before any byte passes', { timeout: 10_000 }, async () => {
   const plugins = await pluginDir(FAILING_PLUGINS);
-  const harness = await startHarness({ filters: [{ module: './factory-throws.js', direction: 'to_client' }] }, { baseDir: plugins.dir });
+  const harness = await startFilterProxy({ filters: [{ module: './factory-throws.js', direction: 'to_client' }] }, { baseDir: plugins.dir });
   try {
     const proxied = await harness.open();
     const atClient = readToEnd(proxied.client);
     proxied.upstream.write('banner');
-    assert.equal((await proxied.closed).reason, 'filter');
+    const line = await proxied.closed;
+    assert.equal(line.reason, 'filter');
+    assert.equal(line.bytes_to_client, 0);
     assert.equal((await atClient).length, 0);
     const logged = harness.lines.find((line) => line.event === 'filter_error');
     assert.equal(logged?.filter, './factory-throws.js');

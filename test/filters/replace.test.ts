@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { Filter } from '../../src/filters/filter.js';
 import { parsePattern } from '../../src/filters/pattern.js';
 import { createReplaceFilter } from '../../src/filters/replace.js';
-import { DIRECTIONS, ends, exchange, readBytes, readToEnd, startHarness } from './harness.js';
+import { DIRECTIONS, ends, exchange, readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 
 /** Runs chunks through a filter synchronously, as the chain would, and ends it. */
 function run(filter: Filter, chunks: readonly Buffer[]): Buffer {
@@ -70,21 +70,26 @@ test('non-ASCII patterns match their UTF-8 bytes', () => {
 test('only a possible start of the pattern is held back, and released after `hold`', { timeout: 5_000 }, async () => {
   const filter = createReplaceFilter({ pattern: parsePattern('foo'), replacement: 'bar', maxMatch: 64, holdMs: 30 });
   const out: string[] = [];
-  const push = (chunk: Buffer): void => void out.push(chunk.toString());
+  let released: (() => void) | undefined;
+  const push = (chunk: Buffer): void => {
+    out.push(chunk.toString());
+    released?.();
+  };
   filter.data(Buffer.from('xyz'), push);
   assert.deepEqual(out, ['xyz'], 'nothing held when the chunk cannot start a match');
   filter.data(Buffer.from('abcfo'), push);
   assert.deepEqual(out, ['xyz', 'abc']);
-  const started = Date.now();
-  await new Promise((resolve) => setTimeout(resolve, 80));
+  const started = performance.now();
+  // The hold timer is the only thing that can push "fo" now: wait for that push.
+  await new Promise<void>((resolve) => (released = resolve));
   assert.deepEqual(out, ['xyz', 'abc', 'fo'], 'the held "fo" is released once no more data came');
-  assert.ok(Date.now() - started >= 30);
+  assert.ok(performance.now() - started >= 29, 'not before `hold`');
   filter.destroy?.();
 });
 
 for (const direction of DIRECTIONS) {
   test(`replace on real sockets, ${direction}: a match split over two writes is replaced`, { timeout: 10_000 }, async () => {
-    const harness = await startHarness({ filters: [{ type: 'replace', direction, match: 'secret', with: 'XXXXXX', hold: '5s' }] });
+    const harness = await startFilterProxy({ filters: [{ type: 'replace', direction, match: 'secret', with: 'XXXXXX', hold: '5s' }] });
     try {
       const proxied = await harness.open();
       const { sender, receiver } = ends(proxied, direction);
@@ -95,11 +100,16 @@ for (const direction of DIRECTIONS) {
       sender.write('ret is out; a secret again');
       sender.end();
       assert.equal((await received).toString(), 'the XXXXXX is out; a XXXXXX again');
+      const sent = 'the secret is out; a secret again'.length;
       // The other direction is untouched.
       const { sender: otherSender, receiver: otherReceiver } = ends(proxied, direction === 'to_upstream' ? 'to_client' : 'to_upstream');
       const echoed = readToEnd(otherReceiver);
       otherSender.end('secret');
       assert.equal((await echoed).toString(), 'secret');
+      // Same length in and out: the access log counts the bytes on the client's side.
+      const line = await proxied.closed;
+      assert.equal(line.reason, direction === 'to_upstream' ? 'client_closed' : 'upstream_closed');
+      assert.deepEqual([line.bytes_from_client, line.bytes_to_client], direction === 'to_upstream' ? [sent, 6] : [6, sent]);
     } finally {
       await harness.dispose();
     }
@@ -107,13 +117,14 @@ for (const direction of DIRECTIONS) {
 }
 
 test('replace in both directions of one connection', { timeout: 10_000 }, async () => {
-  const harness = await startHarness({ filters: [{ type: 'replace', match: '/colou?r/', with: 'hue' }] });
+  const harness = await startFilterProxy({ filters: [{ type: 'replace', match: '/colou?r/', with: 'hue' }] });
   try {
     const proxied = await harness.open();
     const { atUpstream, atClient } = await exchange(proxied, 'color and colour', 'colours');
     assert.equal(atUpstream, 'hue and hue');
     assert.equal(atClient, 'hues');
-    await once(proxied.client, 'close');
+    const line = await proxied.closed;
+    assert.deepEqual([line.bytes_from_client, line.bytes_to_client], ['color and colour'.length, 'hues'.length]);
   } finally {
     await harness.dispose();
   }

@@ -120,7 +120,7 @@ export interface ProxyProcess {
  */
 export async function spawnProxy(
   config: ConfigFile,
-  options: { args?: string[]; listening?: number; admin?: boolean; startupTimeoutMs?: number } = {},
+  options: { args?: string[]; listening?: number; admin?: boolean; startTimeoutMs?: number } = {},
 ): Promise<ProxyProcess> {
   const child = spawn(process.execPath, [BIN, '--config', config.path, '--log-format', 'json', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -152,8 +152,8 @@ export async function spawnProxy(
     const startup = Promise.race([
       exited.then((code) => Promise.reject(new Error(`tcpproxy exited ${code} during startup: ${stderr}`))),
       (async () => {
-        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1, options.startupTimeoutMs)) as [LogLine];
-        const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening', options.startupTimeoutMs) : undefined;
+        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1, options.startTimeoutMs)) as [LogLine];
+        const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening', options.startTimeoutMs) : undefined;
         return { port: listening.port as number, adminPort: adminLine?.port as number | undefined };
       })(),
     ]);

@@ -18,8 +18,11 @@ export interface TestProxy {
   stop(): Promise<void>;
 }
 
-/** Starts a proxy from a raw config; the first listener's address is read back as `port`. */
-export async function startProxy(raw: Record<string, unknown>): Promise<TestProxy> {
+/**
+ * Starts a proxy from a raw config; the first listener's address is read back as `port`.
+ * `baseDir` is where relative paths (plugins, capture files) resolve, as the config file's folder would be.
+ */
+export async function startProxy(raw: Record<string, unknown>, options: { baseDir?: string } = {}): Promise<TestProxy> {
   const collector = new LogCollector();
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -27,7 +30,7 @@ export async function startProxy(raw: Record<string, unknown>): Promise<TestProx
       callback();
     },
   });
-  const snapshot = buildSnapshot({ log: { level: 'info' }, ...raw });
+  const snapshot = buildSnapshot({ log: { level: 'info' }, ...raw }, options.baseDir === undefined ? {} : { baseDir: options.baseDir });
   const runtime = new ProxyRuntime(snapshot, createLogger({ level: snapshot.log.level, destination }));
   await runtime.start();
   const port = runtime.listenerAddress(snapshot.listeners[0]!.name)!.port;

@@ -5,43 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { readBytes, readToEnd, startHarness, type Proxied } from '../filters/harness.js';
+import { readBytes, readToEnd, startFilterProxy, streamLabels, type StreamLabels as Labels } from '../helpers/filter-proxy.js';
+import { IPV6_LOOPBACK, TSHARK, requires } from '../helpers/requirements.js';
 import { ACK, SYN, followStream, readPcap, type Segment } from './pcap-reader.js';
 
 const run = promisify(execFile);
-const tsharkMissing = await run('tshark', ['--version']).then(
-  () => false,
-  () => true,
-);
-
-const label = (address: string, port: number): string => (address.includes(':') ? `[${expandV6(address)}]:${port}` : `${address}:${port}`);
-
-/** ::1 -> 0:0:0:0:0:0:0:1, as the reader prints IPv6 addresses. */
-function expandV6(address: string): string {
-  const [head, tail] = address.split('::') as [string, string | undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
-  return groups.map((group) => parseInt(group, 16).toString(16)).join(':');
-}
-
-interface Labels {
-  readonly client: string;
-  readonly front: string;
-  readonly back: string;
-  readonly upstream: string;
-}
-
-/** The four real endpoints, as the pcap reader prints them (read while the sockets are open). */
-function labelsOf(proxied: Proxied): Labels {
-  const { proxyFront, proxyBack } = proxied;
-  return {
-    client: label(proxyFront.remoteAddress!, proxyFront.remotePort!),
-    front: label(proxyFront.localAddress!, proxyFront.localPort!),
-    back: label(proxyBack.localAddress!, proxyBack.localPort!),
-    upstream: label(proxyBack.remoteAddress!, proxyBack.remotePort!),
-  };
-}
 
 async function withCaptureDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'tcpproxy-capture-'));
@@ -57,14 +25,14 @@ async function captureExchange(
   dir: string,
   options: { host?: string; request: Buffer; response: Buffer; filters?: unknown[] },
 ): Promise<{ segments: Segment[]; labels: Labels; file: string }> {
-  const harness = await startHarness(
+  const harness = await startFilterProxy(
     { inspect: { capture: 'out/main.pcap' }, filters: options.filters },
     { baseDir: dir, ...(options.host ? { host: options.host } : {}) },
   );
   const file = join(dir, 'out/main.pcap');
   try {
     const proxied = await harness.open();
-    const labels = labelsOf(proxied);
+    const labels = streamLabels(proxied);
     const atUpstream = readToEnd(proxied.upstream);
     const half = Math.floor(options.request.length / 2);
     proxied.client.write(options.request.subarray(0, half));
@@ -74,7 +42,8 @@ async function captureExchange(
     const atClient = readToEnd(proxied.client);
     proxied.upstream.end(options.response);
     await atClient;
-    await proxied.finished;
+    const line = await proxied.closed;
+    assert.deepEqual([line.bytes_from_client, line.bytes_to_client], [options.request.length, options.response.length]);
     await harness.dispose(); // flushes the capture file
     return { segments: readPcap(await readFile(file)), labels, file };
   } catch (error) {
@@ -123,7 +92,8 @@ test('capture: two TCP conversations with handshake, consistent seq/ack, payload
   });
 });
 
-test('capture over IPv6 splits large payloads into segments of at most 65000 bytes', { timeout: 15_000 }, async () => {
+test('capture over IPv6 splits large payloads into segments of at most 65000 bytes', { timeout: 15_000 }, async (t) => {
+  if (!(await requires(t, IPV6_LOOPBACK))) return;
   await withCaptureDir(async (dir) => {
     const request = Buffer.alloc(300_000, 'x');
     const response = Buffer.alloc(150_000, 'y');
@@ -137,7 +107,7 @@ test('capture over IPv6 splits large payloads into segments of at most 65000 byt
 
 test('capture file rotation: FILE, FILE.1, ... each a valid pcap, at most capture_keep kept', { timeout: 15_000 }, async () => {
   await withCaptureDir(async (dir) => {
-    const harness = await startHarness({ inspect: { capture: 'rot.pcap', capture_max_bytes: 20_000, capture_keep: 2 } }, { baseDir: dir });
+    const harness = await startFilterProxy({ inspect: { capture: 'rot.pcap', capture_max_bytes: 20_000, capture_keep: 2 } }, { baseDir: dir });
     try {
       for (let i = 0; i < 4; i++) {
         const proxied = await harness.open();
@@ -145,9 +115,9 @@ test('capture file rotation: FILE, FILE.1, ... each a valid pcap, at most captur
         proxied.client.end(Buffer.alloc(15_000, i));
         await atUpstream;
         proxied.upstream.end();
-        await proxied.finished;
-        // Let the writer flush what it has, so that later connections land in later files.
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        await proxied.closed;
+        // No pause needed between connections: the writer rotates record by record, so the
+        // files fill up to capture_max_bytes however the writes were batched.
       }
     } finally {
       await harness.dispose();
@@ -162,7 +132,8 @@ test('capture file rotation: FILE, FILE.1, ... each a valid pcap, at most captur
   });
 });
 
-test('capture is readable by tshark (Follow TCP stream)', { timeout: 30_000, skip: tsharkMissing ? 'tshark is not installed' : false }, async () => {
+test('capture is readable by tshark (Follow TCP stream)', { timeout: 30_000 }, async (t) => {
+  if (!(await requires(t, TSHARK))) return;
   await withCaptureDir(async (dir) => {
     const request = 'GET /tshark HTTP/1.0\r\n\r\n';
     const response = 'HTTP/1.0 204 No Content\r\n\r\n';

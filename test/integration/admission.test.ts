@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ConnectionLimits } from '../../src/admission/limits.js';
 import {
   assertClosedWithoutAByte,
@@ -24,6 +24,7 @@ import {
   windowFromNow,
   zoneWhereHourIs,
 } from '../helpers/integration.js';
+import { IPV6_LOOPBACK, requires } from '../helpers/requirements.js';
 import { oneListener, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
 import { readAll, sha256, startServer, type TestServer } from '../helpers/servers.js';
 
@@ -61,24 +62,6 @@ async function assertRefused(proxy: TestProxy, upstream: TestServer, reason: str
 function formatClient(socket: Socket): string {
   const address = socket.localAddress!.replace(/^::ffff:(?=\d+\.)/, '');
   return address.includes(':') ? `[${address}]:${socket.localPort}` : `${address}:${socket.localPort}`;
-}
-
-let ipv6: boolean | undefined;
-async function ipv6Loopback(): Promise<boolean> {
-  if (ipv6 === undefined) {
-    const probe = net.createServer();
-    ipv6 = await new Promise<boolean>((resolve) => {
-      probe.once('error', () => resolve(false));
-      probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-    });
-  }
-  return ipv6;
-}
-
-async function skipWithoutIPv6(t: TestContext): Promise<boolean> {
-  if (await ipv6Loopback()) return false;
-  t.skip('::1 is not available on this machine');
-  return true;
 }
 
 function listenerLimits(proxy: TestProxy): ConnectionLimits {
@@ -128,7 +111,7 @@ describe('access lists', { timeout: 30_000 }, () => {
   });
 
   it('IPv6: ::1 is matched by IPv6 rules on a [::1] listener', async (t) => {
-    if (await skipWithoutIPv6(t)) return;
+    if (!(await requires(t, IPV6_LOOPBACK))) return;
     const allowed = await guarded({ access: { allow: ['::1/128'] } }, { listen: '[::1]:0' });
     const denied = await guarded({ access: { allow: ['::/0'], deny: ['::1'] } }, { listen: '[::1]:0' });
     try {
@@ -142,7 +125,7 @@ describe('access lists', { timeout: 30_000 }, () => {
   });
 
   it('a [::] listener matches IPv4 clients (seen as ::ffff:a.b.c.d) against IPv4 rules', async (t) => {
-    if (await skipWithoutIPv6(t)) return;
+    if (!(await requires(t, IPV6_LOOPBACK))) return;
     const { proxy, upstream } = await guarded({ access: { allow: ['127.0.0.0/8', '::1'], deny: ['127.0.0.11/32'] } }, { listen: '[::]:0' });
     const v4only = await guarded({ access: { allow: ['127.0.0.0/8'] } }, { listen: '[::]:0' });
     try {

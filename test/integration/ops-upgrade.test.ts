@@ -166,7 +166,7 @@ describe('zero-downtime upgrade with --workers 2', { timeout: 240_000 }, () => {
       shutdown_timeout: '2m',
       listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address] }],
     });
-    proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true, startupTimeoutMs: 60_000 });
+    proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true, startTimeoutMs: 60_000 });
   });
   after(async () => {
     await proxy?.kill();

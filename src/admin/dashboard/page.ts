@@ -30,6 +30,7 @@ const BODY = `
     <div class="card"><div class="label">To clients</div><div class="value" data-testid="summary-out-rate">–</div><div class="sub" id="summary-out-rate-sub"></div></div>
     <div class="card"><div class="label">Refused</div><div class="value" data-testid="summary-refusals">–</div><div class="sub" id="summary-refusals-sub"></div></div>
     <div class="card"><div class="label">Upstreams up</div><div class="value" data-testid="summary-upstreams">–</div><div class="sub" id="summary-upstreams-sub"></div></div>
+    <div class="card" id="cluster-card" hidden><div class="label">Cluster (Redis)</div><div class="value" data-testid="summary-cluster">–</div><div class="sub" id="summary-cluster-sub"></div></div>
   </div>
   <div class="row">
     <section class="panel"><h2>Active connections <span class="hint" id="window-hint"></span></h2><svg class="chart" id="chart-active" role="img" aria-label="active connections per listener"></svg><div class="legend" id="legend-active"></div></section>

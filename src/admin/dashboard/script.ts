@@ -194,6 +194,7 @@ export const DASHBOARD_SCRIPT = String.raw`
       if (state.history.length > HISTORY_POINTS) state.history.shift();
     }
     renderSummary(rows, stats.upstreams);
+    renderCluster(stats.cluster);
     drawChart(el('chart-active'), el('legend-active'), 'active', count);
     drawChart(el('chart-throughput'), el('legend-throughput'), 'throughput', (v) => bytes(v) + '/s');
     el('window-hint').textContent = 'last ' + Math.round((HISTORY_POINTS * REFRESH_MS) / 1000) + ' s';
@@ -227,6 +228,18 @@ export const DASHBOARD_SCRIPT = String.raw`
     setValue(summary('upstreams'), up, up + ' / ' + upstreams.length);
     const draining = upstreams.filter((u) => u.state === 'draining').length;
     el('summary-upstreams-sub').textContent = draining + ' draining, ' + (upstreams.length - up) + ' down';
+  }
+
+  // limits_scope: cluster: the Redis link's state and, per listener, connections here / in the whole cluster.
+  function renderCluster(cluster) {
+    el('cluster-card').hidden = !cluster;
+    if (!cluster) return;
+    const value = document.querySelector('[data-testid="summary-cluster"]');
+    setValue(value, cluster.state, cluster.state);
+    value.className = 'value ' + (cluster.state === 'up' ? 'ok' : 'bad');
+    const counts = cluster.listeners.map((l) => l.name + ' ' + count(l.local) + ' here / ' + count(l.cluster) + ' all');
+    el('summary-cluster-sub').textContent = 'on_error ' + cluster.on_error + (counts.length ? ' · ' + counts.join(' · ') : '');
+    el('summary-cluster-sub').title = cluster.redis;
   }
 
   function renderListeners(rows) {

@@ -29,6 +29,8 @@ main { max-width: 1440px; margin: 0 auto; padding: 18px 24px 40px; display: grid
 .card .label, .panel h2 { color: var(--muted); font-size: 12px; font-weight: 600; letter-spacing: .06em; text-transform: uppercase; }
 .card .value { margin-top: 2px; font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .card .sub { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
+.card .value.ok { color: var(--ok); }
+.card .value.bad { color: var(--bad); }
 .row { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 16px; }
 .panel { padding: 14px 16px; }
 .panel h2 { margin: 0 0 10px; display: flex; justify-content: space-between; gap: 8px; }
