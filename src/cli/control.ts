@@ -21,7 +21,7 @@ import { inspectPidFile } from '../runtime/pid-file.js';
 import { UsageError } from './args.js';
 import type { ControlCommand } from './control-command.js';
 
-export const EXIT = { ok: 0, notRunning: 1, usage: 2, failed: 3 } as const;
+const EXIT = { ok: 0, notRunning: 1, usage: 2, failed: 3 } as const;
 
 /** Without --timeout and without a config saying shutdown_timeout, how long `stop` waits. */
 const DEFAULT_STOP_WAIT_MS = 60_000;
@@ -38,7 +38,7 @@ interface Target {
 
 /** What was learnt about the instance: reachable through the admin API, or by pid only. */
 type Found =
-  | { via: 'admin'; admin: HostPort; stats: StatsSnapshot; pidFile?: string }
+  | { via: 'admin'; admin: HostPort; stats: StatsSnapshot }
   | { via: 'pid'; pid: number; pidFile: string };
 
 class ControlFailure extends Error {
@@ -114,7 +114,7 @@ async function locate(target: Target): Promise<Found> {
     if (answer instanceof Error) looked.push(`nothing answers on the ${where} (${answer.code ?? answer.message})`);
     else if (answer.status === 401) throw new ControlFailure(`the ${where} refused the request: missing or wrong bearer token (give --admin-token, or admin.token in --config)`, EXIT.failed);
     else if (answer.status !== 200) looked.push(`the ${where} answered ${answer.status} to GET /api/stats: is it a tcpproxy?`);
-    else return { via: 'admin', admin: target.admin, stats: JSON.parse(answer.body) as StatsSnapshot, ...(target.pidFile !== undefined && { pidFile: target.pidFile }) };
+    else return { via: 'admin', admin: target.admin, stats: JSON.parse(answer.body) as StatsSnapshot };
   }
   if (target.pidFile !== undefined) {
     const state = inspectPidFile(target.pidFile);

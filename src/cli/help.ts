@@ -19,8 +19,11 @@ Commands:
                                  also -host, -port, -config, --log-level)
   reload|stop|status|upgrade [--config FILE | --admin HOST:PORT | --pid-file FILE]
                                  act on a running instance: reload its config, drain and stop it,
-                                 show its state, or replace its workers with the code on disk;
-                                 --json prints one JSON object, --timeout DURATION bounds stop's wait
+                                 show its state, or replace its workers with the code on disk
+    --admin-token TOKEN          the admin API's bearer token (default: admin.token of --config)
+    --json                       print one JSON object instead of text
+    --timeout DURATION           stop: how long to wait for the exit (default shutdown_timeout + 10s)
+                                 exit 0 done, 1 no running instance found, 2 usage, 3 action failed
 
 Listener options (with --listen; in a config file use the snake_case key):
   --balance round_robin|least_connections|random|source_hash
@@ -59,7 +62,7 @@ Signals:
   SIGTERM, SIGINT                stop accepting, drain connections for up to shutdown_timeout, exit 0;
                                  a second one exits at once
   SIGUSR1                        reopen log.file (after logrotate renamed it)
-  SIGUSR2                        with --workers: replace the workers by ones running the code on disk
+  SIGUSR2                        with --workers: replace the workers one by one, no connection lost
 
 Durations: 250ms, 5s, 2m, 1h, or a number of milliseconds.
 HOST: an IPv4 address, an IPv6 address in brackets ([::1]:8080), or a name.

@@ -154,8 +154,8 @@ export async function spawnProxy(
     const startup = Promise.race([
       exited.then((code) => Promise.reject(new Error(`tcpproxy exited ${code} during startup: ${stderr}`))),
       (async () => {
-        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1, options.startTimeoutMs)) as [LogLine];
-        const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening', options.startTimeoutMs) : undefined;
+        const [listening] = (await waitForLines((l) => l.event === 'listening', options.listening ?? 1, options.startTimeoutMs ?? 30_000)) as [LogLine];
+        const adminLine = options.admin ? await waitForLog((l) => l.event === 'admin_listening', options.startTimeoutMs ?? 30_000) : undefined;
         return { port: listening.port as number, adminPort: adminLine?.port as number | undefined };
       })(),
     ]);
