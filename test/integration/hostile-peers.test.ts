@@ -129,9 +129,10 @@ describe('hostile peers', { timeout: 60_000 }, () => {
   });
 
   it('thousands of idle connections: all bridged, others still served, all released on close', async () => {
-    // Proxy, clients and upstream share this process: 4 descriptors per connection. The
-    // soft limit here is 20,000 (ulimit -n), so 4,000 instead of the 10,000.
-    const IDLE = 4_000;
+    // Proxy, clients and upstream share this process: 4 descriptors per connection, under
+    // a limit of 20,000 (ulimit -n) shared with the rest of this file, on a loaded 2-core CI
+    // machine: 2,500 instead of the 10,000.
+    const IDLE = 2_500;
     const proxy = await startProxy(oneListener([echo.address], { buffer_size: '16KiB' }));
     const clients: Socket[] = [];
     try {
