@@ -45,6 +45,19 @@ function spawnBehindHead(args: string[], lines = 3) {
   return { proxy, headExited, printed: () => printed };
 }
 
+/** Runs bin/tcpproxy until it exits (or is called wedged): its exit code and output. */
+async function runToExit(args: string[]): Promise<{ code: number | null | 'wedged'; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const closed = once(child, 'close'); // after 'exit', once the output is all read
+  const code = await exitWithin(child, EXIT_BOUND_MS);
+  await closed;
+  return { code, stdout, stderr };
+}
+
 /** Starts bin/tcpproxy and resolves with its admin port once it has announced the endpoint (however long a loaded machine takes). */
 async function startWithAdmin(args: string[]): Promise<{ child: ChildProcess; adminPort: number }> {
   const child = spawn(process.execPath, [BIN, ...args, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -109,12 +122,8 @@ describe('startup failures a new user met', { timeout: 300_000 }, () => {
 
   it('a busy admin address: exit 1, one line naming it, and no "listening" announced', async () => {
     const file = await config({ admin: { listen: `127.0.0.1:${busyPort}` }, listeners: [listener('main')] });
-    const child = spawn(process.execPath, [BIN, '--config', file.path, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    assert.equal(await exitWithin(child, EXIT_BOUND_MS), 1);
+    const { code, stdout, stderr } = await runToExit(['--config', file.path]);
+    assert.equal(code, 1);
     assert.equal(stderr, `tcpproxy: admin: cannot listen on 127.0.0.1:${busyPort}: EADDRINUSE (address already in use)\n`);
     assert.doesNotMatch(stdout, /"event":"(listening|admin_listening)"/);
   });
@@ -173,12 +182,8 @@ describe('startup failures a new user met', { timeout: 300_000 }, () => {
 
   it('a busy data port: exit 1 with one line, and no accept_error', async () => {
     const file = await config({ listeners: [{ ...listener('main'), listen: `127.0.0.1:${busyPort}` }] });
-    const child = spawn(process.execPath, [BIN, '--config', file.path, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    assert.equal(await exitWithin(child, EXIT_BOUND_MS), 1);
+    const { code, stdout, stderr } = await runToExit(['--config', file.path]);
+    assert.equal(code, 1);
     assert.equal(stderr, `tcpproxy: listener "main": cannot listen on 127.0.0.1:${busyPort}: EADDRINUSE (address already in use)\n`);
     assert.equal(stdout, '', 'nothing is logged for a listener that never listened');
   });
