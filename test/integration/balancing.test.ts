@@ -646,7 +646,12 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
       await a.close(); // A refuses from now on
       onA.socket.destroy(); // and its slot frees: X's turn, refused
       await proxy.waitForLog((l) => l.event === 'upstream_state' && l.upstream === a.address && l.to === 'down');
+      // X had its turn (the refusal above was X's connect): it is back in the queue, not closed.
       await until(() => queueLength(proxy) === 1, 'X queued again');
+      assert.equal(upstreamStats(proxy, a.address).connect_failures, 1);
+      const xLabel = `${x.localAddress}:${x.localPort}`;
+      assert.equal(proxy.accessLog().filter((l) => l.client === xLabel).length, 0, 'X was closed instead of queued again');
+      assert.equal(x.destroyed, false);
       onB.socket.destroy();
       await until(() => receivedByB === 8 << 20, 'all 8 MiB at B', 15_000);
     } finally {
