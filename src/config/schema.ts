@@ -201,7 +201,8 @@ export const clusterSchema = z.strictObject({
   lease: duration.refine((ms) => ms >= MIN_LEASE_MS && ms <= 600_000, 'must be from 1s to 10m').default(10_000),
 });
 
-export const configSchema = z.strictObject({
+/** The config's keys; `configSchema` adds the rules that span several of them. */
+export const configShape = z.strictObject({
   admin: z
     .strictObject({
       listen: hostPort({ allowPortZero: true }).default({ host: '127.0.0.1', port: 9901 }),
@@ -225,7 +226,9 @@ export const configSchema = z.strictObject({
   workers: z.union([positiveInt, z.literal('auto')]).default(1),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
   cluster: clusterSchema.optional(),
-}).superRefine((config, ctx) => {
+});
+
+export const configSchema = configShape.superRefine((config, ctx) => {
   config.listeners.forEach((listener, index) => {
     if (listener.limits_scope !== 'cluster') return;
     if (config.cluster === undefined) {

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ConfigError, type ConfigSnapshot } from '../config/load.js';
-import { configSchema } from '../config/schema.js';
+import { configShape } from '../config/schema.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
 import { ToxiproxyApi } from './api.js';
 import { ApiError } from './api-error.js';
@@ -87,6 +87,6 @@ export class ToxiproxyServer {
 
 /** The runtime's settings with no listeners: every one is created through the API. */
 function emptySnapshot(): ConfigSnapshot {
-  const settings = configSchema.omit({ listeners: true, admin: true }).parse({});
+  const settings = configShape.omit({ listeners: true, admin: true }).parse({});
   return { ...settings, admin: undefined, listeners: [], file: undefined, baseDir: process.cwd() };
 }

@@ -9,7 +9,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, roundTrip, runTcpproxy, spawnProxy } from '../helpers/ops.js';
+import { ConfigFile, roundTrip, spawnProxy } from '../helpers/ops.js';
+import { runBin } from '../helpers/repo.js';
 
 /** A pid that certainly runs no tcpproxy: a process that has already exited. */
 async function deadPid(): Promise<number> {
@@ -38,7 +39,7 @@ describe('control commands by pid file only (signals)', { timeout: 120_000 }, ()
   it('a stale pid file is reported as such, then replaced at start', async () => {
     const stale = await deadPid();
     writeFileSync(pidFile, `${stale}\n`);
-    const status = await runTcpproxy(['status', '--pid-file', pidFile]);
+    const status = await runBin(['status', '--pid-file', pidFile]);
     assert.equal(status.code, 1);
     assert.match(status.stderr, new RegExp(`no running instance found: pid file ${pidFile} is stale: pid ${stale}`));
 
@@ -55,19 +56,19 @@ describe('control commands by pid file only (signals)', { timeout: 120_000 }, ()
     await file.write(config());
     const proxy = await spawnProxy(file);
     try {
-      const second = await runTcpproxy(['--config', file.path]);
+      const second = await runBin(['--config', file.path]);
       assert.equal(second.code, 1);
       assert.match(second.stderr, new RegExp(`pid_file ${pidFile}: another tcpproxy is running with pid ${proxy.child.pid}`));
       assert.equal(readFileSync(pidFile, 'utf8'), `${proxy.child.pid}\n`, 'the refused instance left the pid file alone');
 
-      const reload = await runTcpproxy(['reload', '--pid-file', pidFile]);
+      const reload = await runBin(['reload', '--pid-file', pidFile]);
       assert.equal(reload.code, 0, reload.stderr);
       assert.match(reload.stdout, new RegExp(`sent SIGHUP to pid ${proxy.child.pid}`));
       await proxy.waitForLog((line) => line.event === 'reload' && line.ok === true);
 
       const client = await connect(proxy.port);
       await roundTrip(client, 'still here');
-      const stopping = runTcpproxy(['stop', '--pid-file', pidFile, '--timeout', '30s']);
+      const stopping = runBin(['stop', '--pid-file', pidFile, '--timeout', '30s']);
       // A connection open at stop time holds the drain; ending it lets the proxy exit.
       await proxy.waitForLog((line) => line.event === 'shutdown');
       client.end();
@@ -87,7 +88,7 @@ describe('control commands by pid file only (signals)', { timeout: 120_000 }, ()
     const client = await connect(proxy.port);
     try {
       await roundTrip(client, 'held');
-      const stop = await runTcpproxy(['stop', '--pid-file', pidFile, '--timeout', '300ms']);
+      const stop = await runBin(['stop', '--pid-file', pidFile, '--timeout', '300ms']);
       assert.equal(stop.code, 3);
       assert.match(stop.stderr, new RegExp(`pid ${proxy.child.pid} is still running`));
       assert.equal(proxy.child.exitCode, null);
@@ -98,15 +99,15 @@ describe('control commands by pid file only (signals)', { timeout: 120_000 }, ()
   });
 
   it('usage errors are exit 2', async () => {
-    const nowhere = await runTcpproxy(['stop']);
+    const nowhere = await runBin(['stop']);
     assert.equal(nowhere.code, 2);
     assert.match(nowhere.stderr, /say where the running instance is/);
-    const foreign = await runTcpproxy(['status', '--pid-file', pidFile, '--listen', '127.0.0.1:1']);
+    const foreign = await runBin(['status', '--pid-file', pidFile, '--listen', '127.0.0.1:1']);
     assert.equal(foreign.code, 2);
     assert.match(foreign.stderr, /--listen is not an option of "tcpproxy status"/);
     const neither = await ConfigFile.create({ listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] });
     try {
-      const result = await runTcpproxy(['status', '--config', neither.path]);
+      const result = await runBin(['status', '--config', neither.path]);
       assert.equal(result.code, 2);
       assert.match(result.stderr, /has neither admin\.listen nor pid_file/);
     } finally {
