@@ -80,8 +80,11 @@ test('only a possible start of the pattern is held back, and released after `hol
   filter.data(Buffer.from('abcfo'), push);
   assert.deepEqual(out, ['xyz', 'abc']);
   const started = performance.now();
-  // The hold timer is the only thing that can push "fo" now: wait for that push.
+  // The hold timer is the only thing that can push "fo" now: wait for that push. It is
+  // unref()ed (it must not keep a proxy alive), so this test keeps the event loop up itself.
+  const keepAlive = setInterval(() => undefined, 1_000);
   await new Promise<void>((resolve) => (released = resolve));
+  clearInterval(keepAlive);
   assert.deepEqual(out, ['xyz', 'abc', 'fo'], 'the held "fo" is released once no more data came');
   assert.ok(performance.now() - started >= 29, 'not before `hold`');
   filter.destroy?.();
