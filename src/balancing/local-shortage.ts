@@ -34,11 +34,6 @@ export function localShortage(code: string | undefined): string | undefined {
   return code === undefined ? undefined : SHORTAGES.get(code);
 }
 
-/** The error code of a connect failure (net's errors carry one; a connect timeout has ETIMEDOUT). */
-export function errorCode(error: Error): string | undefined {
-  return (error as NodeJS.ErrnoException).code;
-}
-
 /**
  * Warnings about a shortage, at most one per error code per interval (per process: the
  * limits are the process's, and during a shortage every connection would log one, adding

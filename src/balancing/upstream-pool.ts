@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { createBalancer, type Balancer, type BalanceStrategy } from './balancer.js';
 import { checkSettings, derivedState, Endpoint, endpointLabel } from './endpoint.js';
 import { HealthCheck, type HealthCheckOptions } from './health-check.js';
-import { errorCode, localShortage, shortageWarnings } from './local-shortage.js';
+import { localShortage, shortageWarnings } from './local-shortage.js';
 import { isIpLiteral, resolveHost, systemLookup, type Lookup } from './resolver.js';
 
 export type { BalanceStrategy } from './balancer.js';
@@ -218,9 +218,9 @@ export class UpstreamPool {
    * does not count it against the endpoint either.
    */
   reportConnectFailure(endpoint: Endpoint, error: Error): boolean {
-    const code = errorCode(error);
+    const code = (error as NodeJS.ErrnoException).code;
     if (localShortage(code) !== undefined) {
-      shortageWarnings.warn(this.logger, code!, { listener: this.listener, upstream: endpoint.label, during: 'connect' }, 'connections are refused until some close; the upstream is not blamed');
+      shortageWarnings.warn(this.logger, code!, { listener: this.listener, upstream: endpoint.label, during: 'connect' }, 'connects fail until some close; the upstream is not blamed');
       return false;
     }
     endpoint.failures++;
