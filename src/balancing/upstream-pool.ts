@@ -225,7 +225,7 @@ export class UpstreamPool {
     }
     endpoint.failures++;
     const current = this.inCharge();
-    if (!current.isMember(endpoint)) return;
+    if (!current.isMember(endpoint)) return true; // counted, but no longer balanced on
     // Either way the endpoint gets no new connections: without active checks a back-off
     // timer brings it back; with them, the next passing check does (the contract's rule).
     if (current.healthCheck === undefined) current.eject(endpoint, error);
