@@ -10,7 +10,7 @@ import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
+import { ConfigFile, eventually, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { PRLIMIT, requires } from '../helpers/requirements.js';
 
 /** One short connection through `port`; resolves when its echo came back and it closed. */
@@ -29,6 +29,21 @@ async function bytesBeforeClose(port: number): Promise<number> {
   await closed(client);
   client.destroy();
   return bytes;
+}
+
+/**
+ * A connection served through `proxy` and kept open; the function returned closes it and
+ * resolves once the proxy has too (its two descriptors, client and upstream, are free).
+ */
+async function holdOne(proxy: ProxyProcess): Promise<() => Promise<void>> {
+  const held = await connect(proxy.port);
+  held.on('error', () => undefined);
+  await roundTrip(held, 'held');
+  return async () => {
+    const closedLine = proxy.waitForLog((l) => l.event === 'close');
+    held.destroy();
+    await closedLine;
+  };
 }
 
 /** How many connections each of `servers` has accepted so far. */
@@ -440,10 +455,8 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
     const proxy = await spawnProxy(file, { admin: true });
     try {
       const pid = proxy.child.pid!;
-      // Served before the limit: closing it later is what frees descriptors (two: client and upstream).
-      const held = await connect(proxy.port);
-      held.on('error', () => undefined);
-      await roundTrip(held, 'held');
+      // Served before the limit: closing it later is what frees descriptors.
+      const release = await holdOne(proxy);
       await limitDescriptors(pid, lowestFreeDescriptor(pid) + 1);
       for (const attempt of [1, 2]) {
         assert.equal(await bytesBeforeClose(proxy.port), 0, `client ${attempt} got a byte`);
@@ -456,9 +469,7 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
         { level: warning?.level, error: warning?.error, during: warning?.during, upstream: warning?.upstream },
         { level: 'warn', error: 'EMFILE', during: 'connect', upstream: a.address },
       );
-      const heldClosed = proxy.waitForLog((l) => l.event === 'close');
-      held.destroy();
-      await heldClosed;
+      await release();
       // Descriptors free: the next client is served at once (no back-off to wait out).
       await oneShot(proxy.port, 'back');
       assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
@@ -480,9 +491,7 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
     const proxy = await spawnProxy(file);
     try {
       const pid = proxy.child.pid!;
-      const held = await connect(proxy.port);
-      held.on('error', () => undefined);
-      await roundTrip(held, 'held');
+      const release = await holdOne(proxy);
       // A check just ended (the proxy closed its socket first): the next is an interval away.
       await new Promise<void>((resolve) => a.server.once('connection', (check: Socket) => check.once('close', () => resolve())));
       await limitDescriptors(pid, lowestFreeDescriptor(pid)); // none left: every check gets EMFILE
@@ -492,9 +501,7 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
         { event: first.event, error: first.error, during: first.during, upstream: first.upstream },
         { event: 'resource_shortage', error: 'EMFILE', during: 'health_check', upstream: a.address },
       );
-      const heldClosed = proxy.waitForLog((l) => l.event === 'close');
-      held.destroy();
-      await heldClosed;
+      await release();
       // Two descriptors free, but a check may take one of them for a moment: wait for a client served.
       await eventually(async () => (await oneShot(proxy.port, 'back'), true), 'a client served after the descriptors were freed');
       assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
