@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import type { Endpoint } from './endpoint.js';
+import { localShortage } from './local-shortage.js';
 
 export interface HealthCheckOptions {
   intervalMs: number;
@@ -38,6 +39,9 @@ const MAX_REPLY_BYTES = 64 * 1024;
 /** Called with the new verdict when a threshold is crossed; `detail` says why. */
 export type VerdictListener = (endpoint: Endpoint, reachable: boolean, detail: string) => void;
 
+/** Called when a check could not run for want of a local resource (`code`: EMFILE...). */
+export type ShortageListener = (endpoint: Endpoint, code: string) => void;
+
 /**
  * Active health checking of one endpoint: a TCP connect (optionally a request and an
  * expected reply) every interval, bounded by the timeout. The first check comes at a
@@ -59,6 +63,7 @@ export class HealthCheck {
     private readonly options: HealthCheckOptions,
     private readonly onVerdict: VerdictListener,
     private readonly random: () => number = Math.random,
+    private readonly onShortage: ShortageListener = () => {},
   ) {}
 
   start(): void {
@@ -88,7 +93,10 @@ export class HealthCheck {
   private readonly checked = (failure: string | undefined): void => {
     this.cancelProbe = undefined;
     if (this.stopped) return;
-    this.record(failure);
+    // This host short of descriptors, ports or memory says nothing about the endpoint:
+    // the check does not count either way (see local-shortage.ts).
+    if (localShortage(failure) !== undefined) this.onShortage(this.endpoint, failure!);
+    else this.record(failure);
     // The next check starts one interval after this one started (or at once if it took longer).
     this.schedule(Math.max(0, this.options.intervalMs - (Date.now() - this.startedAt)));
   };

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { createBalancer, type Balancer, type BalanceStrategy } from './balancer.js';
 import { checkSettings, derivedState, Endpoint, endpointLabel } from './endpoint.js';
 import { HealthCheck, type HealthCheckOptions } from './health-check.js';
+import { localShortage, shortageWarnings } from './local-shortage.js';
 import { isIpLiteral, resolveHost, systemLookup, type Lookup } from './resolver.js';
 
 export type { BalanceStrategy } from './balancer.js';
@@ -212,15 +213,24 @@ export class UpstreamPool {
    * row); when it runs out the endpoint is eligible again, and the next connect decides:
    * success resets the back-off, failure ejects it for twice as long. With health checks
    * configured, the checks alone decide.
+   * A failure that is this host's own (out of descriptors, ports, memory: local-shortage.ts)
+   * blames nobody: it is logged (rate-limited) and false is returned, so that the caller
+   * does not count it against the endpoint either.
    */
-  reportConnectFailure(endpoint: Endpoint, error: Error): void {
+  reportConnectFailure(endpoint: Endpoint, error: Error): boolean {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (localShortage(code) !== undefined) {
+      shortageWarnings.warn(this.logger, code!, { listener: this.listener, upstream: endpoint.label, during: 'connect' }, 'connects fail until some close; the upstream is not blamed');
+      return false;
+    }
     endpoint.failures++;
     const current = this.inCharge();
-    if (!current.isMember(endpoint)) return;
+    if (!current.isMember(endpoint)) return true; // counted, but no longer balanced on
     // Either way the endpoint gets no new connections: without active checks a back-off
     // timer brings it back; with them, the next passing check does (the contract's rule).
     if (current.healthCheck === undefined) current.eject(endpoint, error);
     else current.markUnreachable(endpoint, error);
+    return true;
   }
 
   reportConnectSuccess(endpoint: Endpoint): void {
@@ -413,6 +423,11 @@ export class UpstreamPool {
     this.retryTimers.set(endpoint, timer);
   }
 
+  /** A health check this host could not run (out of descriptors...): neither a pass nor a failure. */
+  private readonly onCheckShortage = (endpoint: Endpoint, code: string): void => {
+    shortageWarnings.warn(this.logger, code, { listener: this.listener, upstream: endpoint.label, during: 'health_check' }, 'health check skipped; the upstream keeps its state');
+  };
+
   private readonly onVerdict = (endpoint: Endpoint, reachable: boolean, detail: string): void => {
     endpoint.reachable = reachable;
     this.refreshState(endpoint, reachable ? 'health_check_passed' : 'health_check_failed', detail);
@@ -570,7 +585,7 @@ export class UpstreamPool {
     this.unwatch(endpoint); // never two checks or back-off timers for one endpoint
     if (this.healthCheck !== undefined) {
       endpoint.retryAt = 0;
-      const check = new HealthCheck(endpoint, this.healthCheck, this.onVerdict, this.random);
+      const check = new HealthCheck(endpoint, this.healthCheck, this.onVerdict, this.random, this.onCheckShortage);
       this.checks.set(endpoint, check);
       check.start();
     } else if (!endpoint.reachable) {

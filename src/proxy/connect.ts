@@ -1,7 +1,8 @@
 /**
  * Connecting a client to an upstream: ask the pool for an endpoint, connect with a
  * timeout, and on a refusal or timeout try another endpoint (up to `retries` more),
- * reporting each outcome to the pool so that passive failure detection can eject it.
+ * reporting each outcome to the pool so that passive failure detection can eject it
+ * (the pool blames no endpoint for this host's own shortages, such as EMFILE).
  * The client is not involved: whatever it sends meanwhile waits, unread or buffered in
  * order, so a retry is invisible to it. With `on_limit: queue`, a connection that finds
  * every eligible endpoint at its max_connections waits in the pool's UpstreamQueue.
@@ -36,7 +37,11 @@ export type ConnectFailure =
 export interface ConnectHandlers {
   connected(socket: Socket, endpoint: Endpoint, connectMs: number): void;
   failed(failure: ConnectFailure): void;
-  /** One attempt failed (refused, timed out); another may follow. */
+  /**
+   * One attempt failed (refused, timed out) and counts against the endpoint; another may
+   * follow. Not called for this host's own shortages (EMFILE...: local-shortage.ts), which
+   * blame no endpoint.
+   */
   attemptFailed(endpoint: Endpoint, error: Error): void;
 }
 
@@ -180,9 +185,9 @@ export class UpstreamConnector implements UpstreamWaiter {
     this.discard();
     this.lastError = error;
     // Failure first: the release may hand the slot to a waiter, which must not get this endpoint.
-    this.options.pool.reportConnectFailure(endpoint, error);
+    const blamed = this.options.pool.reportConnectFailure(endpoint, error);
     this.options.pool.release(endpoint);
-    this.handlers.attemptFailed(endpoint, error);
+    if (blamed) this.handlers.attemptFailed(endpoint, error);
     this.start();
   }
 

@@ -8,6 +8,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { AdmissionResult } from '../admission/admission.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
+import { shortageWarnings } from '../balancing/local-shortage.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
@@ -15,9 +16,6 @@ import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '.
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
-
-/** After EMFILE/ENFILE, new clients are shed for this long so that descriptors can free up. */
-const ACCEPT_BACKOFF_MS = 100;
 
 export class ListenError extends Error {
   constructor(
@@ -36,8 +34,6 @@ export function listenError(what: string, host: string, port: number, error: Nod
 
 export class Listener {
   private readonly server: net.Server;
-  private shedUntil = 0;
-  private lastAcceptErrorLog = 0;
 
   constructor(private context: ListenerContext) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
@@ -101,7 +97,6 @@ export class Listener {
       return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET' });
     }
     const identity: ClientIdentity = { ip: unmapIPv4(address), port: socket.remotePort ?? 0 };
-    if (Date.now() < this.shedUntil) return refuse(context, socket, identity, 'limit', { error: 'EMFILE' });
     if (context.config.proxy_protocol?.accept) return void this.readProxyHeader(context, socket, identity);
     this.admit(context, socket, identity);
   };
@@ -165,13 +160,17 @@ export class Listener {
     });
   }
 
+  /**
+   * An accept that failed. The process must survive it (an 'error' nobody listens to would
+   * kill it), and there is no client to refuse or log: none was accepted. On Linux this
+   * hardly ever runs even out of descriptors: at EMFILE/ENFILE libuv closes a descriptor it
+   * keeps in reserve, accepts every waiting client and closes it at once, reopens the
+   * reserve, and reports nothing (uv__emfile_trick in uv__server_io). Node emits this only
+   * when that reserve is gone too (another thread took the descriptor it freed), or for
+   * other accept errors (ENOBUFS, ENOMEM...).
+   */
   private readonly onServerError = (error: NodeJS.ErrnoException): void => {
-    // Accept failures (EMFILE, ENFILE, ...) must not kill the process: shed briefly and log.
-    this.shedUntil = Date.now() + ACCEPT_BACKOFF_MS;
-    if (Date.now() - this.lastAcceptErrorLog > 1000) {
-      this.lastAcceptErrorLog = Date.now();
-      this.context.logger.warn({ event: 'accept_error', listener: this.name, error: error.code ?? error.message }, 'accept failed; shedding new connections briefly');
-    }
+    shortageWarnings.warn(this.context.logger, error.code ?? error.message, { event: 'accept_error', listener: this.name, during: 'accept' }, 'accept failed; waiting clients may be closed unserved');
   };
 }
 

@@ -108,6 +108,26 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.close();
   });
 
+  it("a connect failure that is this host's own (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL) blames no endpoint", async () => {
+    for (const healthCheck of [undefined, fastChecks]) {
+      const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', 9001)], passiveBackoff: { baseMs: 60, maxMs: 150 }, ...(healthCheck && { healthCheck }) });
+      await pool.start();
+      const [endpoint] = pool.endpoints() as [Endpoint];
+      for (const code of ['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']) {
+        const error = Object.assign(new Error(`connect ${code} 127.0.0.1:9001`), { code });
+        assert.equal(pool.reportConnectFailure(endpoint, error), false, code);
+      }
+      assert.equal(endpoint.state, 'healthy');
+      assert.equal(endpoint.failures, 0);
+      assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
+      assert.deepEqual(log.lines.filter((l) => l['event'] === 'upstream_state'), []);
+      // A real failure still counts.
+      assert.equal(pool.reportConnectFailure(endpoint, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), true);
+      assert.equal(endpoint.state, 'down');
+      pool.close();
+    }
+  });
+
   it('with health checks configured, a failed connect takes it out until a check passes', async () => {
     const server = await startServer();
     const { pool } = makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 100 } });

@@ -201,3 +201,14 @@ export async function limitDescriptors(pid: number, max: number): Promise<void> 
 export function openDescriptors(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
+
+/**
+ * The lowest descriptor number a process has free now (Linux /proc): the one its next
+ * socket or file gets. With the limit set to this plus one, exactly one more can be opened.
+ */
+export function lowestFreeDescriptor(pid: number): number {
+  const open = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
+  let fd = 0;
+  while (open.has(fd)) fd++;
+  return fd;
+}

@@ -10,7 +10,7 @@ import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, limitDescriptors, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type Stats } from '../helpers/ops.js';
+import { ConfigFile, eventually, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { PRLIMIT, requires } from '../helpers/requirements.js';
 
 /** One short connection through `port`; resolves when its echo came back and it closed. */
@@ -19,6 +19,31 @@ async function oneShot(port: number, text = 'ping'): Promise<void> {
   const reply = readAll(client);
   client.end(text);
   assert.equal((await reply).toString(), text);
+}
+
+/** Connects to `port` and counts what arrives until the proxy closes the connection. */
+async function bytesBeforeClose(port: number): Promise<number> {
+  const client = await connect(port);
+  let bytes = 0;
+  client.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  await closed(client);
+  client.destroy();
+  return bytes;
+}
+
+/**
+ * A connection served through `proxy` and kept open; the function returned closes it and
+ * resolves once the proxy has too (its two descriptors, client and upstream, are free).
+ */
+async function holdOne(proxy: ProxyProcess): Promise<() => Promise<void>> {
+  const held = await connect(proxy.port);
+  held.on('error', () => undefined);
+  await roundTrip(held, 'held');
+  return async () => {
+    const closedLine = proxy.waitForLog((l) => l.event === 'close');
+    held.destroy();
+    await closedLine;
+  };
 }
 
 /** How many connections each of `servers` has accepted so far. */
@@ -390,6 +415,10 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
       assert.equal(served + shed, 120);
       assert.ok(shed >= 120 - 15 - 40, `only ${shed} clients shed`);
       assert.equal(proxy.child.exitCode, null, 'the proxy died of descriptor exhaustion');
+      // The proxy's own shortage is not the upstream's: it stays healthy throughout.
+      assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
+      // libuv shed the excess itself: Node reported no accept failure.
+      assert.deepEqual(proxy.logs.filter((l) => l.event === 'accept_error'), []);
       // The connections it holds are unharmed.
       const held = clients.filter((client) => !client.destroyed);
       assert.equal(held.length, served);
@@ -410,6 +439,73 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
       }, 'a client served after the descriptors were freed');
     } finally {
       for (const client of clients) client.destroy();
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+
+  // Exactly one descriptor left: the client's accept takes it, so the upstream connect gets
+  // EMFILE. That used to eject the upstream (upstream_state healthy->down, connect_failed)
+  // and refuse every later client `no_upstream` although the upstream was fine.
+  it('out of descriptors while connecting upstream: refused no_upstream (EMFILE), the upstream not blamed, served again once descriptors free', async (t) => {
+    if (!(await requires(t, PRLIMIT))) return;
+    const a = await startEchoServer();
+    const file = await ConfigFile.create(config([a.address]));
+    const proxy = await spawnProxy(file, { admin: true });
+    try {
+      const pid = proxy.child.pid!;
+      // Served before the limit: closing it later is what frees descriptors.
+      const release = await holdOne(proxy);
+      await limitDescriptors(pid, lowestFreeDescriptor(pid) + 1);
+      for (const attempt of [1, 2]) {
+        assert.equal(await bytesBeforeClose(proxy.port), 0, `client ${attempt} got a byte`);
+        const line = (await proxy.waitForLines((l) => l.event === 'reject', attempt))[attempt - 1]!;
+        // The second too: the endpoint was not ejected, so it was tried (and failed) again.
+        assert.deepEqual({ reason: line.reason, error: line.error }, { reason: 'no_upstream', error: 'EMFILE' }, `client ${attempt}`);
+      }
+      const warning = proxy.logs.find((l) => l.event === 'resource_shortage');
+      assert.deepEqual(
+        { level: warning?.level, error: warning?.error, during: warning?.during, upstream: warning?.upstream },
+        { level: 'warn', error: 'EMFILE', during: 'connect', upstream: a.address },
+      );
+      await release();
+      // Descriptors free: the next client is served at once (no back-off to wait out).
+      await oneShot(proxy.port, 'back');
+      assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
+      const upstream = (await proxy.admin!.json<Stats>('/api/stats')).upstreams.find((u) => u.address === a.address);
+      assert.deepEqual({ state: upstream?.state, connect_failures: upstream?.connect_failures }, { state: 'healthy', connect_failures: 0 });
+    } finally {
+      await proxy.kill();
+      await file.remove();
+      await a.close();
+    }
+  });
+
+  it('a health check that finds no descriptor neither passes nor fails: the upstream keeps its state', async (t) => {
+    if (!(await requires(t, PRLIMIT))) return;
+    const a = await startEchoServer();
+    // Checks far apart: the descriptor count is read between two of them (a check holds one).
+    const checks = { interval: '2s', timeout: '1s', healthy_threshold: 1, unhealthy_threshold: 1 };
+    const file = await ConfigFile.create({ listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [a.address], health_check: checks }] });
+    const proxy = await spawnProxy(file);
+    try {
+      const pid = proxy.child.pid!;
+      const release = await holdOne(proxy);
+      // A check just ended (the proxy closed its socket first): the next is an interval away.
+      await new Promise<void>((resolve) => a.server.once('connection', (check: Socket) => check.once('close', () => resolve())));
+      await limitDescriptors(pid, lowestFreeDescriptor(pid)); // none left: every check gets EMFILE
+      // Either the skipped check's warning, or (the bug) the upstream taken down for it.
+      const first = await proxy.waitForLog((l) => l.event === 'resource_shortage' || l.event === 'upstream_state');
+      assert.deepEqual(
+        { event: first.event, error: first.error, during: first.during, upstream: first.upstream },
+        { event: 'resource_shortage', error: 'EMFILE', during: 'health_check', upstream: a.address },
+      );
+      await release();
+      // Two descriptors free, but a check may take one of them for a moment: wait for a client served.
+      await eventually(async () => (await oneShot(proxy.port, 'back'), true), 'a client served after the descriptors were freed');
+      assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
+    } finally {
       await proxy.kill();
       await file.remove();
       await a.close();
