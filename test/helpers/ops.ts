@@ -3,7 +3,7 @@
  * process (config file, JSON log lines on stdout, signals) for reload, drain and workers.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -200,4 +200,18 @@ export async function limitDescriptors(pid: number, max: number): Promise<void> 
 /** How many descriptors a process has open now (Linux /proc). */
 export function openDescriptors(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** A process's resident memory in bytes now (Linux /proc VmRSS). */
+export function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
+/**
+ * This process's hard limit on open files: what it and its children (Node raises its own soft
+ * limit to the hard one at startup) can open, and no more without privileges.
+ */
+export function descriptorHardLimit(): number {
+  const line = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]!;
+  return line === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(line);
 }

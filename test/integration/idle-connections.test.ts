@@ -1,0 +1,208 @@
+/**
+ * Idle and stalled peers at scale (issue 12), through bin/tcpproxy as a process of its own,
+ * to an upstream in another process: each holds one end of every connection, and a proxied
+ * connection costs the proxy two descriptors. Measured on the proxy process (/proc/<pid>):
+ * every connection is bridged (the active gauge reaches the count), its resident memory per
+ * connection stays under a bound, a fresh client is served meanwhile, and once the clients
+ * are gone every gauge and descriptor is back to its baseline.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net, { type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
+import { startEchoProcess, type EchoProcess } from '../helpers/echo-process.js';
+import { ConfigFile, descriptorHardLimit, eventually, openDescriptors, roundTrip, rssBytes, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
+
+/** The issue's figure. */
+const WANTED = 10_000;
+/** The proxy's own descriptors besides its connections: runtime, stdio, listeners, admin clients. */
+const RESERVE = 200;
+/**
+ * The proxy needs two descriptors per connection, and nothing can raise the hard limit it
+ * inherits without privileges (CAP_SYS_RESOURCE): under a hard limit of 20,000 (this CI
+ * machine's) that is 9,900; with a higher limit, the full 10,000.
+ */
+const IDLE = Math.min(WANTED, Math.floor((descriptorHardLimit() - RESERVE) / 2));
+/**
+ * Connects in flight at once, and the most connections the proxy may have left unaccepted:
+ * its accept queue holds 511 (Node's default backlog). A handshake completed into a full
+ * queue is dropped by the kernel while the client believes it connected; an idle client
+ * sends nothing that would retry it, only the kernel's SYN-ACK retransmits (1, 2, 4 ... s)
+ * do: that, not the proxy, is what left connections unbridged when thousands were opened at once.
+ */
+const IN_FLIGHT = 200;
+/** Resident memory allowed per idle connection above the proxy's baseline (measured: ~11 KiB). */
+const IDLE_RSS_BOUND = 40 * 1024;
+/** Clients that start a TLS handshake and never finish it. */
+const STALLED = 1_000;
+/** Resident memory allowed per stalled TLS handshake (measured: see the README's Timeouts section). */
+const STALLED_RSS_BOUND = 64 * 1024;
+
+function listenerStats(stats: Stats, name: string): Stats['listeners'][number] {
+  return stats.listeners.find((l) => l.name === name)!;
+}
+
+/** Waits until the listener's active gauge satisfies `done`; bounded. */
+async function activeReaches(proxy: ProxyProcess, listener: string, done: (active: number) => boolean, what: string, timeoutMs = 30_000): Promise<number> {
+  let last = -1;
+  try {
+    return await eventually(async () => {
+      last = listenerStats(await proxy.admin!.json<Stats>('/api/stats'), listener).active;
+      return done(last) ? last : undefined;
+    }, what, timeoutMs);
+  } catch (error) {
+    throw new Error(`${(error as Error).message} (active: ${last})`);
+  }
+}
+
+/** Waits until the proxy holds no more descriptors than at `baseline`; bounded. */
+function descriptorsBackTo(pid: number, baseline: number): Promise<number> {
+  return eventually(async () => {
+    const now = openDescriptors(pid);
+    return now <= baseline ? now : undefined;
+  }, `the proxy's descriptors back to ${baseline} (now ${openDescriptors(pid)})`, 20_000);
+}
+
+function idleClient(port: number): Promise<Socket> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  socket.on('error', () => undefined);
+  return once(socket, 'connect').then(() => socket);
+}
+
+/**
+ * The kernel's count of completed handshakes dropped because an accept queue was full (for
+ * every socket of this network namespace): shown, to tell a dropped handshake from a proxy fault.
+ */
+function listenOverflows(): number {
+  const [names, values] = readFileSync('/proc/net/netstat', 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('TcpExt:'))
+    .map((line) => line.split(/\s+/));
+  return Number(values![names!.indexOf('ListenOverflows')]);
+}
+
+function kib(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+describe('idle and stalled connections at scale, through a proxy process', { timeout: 120_000 }, () => {
+  let dir: string;
+  let certs: TestCertificates;
+  let echo: EchoProcess;
+  let config: ConfigFile;
+  let proxy: ProxyProcess;
+  let tlsPort: number;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tcpproxy-idle-'));
+    certs = await makeTestCertificates(dir);
+    echo = await startEchoProcess();
+    config = await ConfigFile.create({
+      admin: { listen: '127.0.0.1:0' },
+      listeners: [
+        { name: 'idle', listen: '127.0.0.1:0', upstreams: [echo.address] },
+        { name: 'tls', listen: '127.0.0.1:0', upstreams: [echo.address], tls: { cert: certs.serverCert, key: certs.serverKey }, handshake_timeout: '5s' },
+      ],
+    });
+    proxy = await spawnProxy(config, { admin: true, listening: 2 });
+    tlsPort = proxy.logs.find((l) => l.event === 'listening' && l.listener === 'tls')!.port as number;
+    // Warm up: the bridge, the TLS context and the access log loaded before any baseline.
+    const client = await idleClient(proxy.port);
+    await roundTrip(client, 'warm up');
+    client.destroy();
+    await activeReaches(proxy, 'idle', (active) => active === 0, 'the warm-up connection closed');
+  });
+  after(async () => {
+    await proxy?.kill();
+    await config?.remove();
+    await echo?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it(`${IDLE} idle connections: all bridged, memory per connection bounded, others served, all released`, async (t) => {
+    const pid = proxy.child.pid!;
+    const baselineRss = rssBytes(pid);
+    const baselineFds = openDescriptors(pid);
+    const overflowsBefore = listenOverflows();
+    const clients: Socket[] = [];
+    try {
+      const started = Date.now();
+      while (clients.length < IDLE) {
+        clients.push(...(await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, IDLE - clients.length) }, () => idleClient(proxy.port)))));
+        // Pace: the proxy's accept queue never holds more than two batches.
+        await activeReaches(proxy, 'idle', (active) => active >= clients.length - IN_FLIGHT, `the proxy keeping up with ${clients.length} clients`);
+      }
+      await activeReaches(proxy, 'idle', (active) => active === IDLE, `${IDLE} connections bridged`);
+      const bridgedMs = Date.now() - started;
+      await eventually(async () => ((await echo.connections()) === IDLE ? true : undefined), `the upstream holding ${IDLE} connections`);
+
+      const perConnection = (rssBytes(pid) - baselineRss) / IDLE;
+      t.diagnostic(
+        `${IDLE} idle connections bridged in ${bridgedMs} ms (accept-queue overflows meanwhile: ${listenOverflows() - overflowsBefore}); ` +
+          `proxy RSS ${kib(baselineRss)} -> ${kib(rssBytes(pid))}: ${kib(perConnection)} per connection`,
+      );
+      assert.ok(perConnection < IDLE_RSS_BOUND, `${kib(perConnection)} per idle connection (bound ${kib(IDLE_RSS_BOUND)})`);
+      assert.ok(openDescriptors(pid) >= baselineFds + 2 * IDLE, 'two descriptors per bridged connection');
+
+      // A fresh client is served while they are held.
+      const fresh = await idleClient(proxy.port);
+      await roundTrip(fresh, 'still served');
+      fresh.destroy();
+
+      for (const socket of clients.splice(0)) socket.destroy();
+      await activeReaches(proxy, 'idle', (active) => active === 0, 'every idle connection released');
+      const stats = await proxy.admin!.json<Stats>('/api/stats');
+      assert.deepEqual(stats.upstreams.map((u) => u.active), [0], 'upstream gauge back to 0');
+      await eventually(async () => ((await echo.connections()) === 0 ? true : undefined), 'the upstream holding none', 20_000);
+      await descriptorsBackTo(pid, baselineFds);
+    } finally {
+      for (const socket of clients) socket.destroy();
+    }
+  });
+
+  it(`${STALLED} TLS handshakes never finished: memory bounded, all cut at handshake_timeout, others served`, async (t) => {
+    const pid = proxy.child.pid!;
+    const baselineRss = rssBytes(pid);
+    const baselineFds = openDescriptors(pid);
+    const rejectedBefore = listenerStats(await proxy.admin!.json<Stats>('/api/stats'), 'tls').rejections.tls;
+    const clients: Socket[] = [];
+    try {
+      // The head of a handshake record announcing 512 bytes, and 5 of them: the TLS server
+      // has started a handshake and waits for the rest, which never comes.
+      const partialHello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03]);
+      while (clients.length < STALLED) {
+        const batch = await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, STALLED - clients.length) }, () => idleClient(tlsPort)));
+        for (const socket of batch) socket.write(partialHello);
+        clients.push(...batch);
+      }
+      // Every stalled client accepted and holding a handshake: its descriptor is the proxy's.
+      await eventually(async () => (openDescriptors(pid) >= baselineFds + STALLED ? true : undefined), `${STALLED} stalled handshakes held`);
+      const perHandshake = (rssBytes(pid) - baselineRss) / STALLED;
+      t.diagnostic(`${STALLED} stalled TLS handshakes: ${kib(perHandshake)} per handshake`);
+      assert.ok(perHandshake < STALLED_RSS_BOUND, `${kib(perHandshake)} per stalled handshake (bound ${kib(STALLED_RSS_BOUND)})`);
+
+      // A well-behaved TLS client is served meanwhile.
+      const fresh = tls.connect({ port: tlsPort, host: '127.0.0.1', rejectUnauthorized: false });
+      fresh.on('error', () => undefined);
+      await once(fresh, 'secureConnect');
+      await roundTrip(fresh, 'still served');
+      fresh.destroy();
+
+      // Each is cut at handshake_timeout, refused with reason tls; nothing is left behind.
+      await Promise.all(clients.map((socket) => (socket.destroyed ? undefined : once(socket, 'close'))));
+      await eventually(async () => {
+        const rejected = listenerStats(await proxy.admin!.json<Stats>('/api/stats'), 'tls').rejections.tls - rejectedBefore;
+        return rejected === STALLED ? true : undefined;
+      }, `${STALLED} handshakes refused with reason tls`);
+      await activeReaches(proxy, 'tls', (active) => active === 0, 'no TLS connection left');
+      await descriptorsBackTo(pid, baselineFds);
+    } finally {
+      for (const socket of clients) socket.destroy();
+    }
+  });
+});
