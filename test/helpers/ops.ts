@@ -73,6 +73,20 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
   }
 }
 
+/** A process's resident memory in bytes now (Linux /proc VmRSS). */
+export function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
+/**
+ * This process's hard limit on open files: what it and its children (Node raises its own soft
+ * limit to the hard one at startup) can open, and no more without privileges.
+ */
+export function descriptorHardLimit(): number {
+  const line = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]!;
+  return line === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(line);
+}
+
 /** A temporary directory holding one JSON config file that the test may rewrite (for reloads). */
 export class ConfigFile {
   private constructor(
@@ -200,18 +214,4 @@ export async function limitDescriptors(pid: number, max: number): Promise<void> 
 /** How many descriptors a process has open now (Linux /proc). */
 export function openDescriptors(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** A process's resident memory in bytes now (Linux /proc VmRSS). */
-export function rssBytes(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-}
-
-/**
- * This process's hard limit on open files: what it and its children (Node raises its own soft
- * limit to the hard one at startup) can open, and no more without privileges.
- */
-export function descriptorHardLimit(): number {
-  const line = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]!;
-  return line === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(line);
 }
