@@ -3,7 +3,7 @@
  * process (config file, JSON log lines on stdout, signals) for reload, drain and workers.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,20 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A process's resident memory in bytes now (Linux /proc VmRSS). */
+export function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
+/**
+ * This process's hard limit on open files: what it and its children (Node raises its own soft
+ * limit to the hard one at startup) can open, and no more without privileges.
+ */
+export function descriptorHardLimit(): number {
+  const line = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]!;
+  return line === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(line);
 }
 
 /** A temporary directory holding one JSON config file that the test may rewrite (for reloads). */

@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { ConfigFile, spawnProxy } from '../helpers/ops.js';
+import { ConfigFile, rssBytes, spawnProxy } from '../helpers/ops.js';
 import { deferred, startServer, type TestServer } from '../helpers/servers.js';
 
 const TOTAL = 256 * 1024 * 1024;
@@ -21,10 +20,6 @@ const STEP = 4 * 1024 * 1024;
 const PAUSE_MS = 50;
 /** Growth of the proxy's RSS allowed over its idle baseline. */
 const RSS_BOUND = 48 * 1024 * 1024;
-
-function rssBytes(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-}
 
 /** Writes TOTAL bytes of the pattern as fast as `socket` accepts them (respecting write()'s answer), then ends. */
 async function pour(socket: Socket): Promise<void> {

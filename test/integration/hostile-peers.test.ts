@@ -1,6 +1,8 @@
 /**
  * Slow and hostile peers (issue 12): each is bounded in time (handshake_timeout, the admin
  * server's head timeout) and does not hold up other clients, who are served meanwhile.
+ * Thousands of idle connections and stalled handshakes, with the proxy's memory and
+ * descriptors measured, are in idle-connections.test.ts (a proxy process of their own).
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -124,30 +126,6 @@ describe('hostile peers', { timeout: 60_000 }, () => {
       const limits = proxy.runtime['running'].get('test')!.context.limits;
       await until(() => limits.active === 0 && proxy.runtime['running'].get('test')!.context.connections.size === 0, 'every flood connection released');
     } finally {
-      await proxy.stop();
-    }
-  });
-
-  it('thousands of idle connections: all bridged, others still served, all released on close', async () => {
-    // Proxy, clients and upstream share this process: 4 descriptors per connection, under
-    // a limit of 20,000 (ulimit -n) shared with the rest of this file, on a loaded 2-core CI
-    // machine: 2,500 instead of the issue's 10,000.
-    const IDLE = 2_500;
-    const proxy = await startProxy(oneListener([echo.address], { buffer_size: '16KiB' }));
-    const clients: Socket[] = [];
-    try {
-      for (let batch = 0; batch < IDLE; batch += 500) {
-        const opened = await Promise.all(Array.from({ length: Math.min(500, IDLE - batch) }, () => connect(proxy.port)));
-        for (const socket of opened) socket.on('error', () => undefined);
-        clients.push(...opened);
-      }
-      const connections = proxy.runtime['running'].get('test')!.context.connections;
-      await until(() => connections.size === IDLE, `${IDLE} connections bridged (now ${connections.size})`, 30_000);
-      await servedMeanwhile(proxy);
-      for (const socket of clients) socket.destroy();
-      await until(() => connections.size === 0, 'every idle connection released', 30_000);
-    } finally {
-      for (const socket of clients) socket.destroy();
       await proxy.stop();
     }
   });
