@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { connectionRate, downloadRate, openIdle, pingPong, sleep, startUpstreams, uploadRate, type Upstreams } from './load.js';
-import { ROOT, rssKiB, startTcpproxy } from './proxy-process.js';
+import { freePorts, ROOT, rssKiB, startTcpproxy } from './proxy-process.js';
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
@@ -35,20 +35,6 @@ async function startNaive(upstreams: Upstreams): Promise<{ child: ChildProcess; 
   const child = spawn(process.execPath, [join(ROOT, 'dist/bench/naive-proxy.js'), String(ports[0]), String(upstreams.source), String(ports[1]), String(upstreams.sink), String(ports[2]), String(upstreams.echo)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await once(child.stdout!, 'data');
   return { child, path: { name: 'naive', ports: { source: ports[0]!, sink: ports[1]!, echo: ports[2]! }, pid: child.pid } };
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const net = await import('node:net');
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = net.createServer().listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      return server;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 const MiB = 1024 * 1024;

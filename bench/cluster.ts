@@ -6,23 +6,13 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
 import { connectionRate } from './load.js';
-import { startTcpproxy } from './proxy-process.js';
+import { freePorts, startTcpproxy } from './proxy-process.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 
 /** Limits high enough never to refuse: the row measures the cost of counting, not refusals. */
 const LIMITS = { max_connections: 1_000_000, max_connections_per_ip: 1_000_000, new_connections_per_ip: { limit: 1_000_000, per: '1s' } };
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** CPU time (user + system) of a process so far, in µs, from /proc (clock ticks of 10 ms). */
 function cpuMicros(pid: number): number {
@@ -47,7 +37,7 @@ export async function clusterConnectionRates(echo: string, clients: number, seco
     process.stderr.write(`  limits_scope: cluster row skipped: ${REDIS_SERVER} not found (apt-get install redis-server)\n`);
     return undefined;
   }
-  const port = await freePort();
+  const [port] = (await freePorts(1)) as [number];
   const redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let banner = '';
   await new Promise<void>((resolve, reject) => {

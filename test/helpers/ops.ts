@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request, type Response } from '../admin/http-client.js';
+import { rssKiB } from '../../bench/proxy-process.js';
 import { LogCollector, type LogLine } from './log-collector.js';
 
 export { sampleValue } from '../admin/prometheus-text.js';
@@ -73,9 +74,9 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
   }
 }
 
-/** A process's resident memory in bytes now (Linux /proc VmRSS). */
+/** A process's resident memory in bytes now (the benchmark's /proc VmRSS reader). */
 export function rssBytes(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+  return rssKiB(pid) * 1024;
 }
 
 /**
