@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { didYouMean } from './did-you-mean.js';
 import { knownKeys } from './known-keys.js';
@@ -102,7 +101,8 @@ export async function loadConfigFile(file: string, adjust: (raw: unknown) => unk
     // A config is JSON-shaped: YAML 1.1 tags (!!binary, !!set, !!timestamp...) stay strings
     // rather than becoming a Buffer, Set or Date that no key path can name (#12 fuzzing),
     // and YAML's warnings are not printed as Node process warnings.
-    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { resolveKnownTags: false, logLevel: 'error' });
+    // yaml is loaded with the first file that needs it: a proxy started from the command line never does.
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : (await import('yaml')).parse(text, { resolveKnownTags: false, logLevel: 'error' });
   } catch (err) {
     throw new ConfigError([`${file}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
   }

@@ -9,7 +9,7 @@
  * logrotate can rename it and have the next lines land in a fresh file at the same path.
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { LogSink } from './log-sink.js';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -37,6 +37,12 @@ export interface ProcessLogs {
 }
 
 const LOG_FLUSH_INTERVAL_MS = 100;
+
+/** pino-pretty (CommonJS), loaded only for `format: pretty`: JSON logging, the production case, never pays for it. */
+function pretty(options: import('pino-pretty').PrettyOptions): import('pino-pretty').PrettyStream {
+  const build = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return build(options);
+}
 
 export function createLogger(options: LoggerOptions): Logger {
   return openLogs(options).logger;

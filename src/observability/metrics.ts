@@ -6,13 +6,22 @@
  * `inc()`, even on a "child" from `labels()`. The listener and bridge call these recorders once
  * or twice per connection, so the recorders only bump numbers in an object resolved once per
  * listener (and once per upstream); the prom-client counters are filled from those numbers at
- * scrape time by `collect` callbacks. Histograms must bucket each observation, so they use
- * prom-client's `observe()` with a label object built once (no allocation per call).
+ * scrape time by `collect` callbacks. Histograms are ours too (bucket-counts.ts): an
+ * observation is a bucket search and two additions on counts bound once per listener and
+ * upstream, where prom-client's `observe()` would hash the label set each time.
+ *
+ * prom-client itself is loaded on the first scrape (`text()`, `json()`): it and its default
+ * process metrics (an event-loop-delay sampler, a GC observer) cost memory at start and work
+ * all along, and a proxy nobody scrapes needs none of it. Process metrics therefore count
+ * from the first scrape (CPU seconds and memory are read from the process, so they are whole).
  *
  * State that belongs to the runtime (upstream health, active connections per upstream, queue
  * lengths, bytes of connections still open) is pulled from `MetricSources` at scrape time.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { BucketCounts, histogramMetric, type LabeledCounts } from './bucket-counts.js';
+
+type PromClient = typeof import('prom-client');
 
 export const CLOSE_REASONS = [
   'client_closed',
@@ -90,17 +99,39 @@ export interface ClusterMetrics {
 /** Redis round trips: loopback is ~0.1 ms, a neighbouring host ~0.5 ms; above `cluster.timeout` is on_error's. */
 const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
-/** The cluster metrics, registered on first use: processes without `cluster` export none of them. */
+/** The cluster metrics, exported once `clusterMetrics()` was called: processes without `cluster` export none of them. */
 class ClusterRecorder implements ClusterMetrics {
   up = 0;
   readonly decisions = new Map<string, { allow: number; deny: number }>();
   readonly active = new Map<string, number>();
-  private readonly seconds: Histogram;
+  readonly seconds: LabeledCounts = { labels: {}, counts: new BucketCounts(REDIS_BUCKETS) };
+  private registered = false;
 
-  constructor(registers: Registry[]) {
-    this.seconds = new Histogram({ name: 'tcpproxy_cluster_redis_seconds', help: 'Round-trip time of the cluster-limit scripts sent to Redis.', buckets: REDIS_BUCKETS, registers });
+  redisUp(up: boolean): void {
+    this.up = up ? 1 : 0;
+  }
+
+  roundTrip(seconds: number): void {
+    this.seconds.counts.observe(seconds);
+  }
+
+  onErrorDecision(listener: string, decision: 'allow' | 'deny'): void {
+    let counts = this.decisions.get(listener);
+    if (counts === undefined) this.decisions.set(listener, (counts = { allow: 0, deny: 0 }));
+    counts[decision]++;
+  }
+
+  clusterActive(listener: string, active: number): void {
+    this.active.set(listener, active);
+  }
+
+  /** Once per registry (the first scrape, or the first call after it). */
+  register(prom: PromClient, registers: Registry[]): void {
+    if (this.registered) return;
+    this.registered = true;
     const recorder = this;
-    new Gauge({
+    histogramMetric(registers[0]!, 'tcpproxy_cluster_redis_seconds', 'Round-trip time of the cluster-limit scripts sent to Redis.', () => [recorder.seconds]);
+    new prom.Gauge({
       name: 'tcpproxy_cluster_redis_up',
       help: '1 while the Redis of limits_scope: cluster answers, 0 while on_error decides.',
       registers,
@@ -110,13 +141,13 @@ class ClusterRecorder implements ClusterMetrics {
         this.set(recorder.up);
       },
     });
-    scrapedCounter(registers, 'tcpproxy_cluster_on_error_total', 'Admissions decided by cluster.on_error because Redis was down or slow, by decision.', ['listener', 'decision'], function* () {
+    scrapedCounter(prom, registers, 'tcpproxy_cluster_on_error_total', 'Admissions decided by cluster.on_error because Redis was down or slow, by decision.', ['listener', 'decision'], function* () {
       for (const [listener, counts] of recorder.decisions) {
         yield [{ listener, decision: 'allow' }, counts.allow];
         yield [{ listener, decision: 'deny' }, counts.deny];
       }
     });
-    new Gauge({
+    new prom.Gauge({
       name: 'tcpproxy_cluster_connections_active',
       help: "The listener's open connections across all instances, as Redis last answered.",
       labelNames: ['listener'],
@@ -128,24 +159,6 @@ class ClusterRecorder implements ClusterMetrics {
         for (const [listener, value] of recorder.active) this.set({ listener }, value);
       },
     });
-  }
-
-  redisUp(up: boolean): void {
-    this.up = up ? 1 : 0;
-  }
-
-  roundTrip(seconds: number): void {
-    this.seconds.observe(seconds);
-  }
-
-  onErrorDecision(listener: string, decision: 'allow' | 'deny'): void {
-    let counts = this.decisions.get(listener);
-    if (counts === undefined) this.decisions.set(listener, (counts = { allow: 0, deny: 0 }));
-    counts[decision]++;
-  }
-
-  clusterActive(listener: string, active: number): void {
-    this.active.set(listener, active);
   }
 }
 
@@ -213,8 +226,8 @@ const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600
 type Sample = [labels: Record<string, string>, value: number];
 
 /** A counter whose samples are taken at each scrape: reset, then add each current total. */
-function scrapedCounter(registers: Registry[], name: string, help: string, labelNames: string[], samples: () => Iterable<Sample>): void {
-  new Counter({
+function scrapedCounter(prom: PromClient, registers: Registry[], name: string, help: string, labelNames: string[], samples: () => Iterable<Sample>): void {
+  new prom.Counter({
     name,
     help,
     labelNames,
@@ -232,8 +245,10 @@ function zeroCounts<K extends string>(keys: readonly K[]): Record<K, number> {
   return counts;
 }
 
-class UpstreamRecorder {
+class UpstreamRecorder implements LabeledCounts {
   readonly labels: { listener: string; upstream: string };
+  /** tcpproxy_upstream_connect_seconds of this upstream. */
+  readonly counts = new BucketCounts(CONNECT_BUCKETS);
   connects = 0;
   failures = 0;
   bytesFromClient = 0;
@@ -244,8 +259,10 @@ class UpstreamRecorder {
   }
 }
 
-class ListenerRecorder implements ListenerMetrics {
+class ListenerRecorder implements ListenerMetrics, LabeledCounts {
   readonly labels: { listener: string };
+  /** tcpproxy_connection_duration_seconds of this listener. */
+  readonly counts = new BucketCounts(DURATION_BUCKETS);
   readonly upstreams = new Map<string, UpstreamRecorder>();
   connectionsTotal = 0;
   active = 0;
@@ -254,11 +271,7 @@ class ListenerRecorder implements ListenerMetrics {
   readonly rejections = zeroCounts(REJECT_REASONS);
   readonly closes = zeroCounts(CLOSE_REASONS);
 
-  constructor(
-    readonly name: string,
-    private readonly connectSeconds: Histogram<'listener' | 'upstream'>,
-    private readonly durationSeconds: Histogram<'listener'>,
-  ) {
+  constructor(readonly name: string) {
     this.labels = { listener: name };
   }
 
@@ -274,7 +287,7 @@ class ListenerRecorder implements ListenerMetrics {
   connected(upstream: string, seconds: number): void {
     const recorder = this.upstream(upstream);
     recorder.connects++;
-    this.connectSeconds.observe(recorder.labels, seconds);
+    recorder.counts.observe(seconds);
   }
 
   connectFailed(upstream: string): void {
@@ -297,7 +310,7 @@ class ListenerRecorder implements ListenerMetrics {
       recorder.bytesFromClient += bytesFromClient;
       recorder.bytesToClient += bytesToClient;
     }
-    this.durationSeconds.observe(this.labels, seconds);
+    this.counts.observe(seconds);
   }
 
   upstream(address: string): UpstreamRecorder {
@@ -311,35 +324,15 @@ class ListenerRecorder implements ListenerMetrics {
 }
 
 export class ProxyMetrics {
-  readonly registry = new Registry();
-  readonly contentType: string = this.registry.contentType;
+  /** What `text()` answers in: Prometheus' text format 0.0.4 (prom-client's default registry type). */
+  readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
   private readonly recorders = new Map<string, ListenerRecorder>();
   private sources: MetricSources | null = null;
   private cluster: ClusterRecorder | undefined;
-  private readonly connectSeconds: Histogram<'listener' | 'upstream'>;
-  private readonly durationSeconds: Histogram<'listener'>;
+  /** Built on the first scrape (see the top of this file). */
+  private registry: Promise<{ prom: PromClient; registry: Registry }> | undefined;
 
-  constructor(options: ProxyMetricsOptions = {}) {
-    const registers = [this.registry];
-    this.connectSeconds = new Histogram({
-      name: 'tcpproxy_upstream_connect_seconds',
-      help: 'Time to establish the upstream TCP connection.',
-      labelNames: ['listener', 'upstream'],
-      buckets: CONNECT_BUCKETS,
-      registers,
-    });
-    this.durationSeconds = new Histogram({
-      name: 'tcpproxy_connection_duration_seconds',
-      help: 'Lifetime of proxied connections, from accept to close.',
-      labelNames: ['listener'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.registerListenerCounters(registers);
-    this.registerUpstreamCounters(registers);
-    this.registerRuntimeGauges(registers);
-    if (options.collectDefault === true) collectDefaultMetrics({ register: this.registry, prefix: 'tcpproxy_' });
-  }
+  constructor(private readonly options: ProxyMetricsOptions = {}) {}
 
   /** The recorder for one listener; cached, so callers may also keep the returned object. */
   listenerMetrics(listener: string): ListenerMetrics {
@@ -348,7 +341,11 @@ export class ProxyMetrics {
 
   /** The cluster-limit metrics (registered on the first call). */
   clusterMetrics(): ClusterMetrics {
-    this.cluster ??= new ClusterRecorder([this.registry]);
+    if (this.cluster === undefined) {
+      const cluster = (this.cluster = new ClusterRecorder());
+      // Scraped before `cluster` was configured (a reload enabled it): export it from now on.
+      void this.registry?.then(({ prom, registry }) => cluster.register(prom, [registry]));
+    }
     return this.cluster;
   }
 
@@ -357,8 +354,35 @@ export class ProxyMetrics {
   }
 
   /** The Prometheus text exposition of every metric. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  async text(): Promise<string> {
+    return (await this.promRegistry()).registry.metrics();
+  }
+
+  /** Every metric as prom-client's JSON, which the primary merges across workers (AggregatorRegistry). */
+  async json(): Promise<object[]> {
+    return (await this.promRegistry()).registry.getMetricsAsJSON();
+  }
+
+  private promRegistry(): Promise<{ prom: PromClient; registry: Registry }> {
+    this.registry ??= import('prom-client').then((prom) => ({ prom, registry: this.buildRegistry(prom) }));
+    return this.registry;
+  }
+
+  private buildRegistry(prom: PromClient): Registry {
+    // A registry of our own, never prom-client's global one: tests and embedders may run several proxies in one process.
+    const registry = new prom.Registry();
+    const registers = [registry];
+    const recorders = this.recorders;
+    histogramMetric(registry, 'tcpproxy_upstream_connect_seconds', 'Time to establish the upstream TCP connection.', function* () {
+      for (const listener of recorders.values()) yield* listener.upstreams.values();
+    });
+    histogramMetric(registry, 'tcpproxy_connection_duration_seconds', 'Lifetime of proxied connections, from accept to close.', () => recorders.values());
+    this.registerListenerCounters(prom, registers);
+    this.registerUpstreamCounters(prom, registers);
+    this.registerRuntimeGauges(prom, registers);
+    this.cluster?.register(prom, registers);
+    if (this.options.collectDefault === true) prom.collectDefaultMetrics({ register: registry, prefix: 'tcpproxy_' });
+    return registry;
   }
 
   /** The figures behind /api/stats and the dashboard. */
@@ -396,7 +420,7 @@ export class ProxyMetrics {
   private recorder(listener: string): ListenerRecorder {
     let recorder = this.recorders.get(listener);
     if (recorder === undefined) {
-      recorder = new ListenerRecorder(listener, this.connectSeconds, this.durationSeconds);
+      recorder = new ListenerRecorder(listener);
       this.recorders.set(listener, recorder);
     }
     return recorder;
@@ -422,19 +446,20 @@ export class ProxyMetrics {
   }
 
   // Counters are rebuilt from the recorders at each scrape: reset, then add the current total.
-  private registerListenerCounters(registers: Registry[]): void {
+  private registerListenerCounters(prom: PromClient, registers: Registry[]): void {
     const recorders = () => this.listenerRecorders();
     const liveBytes = () => this.liveBytesByListener();
-    scrapedCounter(registers, 'tcpproxy_connections_total', 'Connections proxied by the listener (accepted and connected to an upstream).', ['listener'], function* () {
+    scrapedCounter(prom, registers, 'tcpproxy_connections_total', 'Connections proxied by the listener (accepted and connected to an upstream).', ['listener'], function* () {
       for (const r of recorders()) yield [r.labels, r.connectionsTotal];
     });
-    scrapedCounter(registers, 'tcpproxy_rejections_total', 'Connections refused before being proxied, by reason.', ['listener', 'reason'], function* () {
+    scrapedCounter(prom, registers, 'tcpproxy_rejections_total', 'Connections refused before being proxied, by reason.', ['listener', 'reason'], function* () {
       for (const r of recorders()) for (const reason of REJECT_REASONS) yield [{ listener: r.name, reason }, r.rejections[reason]];
     });
-    scrapedCounter(registers, 'tcpproxy_closes_total', 'Proxied connections closed, by reason.', ['listener', 'reason'], function* () {
+    scrapedCounter(prom, registers, 'tcpproxy_closes_total', 'Proxied connections closed, by reason.', ['listener', 'reason'], function* () {
       for (const r of recorders()) for (const reason of CLOSE_REASONS) yield [{ listener: r.name, reason }, r.closes[reason]];
     });
     scrapedCounter(
+      prom,
       registers,
       'tcpproxy_bytes_total',
       'Bytes received from clients (from_client) and sent to clients (to_client), open connections included.',
@@ -448,7 +473,7 @@ export class ProxyMetrics {
         }
       },
     );
-    new Gauge({
+    new prom.Gauge({
       name: 'tcpproxy_connections_active',
       help: 'Connections currently open through the listener.',
       labelNames: ['listener'],
@@ -460,18 +485,19 @@ export class ProxyMetrics {
     });
   }
 
-  private registerUpstreamCounters(registers: Registry[]): void {
+  private registerUpstreamCounters(prom: PromClient, registers: Registry[]): void {
     const recorders = this.recorders;
     function* upstreamRecorders(): Generator<UpstreamRecorder> {
       for (const listener of recorders.values()) yield* listener.upstreams.values();
     }
-    scrapedCounter(registers, 'tcpproxy_upstream_connections_total', 'Upstream connections established.', ['listener', 'upstream'], function* () {
+    scrapedCounter(prom, registers, 'tcpproxy_upstream_connections_total', 'Upstream connections established.', ['listener', 'upstream'], function* () {
       for (const u of upstreamRecorders()) yield [u.labels, u.connects];
     });
-    scrapedCounter(registers, 'tcpproxy_upstream_connect_failures_total', 'Upstream connect attempts that failed or timed out.', ['listener', 'upstream'], function* () {
+    scrapedCounter(prom, registers, 'tcpproxy_upstream_connect_failures_total', 'Upstream connect attempts that failed or timed out.', ['listener', 'upstream'], function* () {
       for (const u of upstreamRecorders()) yield [u.labels, u.failures];
     });
     scrapedCounter(
+      prom,
       registers,
       'tcpproxy_upstream_bytes_total',
       'Bytes of finished connections per upstream: from_client (received from clients), to_client.',
@@ -486,11 +512,11 @@ export class ProxyMetrics {
   }
 
   // Gauges of runtime state; reset first so upstreams and listeners removed by a reload vanish.
-  private registerRuntimeGauges(registers: Registry[]): void {
+  private registerRuntimeGauges(prom: PromClient, registers: Registry[]): void {
     const upstreams = () => this.sources?.upstreams() ?? [];
     const listeners = () => this.sources?.listeners() ?? [];
     const queueLength = (listener: string) => this.sources?.queueLength(listener) ?? 0;
-    new Gauge({
+    new prom.Gauge({
       name: 'tcpproxy_upstream_up',
       help: '1 when the upstream is not marked down (healthy or draining), 0 when down.',
       labelNames: ['listener', 'upstream'],
@@ -502,7 +528,7 @@ export class ProxyMetrics {
         for (const u of upstreams()) this.set({ listener: u.listener, upstream: u.upstream }, u.state === 'down' ? 0 : 1);
       },
     });
-    new Gauge({
+    new prom.Gauge({
       name: 'tcpproxy_upstream_state',
       help: 'The upstream state: 1 for the current state, 0 for the others.',
       labelNames: ['listener', 'upstream', 'state'],
@@ -517,7 +543,7 @@ export class ProxyMetrics {
         }
       },
     });
-    new Gauge({
+    new prom.Gauge({
       name: 'tcpproxy_upstream_connections_active',
       help: 'Connections currently open to the upstream.',
       labelNames: ['listener', 'upstream'],
@@ -527,7 +553,7 @@ export class ProxyMetrics {
         for (const u of upstreams()) this.set({ listener: u.listener, upstream: u.upstream }, u.active);
       },
     });
-    new Gauge({
+    new prom.Gauge({
       name: 'tcpproxy_queue_length',
       help: 'Connections waiting for a free slot (on_limit: queue).',
       labelNames: ['listener'],

@@ -16,7 +16,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { AggregatorRegistry } from 'prom-client';
 import type {
   AdminRuntime,
   ConnectionInfo,
@@ -90,7 +89,7 @@ async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSour
       await started;
       return runtime.changeUpstream(listener, change);
     },
-    metrics: () => runtime.proxyMetrics.registry.getMetricsAsJSON(),
+    metrics: () => runtime.proxyMetrics.json(),
     ready: () => runtime.ready(),
     reopen: () => logs.reopen(),
     shutdown: async () => {
@@ -398,6 +397,8 @@ class Primary implements AdminRuntime {
 
   async metrics(): Promise<{ contentType: string; body: string }> {
     const parts = await this.ask<object[]>('metrics');
+    // Loaded on the first scrape, as the workers' own registries (observability/metrics.ts).
+    const { AggregatorRegistry } = await import('prom-client');
     const registry = AggregatorRegistry.aggregate(parts);
     return { contentType: registry.contentType, body: await registry.metrics() };
   }

@@ -187,7 +187,7 @@ test('worker registries aggregate: counts add up, upstream_up stays 0/1', T, asy
       liveBytes: () => [],
     });
     metrics.listenerMetrics('main').accepted();
-    return metrics.registry.getMetricsAsJSON();
+    return metrics.json();
   };
   const parts = [await worker('healthy'), await worker('healthy'), await worker('down')];
   const merged = await AggregatorRegistry.aggregate(parts).metrics();
