@@ -4,7 +4,7 @@
  *
  * Deadlines are kept in buckets of RESOLUTION_MS; one unref'd timer fires per bucket while
  * anything is registered, and is not armed at all otherwise. A deadline fires at most one
- * resolution late, never early. `now` is the time of the last tick (or of the last
+ * resolution late (more when the event loop is busy), never before its time. `now` is the time of the last tick (or of the last
  * registration): a coarse clock the raw sockets stamp their activity with at no cost.
  */
 

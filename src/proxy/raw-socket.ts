@@ -263,7 +263,11 @@ export class RawSocket implements PlainSocket, Deadline {
     this.onClose?.();
   }
 
-  /** Inactivity timeout as net.Socket's: 'timeout' once nothing moved for `ms` (0: off). */
+  /**
+   * Inactivity timeout as net.Socket's: 'timeout' once nothing moved for `ms` (0: off).
+   * Activity is stamped with the wheel's coarse clock, so the silence is measured to within
+   * one wheel resolution (RESOLUTION_MS), which is what the timeouts' granularity allows anyway.
+   */
   setTimeout(ms: number): void {
     this.timeoutMs = ms;
     if (ms === 0 || this.destroyed) return deadlineWheel.cancel(this);
