@@ -22,7 +22,7 @@ interface PeerNameHandle {
 }
 
 /** libuv reports errors as negative errno values. */
-const UV_ENOTCONN = -constants.errno.ENOTCONN;
+export const UV_ENOTCONN = -constants.errno.ENOTCONN;
 /** getpeername writes the address here; reused, the answer is only the return code. */
 const scratch: Record<string, unknown> = {};
 

@@ -20,10 +20,10 @@
  * `this`, and the handle points back to its socket (`owner`).
  */
 import { getSystemErrorName } from 'node:util';
-import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import { deadlineWheel, type Deadline } from './deadline-wheel.js';
-import { UV_EOF, type SocketAddress, type TcpHandle, type TcpHandles, type WriteRequest } from './tcp-handle.js';
+import { UV_EOF, type ShutdownRequest, type SocketAddress, type TcpHandle, type TcpHandles, type WriteRequest } from './tcp-handle.js';
+import { UV_ENOTCONN } from './peer-probe.js';
 
 /** What the plain loop needs of a socket; net.Socket has it too. */
 export interface PlainSocket {
@@ -65,8 +65,6 @@ export class RawSocketError extends Error {
     this.code = code;
   }
 }
-
-const UV_ENOTCONN = -constants.errno.ENOTCONN;
 
 type Listener = () => void;
 type ErrorListener = (error: Error) => void;
@@ -376,7 +374,7 @@ function onWriteDone(this: WriteRequest, status: number): void {
   if (handle !== null) ownerOf(handle)?.afterWrite(status, this);
 }
 
-function onShutdownDone(this: { handle: TcpHandle | null }, status: number): void {
+function onShutdownDone(this: ShutdownRequest, status: number): void {
   const handle = this.handle;
   this.handle = null;
   if (handle !== null) ownerOf(handle)?.afterShutdown(status);
