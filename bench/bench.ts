@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { connectionRate, downloadRate, openIdle, pingPong, sleep, startUpstreams, uploadRate, type Upstreams } from './load.js';
-import { freePorts, ROOT, rssKiB, startTcpproxy } from './proxy-process.js';
+import { cpuMicros, freePorts, ROOT, rssKiB, startTcpproxy } from './proxy-process.js';
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
@@ -52,7 +52,18 @@ async function measure(paths: Path[], rows: Row[]): Promise<void> {
   await each('throughput, 1 stream, server -> client', 'MiB/s', true, async (p) => (await downloadRate(p.ports.source, 1, SECONDS)) / MiB);
   await each('throughput, 1 stream, client -> server', 'MiB/s', true, async (p) => (await uploadRate(p.ports.sink, 1, SECONDS)) / MiB);
   await each('throughput, 32 streams, server -> client', 'MiB/s', true, async (p) => (await downloadRate(p.ports.source, 32, SECONDS)) / MiB);
-  await each('new connections (50 clients, 64 B echo)', 'conn/s', true, (p) => connectionRate(p.ports.echo, 50, SECONDS));
+  // The proxy process's CPU time over the connection-rate test, per connection it carried:
+  // what a regression of the per-connection cost shows in, whatever the load generator's speed.
+  const cpuPerConnection: Record<string, number> = {};
+  await each('new connections (50 clients, 64 B echo)', 'conn/s', true, async (p) => {
+    const cpuBefore = p.pid === undefined ? 0 : cpuMicros(p.pid);
+    const startedAt = performance.now();
+    const rate = await connectionRate(p.ports.echo, 50, SECONDS);
+    const connections = (rate * (performance.now() - startedAt)) / 1000;
+    if (p.pid !== undefined) cpuPerConnection[p.name] = (cpuMicros(p.pid) - cpuBefore) / connections;
+    return rate;
+  });
+  rows.push({ metric: 'proxy CPU per proxied connection (connection-rate test)', unit: 'µs', proxy: cpuPerConnection.tcpproxy!, naive: cpuPerConnection.naive, higherIsBetter: false });
   const latency: Record<string, Record<string, { p50: number; p99: number }>> = {};
   for (const connections of [1, 100]) {
     latency[connections] = {};

@@ -51,6 +51,17 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** CPU time (user + system, µs) a process has used so far. */
+export function cpuMicros(pid: number): number {
+  // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks; the name (field 2) may hold spaces.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 export function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);

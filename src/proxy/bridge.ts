@@ -10,10 +10,12 @@
  *                the other buffer; if pending, stop reading until onClientWritten
  *                (handle_downstream_write).
  *
- * Both reads use `onread` with a buffer owned by the bridge: no allocation per chunk. The
- * accepted client socket gets it by handing its handle to a new socket (read-in-place.ts);
- * where that cannot be (TLS, bytes already read) or the upstream is TLS, the loop runs the
- * same way over 'data' events and 'drain'.
+ * Both reads use `onread` with a buffer owned by the bridge: no allocation per chunk. On the
+ * plain path both sockets are RawSockets (raw-socket.ts: libuv handles, no net.Socket), which
+ * offer the same calls as net.Socket for this loop (PlainSocket), so it is written once. Without
+ * raw handles, the accepted client socket gets it by handing its handle to a new socket
+ * (read-in-place.ts); where that cannot be (TLS, bytes already read) or the upstream is TLS,
+ * the loop runs the same way over 'data' events and 'drain'.
  *
  * FIN is carried through (allowHalfOpen on both sockets: one direction ending leaves the
  * other open); a reset or error on either side destroys the other. While a socket is not
@@ -40,6 +42,8 @@ import { deadPeerSweep, type Watched } from './dead-peer-sweep.js';
 import { destroySocket } from './destroy-socket.js';
 import { endIfPeerGone, endWasReset, PeerGoneError } from './peer-probe.js';
 import { SideTimeouts } from './side-timeouts.js';
+import { RawSocket, type PlainSocket } from './raw-socket.js';
+import { deadlineWheel, type Deadline } from './deadline-wheel.js';
 
 
 let lastId = 0;
@@ -59,18 +63,20 @@ export interface ClientIdentity {
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
-export class Bridge implements Watched {
+export class Bridge implements Watched, Deadline {
   readonly id = ID_PREFIX + String(++lastId);
   readonly startedAt = Date.now();
   readonly clientLabel: string;
-  private upstream: Socket | undefined;
+  private upstream: PlainSocket | undefined;
   private endpoint: Endpoint | undefined;
   private connector: UpstreamConnector | undefined;
   private pipeline: DataPipeline | undefined;
   private directions: [FilteredDirection, FilteredDirection] | undefined;
   /** Decided once, in start(): the filtered path (configured or live filters) or the plain one. */
   private filtered = false;
-  private lifetimeTimer: NodeJS.Timeout | undefined;
+  /** max_lifetime or an enforced schedule window's end, on the deadline wheel. */
+  wheelTick: number | undefined;
+  private endOfLife: 'max_lifetime' | 'schedule' = 'max_lifetime';
   /** idle_timeout, client_timeout, server_timeout: on the sockets' own timers (side-timeouts.ts). */
   private timeouts: SideTimeouts | undefined;
   private upstreamPaused = false;
@@ -88,8 +94,11 @@ export class Bridge implements Watched {
 
   constructor(
     private readonly context: ListenerContext,
-    /** Replaced once, on connect, by the same connection reading in place. */
-    private client: Socket,
+    /**
+     * A RawSocket on the plain path (only a plain bridge gets one: listener.ts); else a
+     * net.Socket, replaced once, on connect, by the same connection reading in place.
+     */
+    private client: PlainSocket,
     private readonly identity: ClientIdentity,
     /** Releases the admission slot(s) this connection holds; called exactly once. */
     private readonly releaseAdmission: () => void,
@@ -111,8 +120,8 @@ export class Bridge implements Watched {
     const untilWindowEnd = windowEnd ? Math.max(0, windowEnd.getTime() - this.startedAt) : Infinity;
     const lifetime = config.max_lifetime > 0 ? config.max_lifetime : Infinity;
     if (Math.min(untilWindowEnd, lifetime) < Infinity) {
-      this.lifetimeTimer = setTimeout(untilWindowEnd < lifetime ? this.onWindowOver : this.onLifetimeOver, Math.min(untilWindowEnd, lifetime, 2 ** 31 - 1));
-      this.lifetimeTimer.unref();
+      this.endOfLife = untilWindowEnd < lifetime ? 'schedule' : 'max_lifetime';
+      deadlineWheel.schedule(this, this.startedAt + Math.min(untilWindowEnd, lifetime));
     }
     // The client is not read until its upstream is connected: the sweep watches it meanwhile.
     this.watch();
@@ -125,6 +134,8 @@ export class Bridge implements Watched {
         // The zero-copy read needs a plain TCP upstream and no filters in between.
         // A function: the buffer is taken when an attempt opens its socket, not while queued.
         onread: this.filtered || this.context.upstreamTls ? undefined : { buffer: this.upstreamReadBuffer, callback: this.onUpstreamRead },
+        // The plain loop over two RawSockets (a net.Socket client's 'data' loop needs 'drain').
+        raw: this.client instanceof RawSocket ? this.client.handles : undefined,
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
@@ -186,7 +197,7 @@ export class Bridge implements Watched {
 
   // -- connect phase -------------------------------------------------------------------
 
-  private readonly onConnected = (upstream: Socket, endpoint: Endpoint, connectMs: number): void => {
+  private readonly onConnected = (upstream: PlainSocket, endpoint: Endpoint, connectMs: number): void => {
     this.connector = undefined;
     this.upstream = upstream;
     this.endpoint = endpoint;
@@ -198,12 +209,13 @@ export class Bridge implements Watched {
     upstream.on('end', this.onUpstreamEnd);
     if (this.filtered) {
       this.listenToClient();
-      return this.startFiltered(upstream, endpoint);
+      // Filtered bridges have net.Socket clients (listener.ts) and upstreams (no `raw` asked).
+      return this.startFiltered(upstream as Socket, endpoint);
     }
     this.readClientInPlace();
     if (this.context.upstreamTls) {
-      upstream.on('data', this.onUpstreamData);
-      this.client.on('drain', this.onClientDrain);
+      (upstream as Socket).on('data', this.onUpstreamData);
+      (this.client as Socket).on('drain', this.onClientDrain);
     }
     this.client.resume();
   };
@@ -222,7 +234,12 @@ export class Bridge implements Watched {
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
   private readClientInPlace(): void {
     const buffer = takeReadBuffer(this.context.config.buffer_size);
-    const adopted = readInPlace(this.client, buffer, this.onClientRead);
+    if (this.client instanceof RawSocket) {
+      this.clientBuffer = buffer;
+      this.client.readInto(buffer, this.onClientRead);
+      return this.listenToClient();
+    }
+    const adopted = readInPlace(this.client as Socket, buffer, this.onClientRead);
     if (adopted) {
       this.clientBuffer = buffer;
       this.client.off('error', this.onClientError);
@@ -232,8 +249,8 @@ export class Bridge implements Watched {
       adopted.on('close', this.onSocketClose);
     } else {
       giveBackReadBuffer(buffer);
-      this.client.on('data', this.onClientData);
-      this.upstream!.on('drain', this.onUpstreamDrain);
+      (this.client as Socket).on('data', this.onClientData);
+      (this.upstream as Socket).on('drain', this.onUpstreamDrain);
     }
     this.listenToClient();
   }
@@ -352,9 +369,10 @@ export class Bridge implements Watched {
       close: (reason, options) => this.close(reason as CloseReason, options),
     });
     this.pipeline = pipeline;
+    const client = this.client as Socket;
     this.directions = [
-      new FilteredDirection(this.client, upstream, pipeline.toUpstream, this.onFilterFailure, this.onDirectionPaused),
-      new FilteredDirection(upstream, this.client, pipeline.toClient, this.onFilterFailure, this.onDirectionPaused),
+      new FilteredDirection(client, upstream, pipeline.toUpstream, this.onFilterFailure, this.onDirectionPaused),
+      new FilteredDirection(upstream, client, pipeline.toClient, this.onFilterFailure, this.onDirectionPaused),
     ];
     this.directions[0].start();
     this.directions[1].start();
@@ -369,9 +387,9 @@ export class Bridge implements Watched {
 
   private readonly onInactive = (reason: CloseReason): void => this.close(reason);
 
-  private readonly onLifetimeOver = (): void => this.close('max_lifetime');
-
-  private readonly onWindowOver = (): void => this.close('schedule');
+  deadlineReached(): void {
+    this.close(this.endOfLife);
+  }
 
   private readonly onClientError = (error: Error): void => {
     this.error ??= error;
@@ -417,7 +435,7 @@ export class Bridge implements Watched {
   }
 
   private release(): void {
-    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    deadlineWheel.cancel(this);
     this.timeouts?.stop();
     if (this.watched) deadPeerSweep.unwatch(this);
     this.watched = false;

@@ -14,6 +14,8 @@ import type { PickResult, UpstreamPool } from '../balancing/upstream-pool.js';
 import type { UpstreamQueue, UpstreamWaiter } from '../balancing/upstream-queue.js';
 import type { Ticket } from '../admission/wait-queue.js';
 import type { ClientTlsOptions } from '../protocol/tls.js';
+import { RawSocket, type PlainSocket } from './raw-socket.js';
+import type { TcpHandles } from './tcp-handle.js';
 
 export interface ConnectOptions {
   readonly pool: UpstreamPool;
@@ -22,6 +24,11 @@ export interface ConnectOptions {
   readonly retries: number;
   /** The bridge's zero-copy read path for the upstream side (absent when filters run). */
   readonly onread: OnReadOpts | undefined;
+  /**
+   * Connect on a raw libuv handle (raw-socket.ts) instead of a net.Socket, where the endpoint
+   * is an IP address (a host name needs net's DNS lookup): the plain path. Needs `onread`.
+   */
+  readonly raw: TcpHandles | undefined;
   /** Bytes that must precede everything else on the upstream connection (a PROXY header). */
   readonly preamble: Buffer | undefined;
   /** TLS to the upstream (`upstream_tls`): the handshake is part of connecting (and of its timeout). */
@@ -35,7 +42,7 @@ export type ConnectFailure =
   | { readonly reason: 'no_upstream'; readonly error: Error };
 
 export interface ConnectHandlers {
-  connected(socket: Socket, endpoint: Endpoint, connectMs: number): void;
+  connected(socket: PlainSocket, endpoint: Endpoint, connectMs: number): void;
   failed(failure: ConnectFailure): void;
   /**
    * One attempt failed (refused, timed out) and counts against the endpoint; another may
@@ -59,9 +66,9 @@ export class UpstreamConnector implements UpstreamWaiter {
   /** Connect attempts so far: the retry budget counts every one. */
   private attempts = 0;
   /** The TCP socket of the current attempt: it carries the timeout. */
-  private raw: Socket | undefined;
+  private raw: PlainSocket | undefined;
   /** What the bridge gets: the TCP socket, or the TLS socket over it. */
-  private socket: Socket | undefined;
+  private socket: PlainSocket | undefined;
   private endpoint: Endpoint | undefined;
   private startedAt = 0;
   private lastError: Error | undefined;
@@ -122,13 +129,7 @@ export class UpstreamConnector implements UpstreamWaiter {
     pool.acquire(endpoint);
     this.endpoint = endpoint;
     this.startedAt = performance.now();
-    const raw = net.connect({
-      host: endpoint.host,
-      port: endpoint.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      ...(this.options.onread ? { onread: this.options.onread } : {}),
-    });
+    const raw = this.openSocket(endpoint);
     this.raw = raw;
     this.socket = raw;
     raw.setTimeout(this.options.timeoutMs);
@@ -136,6 +137,20 @@ export class UpstreamConnector implements UpstreamWaiter {
     raw.once('connect', this.onTcpConnected);
     raw.on('error', this.onError);
     if (this.options.preamble) raw.write(this.options.preamble);
+  }
+
+  /** Only how the socket is opened differs between the plain path and the others. */
+  private openSocket(endpoint: Endpoint): PlainSocket {
+    const { raw, onread } = this.options;
+    const family = isIP(endpoint.host);
+    if (raw !== undefined && onread !== undefined && family !== 0) return RawSocket.connect(raw, endpoint.host, endpoint.port, family === 6);
+    return net.connect({
+      host: endpoint.host,
+      port: endpoint.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(onread ? { onread } : {}),
+    });
   }
 
   /** The client left while connecting: drop the attempt and give the endpoint back. */
@@ -150,7 +165,8 @@ export class UpstreamConnector implements UpstreamWaiter {
     const tlsOptions = this.options.tls;
     if (!tlsOptions) return this.connected();
     // TCP is up (a PROXY header went out in clear first): the handshake is part of connecting.
-    const raw = this.raw!;
+    // (Never a RawSocket: `raw` is not asked for with TLS.)
+    const raw = this.raw as Socket;
     raw.off('error', this.onError);
     raw.on('error', ignoreError);
     const host = this.endpoint!.host;
@@ -168,6 +184,12 @@ export class UpstreamConnector implements UpstreamWaiter {
     this.raw!.setTimeout(0);
     this.raw = undefined;
     this.socket = undefined;
+    if (socket instanceof RawSocket) {
+      // net.connect's `onread` starts reading on connect by itself; a raw socket is told to.
+      const { buffer, callback } = this.options.onread!;
+      socket.readInto((typeof buffer === 'function' ? buffer() : buffer) as Buffer, callback);
+      socket.resume();
+    }
     this.options.pool.reportConnectSuccess(endpoint);
     this.handlers.connected(socket, endpoint, performance.now() - this.startedAt);
   };
@@ -212,7 +234,7 @@ export class UpstreamConnector implements UpstreamWaiter {
     raw.off('connect', this.onTcpConnected);
     raw.off('error', this.onError);
     this.socket!.off('error', this.onError);
-    this.socket!.off('secureConnect', this.connected);
+    if (this.socket !== raw) (this.socket as Socket).off('secureConnect', this.connected);
   }
 }
 

@@ -8,9 +8,9 @@
  * plainly instead (its FIN is already the last word; the kernel answers later data with
  * a reset anyway). A socket still connecting cannot be reset either.
  */
-import type { Socket } from 'node:net';
+import type { PlainSocket } from './raw-socket.js';
 
-export function destroySocket(socket: Socket, reset: boolean): void {
+export function destroySocket(socket: PlainSocket, reset: boolean): void {
   if (socket.destroyed) return;
   const shuttingDown = socket.writableEnded && !socket.writableFinished;
   if (reset && !socket.connecting && !shuttingDown) socket.resetAndDestroy();

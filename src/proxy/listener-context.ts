@@ -4,7 +4,6 @@
  * A reload builds a new context and swaps it in the Listener; established bridges keep
  * the context they started with.
  */
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Admission } from '../admission/admission.js';
 import type { ConnectionLimits } from '../admission/limits.js';
@@ -17,6 +16,10 @@ import type { DataPipelineFactory } from '../filters/pipeline.js';
 import type { ListenerMetrics } from '../observability/metrics.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../protocol/tls.js';
 import type { Bridge, ClientIdentity } from './bridge.js';
+import type { PlainSocket } from './raw-socket.js';
+
+/** The proxy's own end of a client connection (a net.Socket's or a raw socket's). */
+export type LocalEnd = Pick<PlainSocket, 'localAddress' | 'localPort'>;
 
 export interface SniRoute {
   readonly sni: string;
@@ -42,7 +45,7 @@ export interface ListenerContext {
   /** Open bridges of this listener, across reloads (admin API, shutdown). */
   readonly connections: Set<Bridge>;
   /** The PROXY header to send first on each upstream connection, when configured. */
-  readonly proxyHeader: ((client: Socket, identity: ClientIdentity) => Buffer) | undefined;
+  readonly proxyHeader: ((client: LocalEnd, identity: ClientIdentity) => Buffer) | undefined;
   /** TLS termination (`tls`): the options each accepted socket is wrapped with. */
   readonly tls: ServerTlsOptions | undefined;
   /** TLS origination (`upstream_tls`). */

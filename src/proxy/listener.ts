@@ -3,6 +3,11 @@
  * accepted client it runs the one accept path, in order:
  *   accept -> (PROXY header) -> admit (acl, schedule, rate, limits | queue) -> Bridge.start()
  * Refusals close the client without a byte and without touching any upstream.
+ *
+ * The plain path (no PROXY header to read, no TLS, no SNI routes, no filters): once bound,
+ * the listener takes over the server handle's `onconnection`, so that such clients arrive as
+ * raw libuv handles and become RawSockets (raw-socket.ts), with no net.Socket at all. Every
+ * other client is handed to Node's own onconnection, which makes the net.Socket as before.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
@@ -16,6 +21,8 @@ import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '.
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
+import { RawSocket, type PlainSocket } from './raw-socket.js';
+import { tcpHandles, type ServerHandle, type TcpHandle } from './tcp-handle.js';
 
 export class ListenError extends Error {
   constructor(
@@ -32,11 +39,21 @@ export function listenError(what: string, host: string, port: number, error: Nod
   return new ListenError(`${what}: cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`, error.code);
 }
 
+/** The server handle, with the listener that took over its accepts. */
+interface TakenOverHandle extends ServerHandle {
+  tcpproxyListener?: Listener;
+}
+
 export class Listener {
   private readonly server: net.Server;
+  /** Node's own onconnection (makes a net.Socket and emits 'connection'), for the other clients. */
+  private nodeOnConnection: ServerHandle['onconnection'] | undefined;
+  /** Whether the current context's clients take the plain path on raw handles. */
+  private rawPath = false;
 
   constructor(private context: ListenerContext) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
+    this.rawPath = isPlain(context);
   }
 
   get name(): string {
@@ -59,6 +76,7 @@ export class Listener {
         this.server.off('error', onError);
         // Only now: a bind failure is not an accept failure (it used to log a bogus accept_error).
         this.server.on('error', this.onServerError);
+        this.takeOverAccepts();
         resolve(this.server.address() as AddressInfo);
       };
       this.server.once('error', onError);
@@ -74,6 +92,7 @@ export class Listener {
   /** Reload: new connections follow the new context; established ones keep theirs. */
   use(context: ListenerContext): void {
     this.context = context;
+    this.rawPath = isPlain(context);
   }
 
   /**
@@ -86,6 +105,34 @@ export class Listener {
   }
 
   // -- the accept path -----------------------------------------------------------------
+
+  /**
+   * Accepted clients arrive on the server handle's onconnection(status, clientHandle): in a
+   * cluster worker too, where `_handle` is the round-robin stand-in that the primary's
+   * handles are passed to (lib/internal/cluster/child.js calls its onconnection).
+   */
+  private takeOverAccepts(): void {
+    if (tcpHandles === undefined) return;
+    const handle = (this.server as unknown as { _handle: TakenOverHandle | null })._handle;
+    if (handle === null || typeof handle.onconnection !== 'function') return;
+    this.nodeOnConnection = handle.onconnection;
+    handle.tcpproxyListener = this;
+    handle.onconnection = onServerConnection;
+  }
+
+  /** From onServerConnection: a raw client handle, or Node's way for everything else. */
+  accepted(serverHandle: ServerHandle, status: number, client: TcpHandle | undefined): void {
+    if (status !== 0 || client === undefined || !this.rawPath) return this.nodeOnConnection!.call(serverHandle, status, client);
+    const context = this.context;
+    const socket = new RawSocket(tcpHandles!, client);
+    client.setNoDelay(true);
+    const peer: { address?: string; port?: number } = {};
+    if (client.getpeername(peer) !== 0 || peer.address === undefined) {
+      socket.destroy();
+      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET' });
+    }
+    this.admit(context, socket, { ip: unmapIPv4(peer.address), port: peer.port ?? 0 });
+  }
 
   private readonly onConnection = (socket: Socket): void => {
     const context = this.context;
@@ -124,16 +171,18 @@ export class Listener {
     }
   }
 
-  private admit(context: ListenerContext, socket: Socket, identity: ClientIdentity): void {
+  private admit(context: ListenerContext, client: PlainSocket, identity: ClientIdentity): void {
     if (context.shared !== undefined) {
       // limits_scope: cluster: Redis answers within cluster.timeout (else on_error does). The
       // client stays paused meanwhile; one that left is noticed by startOrRefuse.
       const shared = context.admission.admitShared(identity.ip);
-      if (!(shared instanceof Promise)) return startOrRefuse(context, socket, identity, shared);
-      return void shared.then((result) => startOrRefuse(context, socket, identity, result));
+      if (!(shared instanceof Promise)) return startOrRefuse(context, client, identity, shared);
+      return void shared.then((result) => startOrRefuse(context, client, identity, result));
     }
     const decision = context.admission.admit(identity.ip);
-    if (decision !== 'queue') return startOrRefuse(context, socket, identity, decision);
+    if (decision !== 'queue') return startOrRefuse(context, client, identity, decision);
+    // The queue watches a net.Socket (its 'close', errored, the dead-peer probe).
+    const socket = asNetSocket(client);
     // Over a limit with on_limit: queue. The client is not read beyond a bounded buffer
     // (the kernel holds the rest); it proceeds when a slot frees, leaves the queue if it
     // resets, or is refused after queue_timeout.
@@ -174,16 +223,44 @@ export class Listener {
   };
 }
 
-function startOrRefuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, result: AdmissionResult): void {
+/** libuv calls it with `this` = the server handle: one function for every listener. */
+function onServerConnection(this: TakenOverHandle, status: number, client: TcpHandle | undefined): void {
+  this.tcpproxyListener!.accepted(this, status, client);
+}
+
+/** Whether a context's clients can take the plain path on raw handles. */
+function isPlain(context: ListenerContext): boolean {
+  return !context.config.proxy_protocol?.accept && !context.tls && !context.routes && !context.upstreamTls && context.pipeline === undefined;
+}
+
+/**
+ * A raw client as the net.Socket Node would have made of it (net.js onconnection), for the
+ * paths that need one: the admission queue, and filters turned on since the accept.
+ */
+function asNetSocket(client: PlainSocket): Socket {
+  if (!(client instanceof RawSocket)) return client as Socket;
+  return client.toNetSocket((handle) => {
+    const options = { handle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true };
+    const socket = new net.Socket(options as net.SocketConstructorOpts);
+    socket.setNoDelay(true);
+    socket.on('error', ignoreEarlyError);
+    return socket;
+  });
+}
+
+function startOrRefuse(context: ListenerContext, socket: PlainSocket, identity: ClientIdentity, result: AdmissionResult): void {
   if (!result.admitted) return refuse(context, socket, identity, result.reason);
   if (socket.destroyed) return result.slot.release();
   const release = (): void => result.slot.release();
-  if (context.routes) return void routeByServerName(context, socket, identity, release);
-  if (context.tls) return terminateTls(context, socket, identity, release);
+  // Raw clients come only from plain contexts (isPlain): these two always have a net.Socket.
+  if (context.routes) return void routeByServerName(context, socket as Socket, identity, release);
+  if (context.tls) return terminateTls(context, socket as Socket, identity, release);
   startBridge(context, socket, identity, release, context.pool);
 }
 
-function startBridge(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void, pool: UpstreamPool): void {
+function startBridge(context: ListenerContext, client: PlainSocket, identity: ClientIdentity, release: () => void, pool: UpstreamPool): void {
+  // Live filters engaged since the accept: the filtered path needs a net.Socket.
+  const socket = context.live.engaged ? asNetSocket(client) : client;
   socket.off('error', ignoreEarlyError);
   new Bridge(context, socket, identity, release, pool).start();
 }
@@ -242,7 +319,7 @@ function handshakeTimeout(context: ListenerContext): number {
   return context.config.handshake_timeout ?? context.config.connect_timeout;
 }
 
-function refuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
+function refuse(context: ListenerContext, socket: PlainSocket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
   socket.destroy();
   context.metrics.rejected(reason);
   logReject(context.logger, reason, { ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)), ...identity.extra, ...extra });

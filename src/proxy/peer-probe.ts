@@ -11,22 +11,23 @@
  * Node has no public way to ask (`remoteAddress` is cached at the first access), so this
  * calls the handle's own getpeername. It is the one place that does: `_handle` is not
  * documented; test/proxy/peer-probe.test.ts checks it on every supported Node version,
- * TLS sockets included (their TLSWrap handle forwards getpeername to the TCP handle below).
+ * TLS sockets included (their TLSWrap handle forwards getpeername to the TCP handle below),
+ * and raw-socket.ts's sockets, whose `_handle` is the TCP handle itself.
  */
 import { constants } from 'node:os';
-import type { Socket } from 'node:net';
+import type { PlainSocket } from './raw-socket.js';
 
 interface PeerNameHandle {
   getpeername?: (out: Record<string, unknown>) => number;
 }
 
 /** libuv reports errors as negative errno values. */
-const UV_ENOTCONN = -constants.errno.ENOTCONN;
+export const UV_ENOTCONN = -constants.errno.ENOTCONN;
 /** getpeername writes the address here; reused, the answer is only the return code. */
 const scratch: Record<string, unknown> = {};
 
 /** True when the kernel has closed the connection under `socket` (reset, keepalive timeout). */
-export function peerIsGone(socket: Socket): boolean {
+export function peerIsGone(socket: PlainSocket): boolean {
   // A connecting socket (SYN_SENT) also has no peer yet: that is not a departure.
   if (socket.connecting || socket.destroyed) return false;
   const handle = (socket as unknown as { _handle: PeerNameHandle | null })._handle;
@@ -49,7 +50,7 @@ export class PeerGoneError extends Error {
  * download off as complete. After a true FIN the socket is in CLOSE_WAIT, after a reset in
  * CLOSE. (Once our own FIN is out, CLOSE is also a normal end: not asked then.)
  */
-export function endWasReset(socket: Socket): boolean {
+export function endWasReset(socket: PlainSocket): boolean {
   return !socket.writableEnded && peerIsGone(socket);
 }
 
@@ -61,7 +62,7 @@ export function endWasReset(socket: Socket): boolean {
  *    leaves the socket in CLOSE, and unread data before its FIN must still be carried.
  *    Until we end our side, only a reset (or a keepalive timeout) leads to CLOSE.
  */
-export function endIfPeerGone(socket: Socket): boolean {
+export function endIfPeerGone(socket: PlainSocket): boolean {
   if (socket.destroyed || socket.writableEnded || socket.writableLength > 0 || !peerIsGone(socket)) return false;
   socket.destroy(new PeerGoneError());
   return true;

@@ -16,14 +16,15 @@
  * is `client_timeout`, never `server_timeout`; likewise the other way round.
  *
  * Cost: nothing per chunk. Node refreshes a socket's timer itself on every read and write
- * (inside its stream machinery, as for the plain idle timeout). Only when a timer fires does
+ * (inside its stream machinery, as for the plain idle timeout); a raw socket (raw-socket.ts)
+ * stamps its activity with the deadline wheel's coarse clock, and its timer is a wheel entry. Only when a timer fires does
  * this code run: it tells how long the side has been inactive (the socket's byte counters
  * show whether anything moved since the previous firing), whether the side owes anything,
  * and either closes or re-arms for the nearest limit. A side that owes nothing when its
  * timer fires is given a new full period once it owes again: the close may come up to one
  * period late after such a pause, never early.
  */
-import type { Socket } from 'node:net';
+import type { PlainSocket } from './raw-socket.js';
 import type { CloseReason } from '../observability/access-log.js';
 
 export interface SideTimeoutSettings {
@@ -40,7 +41,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class SideTimeouts {
   private readonly watches: SideWatch[] = [];
 
-  constructor(settings: SideTimeoutSettings, client: Socket, upstream: Socket, expire: Expire) {
+  constructor(settings: SideTimeoutSettings, client: PlainSocket, upstream: PlainSocket, expire: Expire) {
     if (settings.idle_timeout > 0 || settings.client_timeout > 0) {
       this.watches.push(new SideWatch(client, upstream, settings.idle_timeout, settings.client_timeout, 'client_timeout', expire));
     }
@@ -63,8 +64,8 @@ class SideWatch {
   private owedAtLastFiring = true;
 
   constructor(
-    private readonly side: Socket,
-    private readonly other: Socket,
+    private readonly side: PlainSocket,
+    private readonly other: PlainSocket,
     /** 0: not watched on this side. */
     private readonly idleMs: number,
     private readonly sideMs: number,
@@ -113,7 +114,7 @@ class SideWatch {
  * Grows with every byte read from the socket and every byte it took (a write completed).
  * bytesWritten counts bytes handed to the socket; writableLength those not yet taken.
  */
-function activityMark(socket: Socket): number {
+function activityMark(socket: PlainSocket): number {
   return socket.bytesRead + (socket.bytesWritten ?? 0) - socket.writableLength;
 }
 
@@ -121,7 +122,7 @@ function activityMark(socket: Socket): number {
  * A side owes an acknowledgement while bytes for it wait, and data while the proxy reads from
  * it: until its FIN, and unless what it sent still waits to be taken by the other side.
  */
-function owesSomething(side: Socket, other: Socket): boolean {
+function owesSomething(side: PlainSocket, other: PlainSocket): boolean {
   if (side.writableLength > 0) return true;
   if (side.readableEnded) return false;
   return other.writableLength === 0;

@@ -3,7 +3,6 @@
  * admission rules, the data pipeline and the PROXY-protocol encoder, all resolved once
  * so that the accept path and the bridge only act on decisions already made.
  */
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AccessList } from '../admission/access-list.js';
 import { Admission } from '../admission/admission.js';
@@ -22,7 +21,7 @@ import type { ProxyMetrics } from '../observability/metrics.js';
 import type { RedisLink } from '../cluster/redis-link.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
-import type { ListenerContext } from '../proxy/listener-context.js';
+import type { ListenerContext, LocalEnd } from '../proxy/listener-context.js';
 
 export interface BuildOptions {
   readonly snapshot: ConfigSnapshot;
@@ -262,7 +261,7 @@ function healthCheckOptions(config: ListenerConfig, send: 'v1' | 'v2' | undefine
   };
 }
 
-function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: Socket, identity: ClientIdentity) => Buffer {
+function proxyHeaderEncoder(version: 'v1' | 'v2'): (client: LocalEnd, identity: ClientIdentity) => Buffer {
   const encode = version === 'v2' ? encodeV2 : encodeV1;
   return (client, identity) => {
     // Chained proxies keep both ends: the destination an accepted header named, else ours.

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { closed, connect, deferred, readAll, refusedPort, sha256, startBlackHole, startEchoServer, startServer, type TestServer } from '../helpers/servers.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { assertClosedWithoutAByte } from '../helpers/integration.js';
+import { deadlineWheel } from '../../src/proxy/deadline-wheel.js';
 
 describe('bridge: data integrity', { timeout: 120_000 }, () => {
   let echo: TestServer;
@@ -307,6 +308,8 @@ describe('bridge: access log and teardown', { timeout: 60_000 }, () => {
       assert.equal(listener.length, 0, 'bridges still registered');
       const endpoints = (await proxy.runtime.stats()).upstreams;
       assert.ok(endpoints.every((u) => u.active === 0), 'upstream slots leaked');
+      // max_lifetime (and the raw sockets' timeouts) sit on the deadline wheel: all taken off.
+      assert.equal(deadlineWheel.size, 0, 'deadlines left on the wheel');
       // Echo-side sockets finish closing asynchronously; allow for them, not for growth.
       const leaked = process.getActiveResourcesInfo().length - baseline;
       assert.ok(leaked <= 5, `active resources grew by ${leaked}: ${process.getActiveResourcesInfo().join(',')}`);
