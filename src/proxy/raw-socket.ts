@@ -21,7 +21,7 @@
  */
 import { getSystemErrorName } from 'node:util';
 import type { Socket } from 'node:net';
-import { deadlineWheel, type Deadline } from './deadline-wheel.js';
+import { deadlineWheel, RESOLUTION_MS, type Deadline } from './deadline-wheel.js';
 import { UV_EOF, type ShutdownRequest, type SocketAddress, type TcpHandle, type TcpHandles, type WriteRequest } from './tcp-handle.js';
 import { UV_ENOTCONN } from './peer-probe.js';
 
@@ -263,8 +263,9 @@ export class RawSocket implements PlainSocket, Deadline {
 
   /**
    * Inactivity timeout as net.Socket's: 'timeout' once nothing moved for `ms` (0: off).
-   * Activity is stamped with the wheel's coarse clock, so the silence is measured to within
-   * one wheel resolution (RESOLUTION_MS), which is what the timeouts' granularity allows anyway.
+   * Activity is stamped with the wheel's coarse clock (free, where Date.now() per read is
+   * not), which may lag the true time by about one resolution: the silence is counted from
+   * one resolution later, so a timeout never fires early, and at most about two late.
    */
   setTimeout(ms: number): void {
     this.timeoutMs = ms;
@@ -275,7 +276,7 @@ export class RawSocket implements PlainSocket, Deadline {
 
   deadlineReached(): void {
     if (this.timeoutMs === 0 || this.destroyed) return;
-    const due = this.activeAt + this.timeoutMs;
+    const due = this.activeAt + this.timeoutMs + RESOLUTION_MS;
     // Activity since: the silence started later.
     if (due > deadlineWheel.now) return deadlineWheel.schedule(this, due);
     // As net.Socket's timer: not re-armed by itself.
