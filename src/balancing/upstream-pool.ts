@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { createBalancer, type Balancer, type BalanceStrategy } from './balancer.js';
-import { checkSettings, derivedState, Endpoint, endpointLabel } from './endpoint.js';
+import { checkSettings, derivedState, Endpoint } from './endpoint.js';
+import { formatHostPort } from '../net/address.js';
 import { HealthCheck, type HealthCheckOptions } from './health-check.js';
 import { localShortage, shortageWarnings } from './local-shortage.js';
 import { isIpLiteral, resolveHost, systemLookup, type Lookup } from './resolver.js';
@@ -281,7 +282,7 @@ export class UpstreamPool {
       throw new UpstreamChangeError('pool_replaced', `listener "${this.listener}" was reloaded meanwhile: try again`);
     }
     if (this.specFor(spec.address) !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is already an upstream of listener "${this.listener}"`);
-    const taken = addresses.map((host) => endpointLabel(host, spec.port)).find((label) => this.byLabel.has(label));
+    const taken = addresses.map((host) => formatHostPort(host, spec.port)).find((label) => this.byLabel.has(label));
     if (taken !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is ${taken}, already an endpoint of listener "${this.listener}"`);
     if (addresses.length === 0) throw new UpstreamChangeError('unresolvable', `${spec.address} resolves to no address`);
     this.specs = [...this.specs, spec];
@@ -530,7 +531,7 @@ export class UpstreamPool {
     for (const spec of this.specs) {
       const settings = { upstream: spec.address, weight: spec.weight, maxConnections: spec.maxConnections };
       for (const host of this.resolved.get(spec.address) ?? []) {
-        const label = endpointLabel(host, spec.port);
+        const label = formatHostPort(host, spec.port);
         if (labels.has(label)) {
           this.reportDuplicate(label, spec.address);
           continue;

@@ -15,7 +15,7 @@ import { request } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { StatsSnapshot, UpgradeResult } from '../admin/admin-runtime.js';
-import { parseHostPort, formatHostPort, type HostPort } from '../config/host-port.js';
+import { parseHostPort, formatHostPort, type HostPort } from '../net/address.js';
 import { loadConfigFile } from '../config/load.js';
 import { inspectPidFile } from '../runtime/pid-file.js';
 import { UsageError } from './args.js';

@@ -4,7 +4,7 @@
  * Validation errors carry key paths; `load.ts` turns them into one readable line each.
  */
 import { z } from 'zod';
-import { parseHostPort, type HostPort } from './host-port.js';
+import { parseHostPort, type HostPort } from '../net/address.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
 import { expectationProblem } from '../balancing/health-check.js';

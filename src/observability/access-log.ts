@@ -57,13 +57,3 @@ function pick(event: 'close' | 'reject', reason: string, record: AccessRecord, f
   }
   return line;
 }
-
-/** "ip:port" of a peer, with IPv4-mapped IPv6 addresses shown as the IPv4 address they are. */
-export function formatPeer(address: string, port: number | undefined): string {
-  return address.includes(':') ? `[${address}]:${port ?? 0}` : `${address}:${port ?? 0}`;
-}
-
-/** `::ffff:10.1.2.3` (a v4 client on a dual-stack listener) is the IPv4 client 10.1.2.3. */
-export function unmapIPv4(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}

@@ -31,7 +31,8 @@ import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { DataPipeline } from '../filters/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
 import { connectionPipeline } from '../filters/live.js';
-import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
+import { logClose, logReject, type CloseReason } from '../observability/access-log.js';
+import { formatHostPort } from '../net/address.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
 import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
@@ -96,7 +97,7 @@ export class Bridge implements Watched {
     /** The upstream pool of this connection's route (the listener's, or an SNI route's). */
     private readonly pool: UpstreamPool = context.pool,
   ) {
-    this.clientLabel = formatPeer(identity.ip, identity.port);
+    this.clientLabel = formatHostPort(identity.ip, identity.port);
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
     context.connections.add(this);

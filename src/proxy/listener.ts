@@ -12,7 +12,8 @@ import { shortageWarnings } from '../balancing/local-shortage.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
-import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
+import { logClose, logReject, type RejectReason } from '../observability/access-log.js';
+import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
@@ -29,7 +30,7 @@ export class ListenError extends Error {
 
 /** The one-line message of a failed bind (a listener's or the admin endpoint's): which address and why. */
 export function listenError(what: string, host: string, port: number, error: NodeJS.ErrnoException): ListenError {
-  return new ListenError(`${what}: cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`, error.code);
+  return new ListenError(`${what}: cannot listen on ${formatHostPort(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`, error.code);
 }
 
 export class Listener {
@@ -115,7 +116,7 @@ export class Listener {
             ip: unmapIPv4(addresses.source.address),
             port: addresses.source.port,
             destination: addresses.destination,
-            extra: { proxied_client: formatPeer(peer.ip, peer.port) },
+            extra: { proxied_client: formatHostPort(peer.ip, peer.port) },
           }
         : peer;
       this.admit(context, socket, identity);
@@ -144,7 +145,7 @@ export class Listener {
       cancel();
       const error = socket.errored as NodeJS.ErrnoException | null;
       logClose(context.logger, error ? 'error' : 'client_closed', {
-        ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)),
+        ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)),
         bytes_from_client: socket.bytesRead,
         duration_ms: Date.now() - queuedAt,
         ...identity.extra,
@@ -245,7 +246,7 @@ function handshakeTimeout(context: ListenerContext): number {
 function refuse(context: ListenerContext, socket: Socket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
   socket.destroy();
   context.metrics.rejected(reason);
-  logReject(context.logger, reason, { ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)), ...identity.extra, ...extra });
+  logReject(context.logger, reason, { ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)), ...identity.extra, ...extra });
 }
 
 /** The access-log fields of a connection that never carried a byte. */

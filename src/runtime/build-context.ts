@@ -13,7 +13,7 @@ import { Schedule } from '../admission/schedule.js';
 import { parseExpectation } from '../balancing/health-check.js';
 import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
 import { UpstreamQueue } from '../balancing/upstream-queue.js';
-import { formatHostPort } from '../config/host-port.js';
+import { formatHostPort } from '../net/address.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
 import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../filters/pipeline.js';
