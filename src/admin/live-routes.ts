@@ -1,6 +1,6 @@
 /**
  * Run-time control through the admin API: listeners created and removed, and live filters
- * (filters/live.ts) added, replaced and removed on a running listener without a reload.
+ * (pipeline/live.ts) added, replaced and removed on a running listener without a reload.
  * A live filter acts on the listener's connections on the filtered path at once, open ones
  * included (see live.ts for which connections those are). Every change is logged.
  *
@@ -15,9 +15,9 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ConfigError, formatKeyPath } from '../config/load.js';
-import type { LiveFilter, LiveFilters } from '../filters/live.js';
-import { planFilter } from '../filters/plan.js';
-import { filterSpecSchema } from '../filters/schema.js';
+import type { LiveFilter, LiveFilters } from '../pipeline/live.js';
+import { planFilter } from '../pipeline/plan.js';
+import { filterSpecSchema } from '../config/filter-schema.js';
 import { ListenError } from '../proxy/listener.js';
 import type { RuntimeControl } from './admin-runtime.js';
 import { errorReply, jsonReply, type Reply } from './reply.js';

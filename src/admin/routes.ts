@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AdminRuntime, UpstreamAction, UpstreamChange } from './admin-runtime.js';
 import { parseConnectionQuery, selectConnections } from './connections-query.js';
 import { liveRoutes } from './live-routes.js';
-import type { Route, Params } from './router.js';
+import type { Route, Params } from '../http/router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
 import type { DashboardPage } from './dashboard/page.js';
 import { parseAddRequest, parseUpdateRequest } from './upstream-requests.js';

@@ -8,7 +8,8 @@ import { parseHostPort, type HostPort } from '../net/address.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
 import { expectationProblem } from '../balancing/health-check.js';
-import { byteSize, duration, filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
+import { filterSpecSchema, inspectSpecSchema } from './filter-schema.js';
+import { byteSize, duration } from './units.js';
 import { ACCESS_FIELDS } from '../observability/access-log.js';
 import { syslogSchema } from '../observability/syslog-config.js';
 

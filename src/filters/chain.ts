@@ -8,7 +8,7 @@
  * Failures (a throw, a rejected promise) are reported once, through `ChainOutput.failed`,
  * whenever they happen (also from a filter's timer); the chain then drops everything.
  *
- * Live filters (live.ts) insert and remove stages while bytes flow. That is why a stage
+ * Live filters (pipeline/live.ts) insert and remove stages while bytes flow. That is why a stage
  * pushes through its own `push`, which forwards to whatever follows it *now*: a filter that
  * keeps `push` for a timer still reaches the right stage after the chain changed behind it.
  */
@@ -45,7 +45,7 @@ export interface ChainIdentity {
   readonly log: Logger;
 }
 
-/** A stage of a chain, as live.ts holds it to remove it later. */
+/** A stage of a chain, as pipeline/live.ts holds it to remove it later. */
 export type StageHandle = Stage;
 
 class Stage {

@@ -5,9 +5,7 @@
  */
 import type { Logger } from 'pino';
 
-import type { CloseReason, RejectReason } from './metrics.js';
-
-export type { CloseReason, RejectReason };
+import type { CloseReason, RejectReason } from './reasons.js';
 
 export interface AccessRecord {
   readonly id: string;

@@ -13,40 +13,7 @@
  * lengths, bytes of connections still open) is pulled from `MetricSources` at scrape time.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-export const CLOSE_REASONS = [
-  'client_closed',
-  'upstream_closed',
-  'idle_timeout',
-  'max_lifetime',
-  'error',
-  'shutdown',
-  'filter',
-  'admin',
-  /** `schedule.enforce: close`: the access window ended. */
-  'schedule',
-  /** `client_timeout` / `server_timeout`: that side stayed silent while it owed data or an acknowledgement. */
-  'client_timeout',
-  'server_timeout',
-] as const;
-export type CloseReason = (typeof CLOSE_REASONS)[number];
-
-export const REJECT_REASONS = [
-  'acl',
-  'schedule',
-  'limit',
-  'rate_limit',
-  'queue_timeout',
-  'no_upstream',
-  'proxy_protocol',
-  /** The TLS handshake with the client failed (termination). */
-  'tls',
-  /** Still queued when the proxy shut down. */
-  'shutdown',
-  /** `limits_scope: cluster` with `cluster.on_error: deny` while Redis cannot be reached. */
-  'cluster_unavailable',
-] as const;
-export type RejectReason = (typeof REJECT_REASONS)[number];
+import { CLOSE_REASONS, REJECT_REASONS, type CloseReason, type RejectReason } from './reasons.js';
 
 export type UpstreamState = 'healthy' | 'down' | 'draining';
 export const UPSTREAM_STATES: readonly UpstreamState[] = ['healthy', 'down', 'draining'];

@@ -24,7 +24,7 @@
  * period late after such a pause, never early.
  */
 import type { Socket } from 'node:net';
-import type { CloseReason } from '../observability/access-log.js';
+import type { CloseReason } from '../observability/reasons.js';
 
 export interface SideTimeoutSettings {
   idle_timeout: number;

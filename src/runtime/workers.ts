@@ -35,7 +35,7 @@ import type { ConfigSnapshot } from '../config/load.js';
 import type { ProcessLogs } from '../observability/logger.js';
 import { ProxyRuntime } from './runtime.js';
 import { handleSignals } from './signals.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../observability/version.js';
 
 const REQUEST = 'tcpproxy:request';
 const RESPONSE = 'tcpproxy:response';

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../net/address.js';
 import { ConfigError } from '../config/load.js';
-import { LiveFilters } from '../filters/live.js';
+import { LiveFilters } from '../pipeline/live.js';
 import { ApiError, PROXY_EXISTS, PROXY_NOT_FOUND, TOXIC_EXISTS, TOXIC_NOT_FOUND } from './api-error.js';
 import { parseNewToxic, parseToxicUpdate, toxicJson, type ToxicJson } from './toxics.js';
 

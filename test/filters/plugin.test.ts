@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { buildPipelineFactory, PipelineSetupError } from '../../src/filters/pipeline.js';
+import { buildPipelineFactory, PipelineSetupError } from '../../src/pipeline/pipeline.js';
 import { REPO_ROOT } from '../helpers/repo.js';
 import { exchange, memoryLogger, pipelineSpec, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 

@@ -16,10 +16,10 @@ import { acquireCaptureFile, releaseCaptureFile } from '../inspect/capture-files
 import { ConnectionCapture, type CapturedConnection } from '../inspect/capture.js';
 import { ConnectionDataLog, type DataLogFormat } from '../inspect/data-log.js';
 import type { PcapWriter } from '../inspect/pcap-writer.js';
-import { FilterChain, type ChainStage } from './chain.js';
-import type { Direction, FilterContext } from './filter.js';
+import { FilterChain, type ChainStage } from '../filters/chain.js';
+import type { Direction, FilterContext } from '../filters/filter.js';
 import { planFilter, PluginOptionsError, type FilterPlan } from './plan.js';
-import type { FilterSpec, InspectSpec } from './schema.js';
+import type { FilterSpec, InspectSpec } from '../config/filter-schema.js';
 
 /** What the bridge tells the pipeline about one connection. */
 export interface ConnectionContext extends CapturedConnection {

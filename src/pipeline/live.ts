@@ -16,8 +16,8 @@
  * while it has live filters take the filtered path and follow every later change, and
  * those opened before stay on the plain path, untouched.
  */
-import type { FilterChain, StageHandle } from './chain.js';
-import type { Direction, Filter, FilterContext } from './filter.js';
+import type { FilterChain, StageHandle } from '../filters/chain.js';
+import type { Direction, Filter, FilterContext } from '../filters/filter.js';
 import { ConnectionFilterContext, emptyPipeline, type ConnectionContext, type DataPipeline, type DataPipelineFactory } from './pipeline.js';
 import type { FilterPlan } from './plan.js';
 
