@@ -46,8 +46,8 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       const listener = params.listener as string;
       const address = params.address as string;
       const result = await runtime.upstreamAction(listener, address, action);
-      if (result === 'unknown_listener') return errorReply(404, `unknown listener "${listener}"`);
-      if (result === 'unknown_upstream') return errorReply(404, `unknown upstream "${address}" in listener "${listener}"`);
+      if (result === 'unknown_listener') return errorReply(404, `unknown listener "${listener}"`, 'unknown_listener');
+      if (result === 'unknown_upstream') return errorReply(404, `unknown upstream "${address}" in listener "${listener}"`, 'unknown_upstream');
       logger.info({ event: 'admin', action, listener, upstream: address }, `upstream ${action}`);
       return jsonReply(200, { ok: true, listener, upstream: address, action });
     });
@@ -72,7 +72,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       path: '/api/listeners/:listener/upstreams',
       handler: guarded(async ({ params }) => {
         const upstreams = await runtime.listUpstreams(params.listener as string);
-        return upstreams ? jsonReply(200, upstreams) : errorReply(404, `unknown listener "${params.listener}"`);
+        return upstreams ? jsonReply(200, upstreams) : errorReply(404, `unknown listener "${params.listener}"`, 'unknown_listener');
       }),
     },
     {

@@ -5,6 +5,7 @@ import { formatHostPort } from '../net/address.js';
 import { HealthCheck, type HealthCheckOptions } from './health-check.js';
 import { localShortage, shortageWarnings } from './local-shortage.js';
 import { isIpLiteral, resolveHost, systemLookup, type Lookup } from './resolver.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export type { BalanceStrategy } from './balancer.js';
 export type { HealthCheckOptions } from './health-check.js';
@@ -25,12 +26,12 @@ export interface UpstreamSettingsChange {
 }
 
 /** Why a run-time upstream change was refused; `code` is stable (the admin API answers with it). */
-export class UpstreamChangeError extends Error {
+export class UpstreamChangeError extends TcpProxyError {
   constructor(
-    readonly code: 'unknown_upstream' | 'upstream_exists' | 'last_upstream' | 'unresolvable' | 'invalid_settings' | 'pool_replaced',
+    override readonly code: 'unknown_upstream' | 'upstream_exists' | 'last_upstream' | 'unresolvable' | 'invalid_settings' | 'pool_replaced',
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -9,8 +9,13 @@ import { formatHostPort } from '../net/address.js';
 import { didYouMean } from '../config/did-you-mean.js';
 import type { RawConfig } from '../config/schema.js';
 import { isControlAction, parseControlCommand, type ControlCommand } from './control-command.js';
+import { TcpProxyError } from '../errors/errors.js';
 
-export class UsageError extends Error {}
+export class UsageError extends TcpProxyError {
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
 
 export type Command =
   | { kind: 'help' }

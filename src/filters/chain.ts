@@ -14,6 +14,7 @@
  */
 import type { Logger } from 'pino';
 import type { Direction, Filter, Push } from './filter.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** A filter instance and the name the logs use for it (the type, or the plugin's path). */
 export interface ChainStage {
@@ -28,14 +29,13 @@ export interface ChainOutput {
 }
 
 /** A filter threw or rejected: the connection is closed with reason `filter`. */
-export class FilterError extends Error {
+export class FilterError extends TcpProxyError {
   constructor(
     readonly filter: string,
     readonly direction: Direction,
     cause: unknown,
   ) {
-    super(`filter ${filter} (${direction}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'FilterError';
+    super('filter_failed', `filter ${filter} (${direction}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 

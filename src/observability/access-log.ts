@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 
 import type { CloseReason, RejectReason } from './reasons.js';
+import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
 
 export interface AccessRecord {
   readonly id: string;
@@ -26,7 +27,7 @@ export interface AccessRecord {
  */
 export const ACCESS_FIELDS = [
   'event', 'reason', 'id', 'listener', 'client', 'upstream', 'bytes_from_client', 'bytes_to_client', 'duration_ms',
-  'error', 'proxied_client', 'tls',
+  'error', 'error_code', 'proxied_client', 'tls',
 ] as const;
 export type AccessField = (typeof ACCESS_FIELDS)[number];
 
@@ -44,6 +45,18 @@ export function logClose(logger: Logger, reason: CloseReason, record: AccessReco
 
 export function logReject(logger: Logger, reason: RejectReason, record: AccessRecord): void {
   logger.info(selected === null ? { event: 'reject', reason, ...record } : pick('reject', reason, record, selected), 'connection refused');
+}
+
+/**
+ * An access-log line's `error` and `error_code`. `error` is what it always was: the system's
+ * code (ECONNREFUSED), else the message, which says what failed (`filter replace
+ * (to_client) failed: ...`). `error_code` is the stable code to branch on: tcpproxy's own
+ * (README "Error codes") or the system's.
+ */
+export function errorFields(error: Error): { error: string; error_code?: string } {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (error instanceof TcpProxyError && !isSystemErrorCode(error.code)) return { error: error.message, error_code: error.code };
+  return typeof code === 'string' ? { error: code, error_code: code } : { error: error.message };
 }
 
 /** One object per line, as the default's spread: selecting fields costs no extra allocation. */

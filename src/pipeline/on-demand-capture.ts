@@ -15,6 +15,7 @@ import type { LiveFilter, LiveFilters } from './live.js';
 import { ConnectionFilterContext } from './pipeline.js';
 import { ConnectionCapture } from '../inspect/capture.js';
 import { PcapWriter } from '../inspect/pcap-writer.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface CaptureLimits {
   readonly maxBytes: number;
@@ -98,7 +99,7 @@ export class CaptureSession {
   }
 
   private tap(context: FilterContext): Filter {
-    if (!(context instanceof ConnectionFilterContext)) throw new Error('capture needs a proxied connection');
+    if (!(context instanceof ConnectionFilterContext)) throw new TcpProxyError('internal', 'capture needs a proxied connection');
     const id = context.connectionId;
     let capture = this.captures.get(id);
     if (!capture) {

@@ -20,6 +20,7 @@ import { FilterChain, type ChainStage } from '../filters/chain.js';
 import type { Direction, FilterContext } from '../filters/filter.js';
 import { planFilter, PluginOptionsError, type FilterPlan } from './plan.js';
 import type { FilterSpec, InspectSpec } from '../config/filter-schema.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** What the bridge tells the pipeline about one connection. */
 export interface ConnectionContext extends CapturedConnection {
@@ -56,17 +57,14 @@ export interface PipelineOptions {
   readonly listener: string;
 }
 
-/**
- * A filter or capture file that cannot be set up: a configuration problem, key path first.
- * (Its name stays "Error": the message is what users see.)
- */
-export class PipelineSetupError extends Error {
+/** A filter or capture file that cannot be set up: a configuration problem, key path first. */
+export class PipelineSetupError extends TcpProxyError {
   constructor(
     /** One `keyPath: detail` line per problem (a plugin's validator may find several). */
     readonly problems: readonly string[],
     cause: unknown,
   ) {
-    super(problems.join('\n'), { cause });
+    super('filter_setup', problems.join('\n'), { cause });
   }
 }
 
@@ -160,7 +158,7 @@ class PipelineFactory implements DataPipelineFactory {
       for (const direction of plan.directions) {
         try {
           const filter = plan.create(new ConnectionFilterContext(connection, direction, plan.name));
-          if (typeof filter?.data !== 'function') throw new TypeError('the factory returned no filter (an object with a data() method)');
+          if (typeof filter?.data !== 'function') throw new TcpProxyError('plugin_load', 'the factory returned no filter (an object with a data() method)');
           stages[direction].push({ name: plan.name, filter });
         } catch (error) {
           return { name: plan.name, direction, error };

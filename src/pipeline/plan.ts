@@ -14,6 +14,7 @@ import { createResetAfterFilter } from '../filters/reset-after.js';
 import type { FilterSpec } from '../config/filter-schema.js';
 import { createSliceFilter } from '../filters/slice.js';
 import { createThrottleFilter, defaultBurst } from '../filters/throttle.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface FilterPlan {
   /** The name in logs and errors: the filter type, or the plugin's path as configured. */
@@ -29,9 +30,9 @@ function directionsOf(direction: Direction | 'both'): readonly Direction[] {
 }
 
 /** A plugin's own `validateOptions` found its options wrong: one `options.<path>: message` line each. */
-export class PluginOptionsError extends Error {
+export class PluginOptionsError extends TcpProxyError {
   constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
+    super('plugin_options', problems.join('\n'));
   }
 }
 

@@ -31,7 +31,7 @@ import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { DataPipeline } from '../pipeline/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
 import { connectionPipeline } from '../pipeline/live.js';
-import { logClose, logReject } from '../observability/access-log.js';
+import { errorFields, logClose, logReject } from '../observability/access-log.js';
 import type { CloseReason } from '../observability/reasons.js';
 import { formatHostPort } from '../net/address.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
@@ -42,6 +42,7 @@ import { deadPeerSweep, type Watched } from './dead-peer-sweep.js';
 import { destroySocket } from './destroy-socket.js';
 import { endIfPeerGone, endWasReset, PeerGoneError } from './peer-probe.js';
 import { SideTimeouts } from './side-timeouts.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 
 let lastId = 0;
@@ -259,7 +260,7 @@ export class Bridge implements Watched {
     this.context.metrics.rejected(reason);
     logReject(this.context.logger, reason, {
       ...this.accessRecord(),
-      ...(error ? { error: (error as NodeJS.ErrnoException).code ?? error.message } : {}),
+      ...(error ? errorFields(error) : {}),
     });
   }
 
@@ -363,7 +364,7 @@ export class Bridge implements Watched {
   }
 
   private readonly onFilterFailure = (error: unknown): void => {
-    this.error = error instanceof Error ? error : new Error(String(error));
+    this.error = error instanceof Error ? error : new TcpProxyError('filter_failed', String(error));
     this.close('filter');
   };
 
@@ -415,7 +416,7 @@ export class Bridge implements Watched {
     if (this.endpoint) {
       this.context.metrics.closed(reason, record.upstream, record.bytes_from_client, record.bytes_to_client, record.duration_ms / 1000);
     }
-    logClose(this.context.logger, reason, this.error ? { ...record, error: errorLabel(this.error) } : record);
+    logClose(this.context.logger, reason, this.error ? { ...record, ...errorFields(this.error) } : record);
   }
 
   private release(): void {
@@ -447,8 +448,4 @@ export class Bridge implements Watched {
       ...this.identity.extra,
     };
   }
-}
-
-function errorLabel(error: Error): string {
-  return (error as NodeJS.ErrnoException).code ?? error.message;
 }

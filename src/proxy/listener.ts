@@ -12,20 +12,18 @@ import { shortageWarnings } from '../balancing/local-shortage.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
-import { logClose, logReject } from '../observability/access-log.js';
+import { errorFields, logClose, logReject } from '../observability/access-log.js';
 import type { RejectReason } from '../observability/reasons.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
+import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
 
-export class ListenError extends Error {
-  constructor(
-    message: string,
-    /** The system's code (EADDRINUSE, EACCES...), for callers that act on it. */
-    readonly code: string | undefined,
-  ) {
-    super(message);
+export class ListenError extends TcpProxyError {
+  constructor(message: string, systemCode: string | undefined) {
+    // The system's code (EADDRINUSE, EACCES...) when it gave one, for callers that act on it.
+    super(systemCode !== undefined && isSystemErrorCode(systemCode) ? systemCode : 'listen_failed', message);
   }
 }
 
@@ -122,7 +120,7 @@ export class Listener {
         : peer;
       this.admit(context, socket, identity);
     } catch (error) {
-      refuse(context, socket, peer, 'proxy_protocol', { error: (error as Error).message });
+      refuse(context, socket, peer, 'proxy_protocol', errorFields(error as Error));
     }
   }
 
@@ -150,7 +148,7 @@ export class Listener {
         bytes_from_client: socket.bytesRead,
         duration_ms: Date.now() - queuedAt,
         ...identity.extra,
-        ...(error && { error: error.code ?? error.message }),
+        ...(error && errorFields(error)),
       });
     };
     socket.once('close', leftTheQueue);
@@ -205,7 +203,7 @@ async function routeByServerName(context: ListenerContext, socket: Socket, ident
     startBridge(context, socket, routed, release, route?.pool ?? context.pool);
   } catch (error) {
     release();
-    refuse(context, socket, identity, 'tls', { error: (error as Error).message });
+    refuse(context, socket, identity, 'tls', errorFields(error as Error));
   }
 }
 
@@ -214,7 +212,7 @@ function terminateTls(context: ListenerContext, socket: Socket, identity: Client
   const secure = new tls.TLSSocket(socket, { isServer: true, ...context.tls });
   // A deadline for the whole handshake, not an idle timeout: a client trickling its
   // ClientHello a byte at a time would reset an idle timer forever.
-  const deadline = setTimeout(() => fail(new Error('TLS handshake timed out')), handshakeTimeout(context));
+  const deadline = setTimeout(() => fail(new TcpProxyError('tls_handshake', 'TLS handshake timed out')), handshakeTimeout(context));
   const settle = (): void => {
     clearTimeout(deadline);
     secure.off('secure', ready);
@@ -225,9 +223,9 @@ function terminateTls(context: ListenerContext, socket: Socket, identity: Client
     settle();
     secure.on('error', ignoreEarlyError);
     release();
-    refuse(context, secure, identity, 'tls', { error: (error as NodeJS.ErrnoException).code ?? error.message });
+    refuse(context, secure, identity, 'tls', errorFields(error));
   };
-  const closedEarly = (): void => fail(new Error('connection closed during the TLS handshake'));
+  const closedEarly = (): void => fail(new TcpProxyError('tls_handshake', 'connection closed during the TLS handshake'));
   const ready = (): void => {
     settle();
     secure.pause();

@@ -131,7 +131,7 @@ test('unknown routes are 404, wrong methods 405 with Allow, bad targets 400', T,
   for (const path of ['/nope', '/api', '/api/stats/', '/healthz/x', '/api/connections/a/b']) {
     const response = await request(port, 'GET', path);
     assert.equal(response.status, 404, path);
-    assert.deepEqual(JSON.parse(response.body), { error: 'not found' });
+    assert.deepEqual(JSON.parse(response.body), { error: 'not found', code: 'not_found' });
   }
   const postHealth = await request(port, 'POST', '/healthz');
   assert.equal(postHealth.status, 405);
@@ -150,7 +150,7 @@ test('a throwing handler is a 500 and the server keeps serving', T, async (t) =>
   runtime.statsFailure = new Error('boom');
   const failed = await request(port, 'GET', '/api/stats');
   assert.equal(failed.status, 500);
-  assert.deepEqual(JSON.parse(failed.body), { error: 'internal error' });
+  assert.deepEqual(JSON.parse(failed.body), { error: 'internal error', code: 'internal' });
   runtime.reload = () => Promise.reject(new Error('async boom'));
   assert.equal((await request(port, 'POST', '/api/reload')).status, 500);
   assert.equal((await request(port, 'GET', '/healthz')).status, 200);
