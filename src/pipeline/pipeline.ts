@@ -57,7 +57,10 @@ export interface PipelineOptions {
   readonly listener: string;
 }
 
-/** A filter or capture file that cannot be set up: a configuration problem, key path first. */
+/**
+ * A filter or capture file that cannot be set up: a configuration problem, key path first.
+ * (Its name stays "Error": the message is what users see.)
+ */
 export class PipelineSetupError extends TcpProxyError {
   constructor(
     /** One `keyPath: detail` line per problem (a plugin's validator may find several). */
@@ -65,6 +68,7 @@ export class PipelineSetupError extends TcpProxyError {
     cause: unknown,
   ) {
     super('filter_setup', problems.join('\n'), { cause });
+    this.name = 'Error';
   }
 }
 

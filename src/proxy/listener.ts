@@ -94,7 +94,7 @@ export class Listener {
     if (address === undefined) {
       // Reset before we got to it: nothing to proxy, but it still gets its access-log line.
       socket.destroy();
-      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET' });
+      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
     }
     const identity: ClientIdentity = { ip: unmapIPv4(address), port: socket.remotePort ?? 0 };
     if (context.config.proxy_protocol?.accept) return void this.readProxyHeader(context, socket, identity);

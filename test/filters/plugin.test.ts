@@ -57,6 +57,7 @@ for (const plugin of ['./throws.js', './rejects.js']) {
       const line = await failing.closed;
       assert.equal(line.reason, 'filter');
       assert.match(String(line.error), /boom/, 'the access log says what failed');
+      assert.equal(line.error_code, 'filter_failed');
       assert.equal(line.bytes_from_client, 'fine, then boom'.length);
       assert.equal((await failingAtUpstream).length, 0);
       const logged = harness.lines.find((line) => line.event === 'filter_error');
