@@ -34,6 +34,13 @@ function tree(files: Record<string, string>): string {
   return root;
 }
 
+/** The checker fails on the tree `files`, with every one of `lines` in its output. */
+function refused(files: Record<string, string>, ...lines: RegExp[]): void {
+  const { status, output } = checkLayers(tree(files));
+  assert.equal(status, 1, output);
+  for (const line of lines) assert.match(output, line);
+}
+
 describe('src/ floors', { timeout: 60_000 }, () => {
   it('hold in this repository', () => {
     const { status, output } = checkLayers();
@@ -41,27 +48,27 @@ describe('src/ floors', { timeout: 60_000 }, () => {
   });
 
   it('an import from a higher floor fails, naming the file, the line and both floors', () => {
-    const root = tree({
-      'net/address.ts': "export const a = 1;\n",
-      'config/load.ts': "import { a } from '../net/address.js';\nexport const b = a;\n",
-      'net/uses-config.ts': "// a lower floor reaching up\nimport type { b } from '../config/load.js';\n",
-    });
-    const { status, output } = checkLayers(root);
-    assert.equal(status, 1);
-    assert.match(output, /^net\/uses-config\.ts:2: src\/net\/ imports \.\.\/config\/load\.js from the higher floor src\/config\/$/m);
-    assert.match(output, /^import cycle between the folders src\/config\/, src\/net\/$/m);
+    refused(
+      {
+        'net/address.ts': 'export const a = 1;\n',
+        'config/load.ts': "import { a } from '../net/address.js';\nexport const b = a;\n",
+        'net/uses-config.ts': "// a lower floor reaching up\nimport type { b } from '../config/load.js';\n",
+      },
+      /^net\/uses-config\.ts:2: src\/net\/ imports \.\.\/config\/load\.js from the higher floor src\/config\/$/m,
+      /^import cycle between the folders src\/config\/, src\/net\/$/m,
+    );
   });
 
   it('dynamic imports, re-exports and folders without a floor are checked too', () => {
-    const root = tree({
-      'protocol/late.ts': "export async function f() { return import('../proxy/bridge.js'); }\n",
-      'errors/again.ts': "export { x } from '../cli/main.js';\n",
-      'gadgets/thing.ts': 'export const y = 2;\n',
-    });
-    const { status, output } = checkLayers(root);
-    assert.equal(status, 1);
-    assert.match(output, /^protocol\/late\.ts:1: src\/protocol\/ imports \.\.\/proxy\/bridge\.js from the higher floor src\/proxy\/$/m);
-    assert.match(output, /^errors\/again\.ts:1: src\/errors\/ imports \.\.\/cli\/main\.js from the higher floor src\/cli\/$/m);
-    assert.match(output, /^gadgets\/thing\.ts: folder "gadgets" has no floor/m);
+    refused(
+      {
+        'protocol/late.ts': "export async function f() { return import('../proxy/bridge.js'); }\n",
+        'errors/again.ts': "export { x } from '../cli/main.js';\n",
+        'gadgets/thing.ts': 'export const y = 2;\n',
+      },
+      /^protocol\/late\.ts:1: src\/protocol\/ imports \.\.\/proxy\/bridge\.js from the higher floor src\/proxy\/$/m,
+      /^errors\/again\.ts:1: src\/errors\/ imports \.\.\/cli\/main\.js from the higher floor src\/cli\/$/m,
+      /^gadgets\/thing\.ts: folder "gadgets" has no floor/m,
+    );
   });
 });
