@@ -12,6 +12,7 @@ import type { Route, Params } from '../http/router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
 import type { DashboardPage } from './dashboard/page.js';
 import { parseAddRequest, parseUpdateRequest } from './upstream-requests.js';
+import type { ErrorCode } from '../errors/errors.js';
 
 export interface RequestContext {
   params: Params;
@@ -139,7 +140,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       path: '/api/reload',
       handler: guarded(async () => {
         const result = await runtime.reload();
-        return result.ok ? jsonReply(200, result) : jsonReply(400, result);
+        return result.ok ? jsonReply(200, result) : jsonReply(400, { ...result, code: 'reload_failed' satisfies ErrorCode });
       }),
     },
     {
@@ -159,7 +160,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       handler: guarded(async () => {
         if (!runtime.upgrade) return errorReply(409, 'upgrade needs --workers N (a single process cannot replace itself without closing its listeners)');
         const result = await runtime.upgrade();
-        return jsonReply(result.ok ? 200 : 500, result);
+        return result.ok ? jsonReply(200, result) : jsonReply(500, { ...result, code: 'worker_upgrade' satisfies ErrorCode });
       }),
     },
     ...liveRoutes(runtime.control, logger),

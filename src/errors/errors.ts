@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   unresolvable: 'A run-time upstream change names a host that does not resolve.',
   invalid_settings: 'A run-time upstream change has invalid settings (weight, max_connections).',
   pool_replaced: 'The listener was reloaded during a run-time upstream change: try again.',
+  reload_failed: 'A reload was refused (an invalid config, a port in use...): the old configuration stays in force.',
   control_failed: 'A control command (`tcpproxy status`, `stop`, `reload`...) could not reach or use the admin endpoint.',
   worker_upgrade: 'A worker upgrade failed: the new worker did not bind its listeners in time, or exited.',
   internal: 'A bug or an impossible state in tcpproxy itself: please report it.',

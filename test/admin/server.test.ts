@@ -97,7 +97,7 @@ test('POST /api/reload: 200 when applied, 400 with the error when the new config
   runtime.reloadResult = { ok: false, error: 'listeners[0].listen: expected HOST:PORT' };
   const bad = await request(port, 'POST', '/api/reload', { body: '{}', headers: { 'content-type': 'application/json' } });
   assert.equal(bad.status, 400);
-  assert.deepEqual(JSON.parse(bad.body), { ok: false, error: 'listeners[0].listen: expected HOST:PORT' });
+  assert.deepEqual(JSON.parse(bad.body), { ok: false, error: 'listeners[0].listen: expected HOST:PORT', code: 'reload_failed' });
   assert.deepEqual(runtime.calls, ['reload', 'reload']);
 });
 
