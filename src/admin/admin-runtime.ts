@@ -4,7 +4,7 @@
  * be gathered from worker processes, with a promise.
  */
 import type { ClusterStatus } from '../cluster/redis-link.js';
-import type { LiveFilters } from '../filters/live.js';
+import type { LiveFilters } from '../pipeline/live.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 
 type MaybePromise<T> = T | Promise<T>;

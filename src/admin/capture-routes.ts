@@ -1,5 +1,5 @@
 /**
- * On-demand capture through the admin API (inspect/on-demand.ts):
+ * On-demand capture through the admin API (pipeline/on-demand-capture.ts):
  *
  *   POST   /api/connections/{id}/capture     start capturing one open connection -> 201
  *   POST   /api/listeners/{name}/capture     start capturing a listener's connections -> 201
@@ -7,11 +7,11 @@
  *   GET    .../capture                       the pcap file, once stopped (409 while running)
  *
  * `?max_bytes=N&seconds=S` bound it (default 16 MiB of payload, 60 s); it stops by itself at
- * either. A connection can be captured when it is on the filtered path (see filters/live.ts):
+ * either. A connection can be captured when it is on the filtered path (see pipeline/live.ts):
  * on another, the answer is 409. A new capture of the same target replaces the old file.
  */
 import type { Logger } from 'pino';
-import { CaptureSession, DEFAULT_CAPTURE_LIMITS, type CaptureLimits } from '../inspect/on-demand.js';
+import { CaptureSession, DEFAULT_CAPTURE_LIMITS, type CaptureLimits } from '../pipeline/on-demand-capture.js';
 import type { RuntimeControl } from './admin-runtime.js';
 import { errorReply, jsonReply, type Reply } from './reply.js';
 import type { AdminRoute, AdminHandler, RequestContext } from './routes.js';

@@ -1,6 +1,6 @@
 /**
  * Run-time control through the admin API: listeners created and removed, and live filters
- * (filters/live.ts) added, replaced and removed on a running listener without a reload.
+ * (pipeline/live.ts) added, replaced and removed on a running listener without a reload.
  * A live filter acts on the listener's connections on the filtered path at once, open ones
  * included (see live.ts for which connections those are). Every change is logged.
  *
@@ -15,13 +15,14 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ConfigError, formatKeyPath } from '../config/load.js';
-import type { LiveFilter, LiveFilters } from '../filters/live.js';
-import { planFilter } from '../filters/plan.js';
-import { filterSpecSchema } from '../filters/schema.js';
+import type { LiveFilter, LiveFilters } from '../pipeline/live.js';
+import { planFilter } from '../pipeline/plan.js';
+import { filterSpecSchema } from '../config/filter-schema.js';
 import { ListenError } from '../proxy/listener.js';
 import type { RuntimeControl } from './admin-runtime.js';
 import { errorReply, jsonReply, type Reply } from './reply.js';
 import type { AdminHandler, AdminRoute, RequestContext } from './routes.js';
+import type { ErrorCode } from '../errors/errors.js';
 
 const liveOptions = z.strictObject({
   name: z.string().min(1).max(100).optional(),
@@ -34,7 +35,7 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
     body,
     run: (context) => (control ? run(control, context) : errorReply(501, 'run-time control needs workers: 1')),
   });
-  const listenerFilters = (c: RuntimeControl, name: string): LiveFilters | Refusal => c.liveFilters(name) ?? refuse(404, `unknown listener "${name}"`);
+  const listenerFilters = (c: RuntimeControl, name: string): LiveFilters | Refusal => c.liveFilters(name) ?? refuse(404, `unknown listener "${name}"`, 'unknown_listener');
 
   /** Adds a live filter (its name must be new), or replaces the one named in the path. */
   const writeFilter = async (c: RuntimeControl, { params, body }: RequestContext, action: 'add' | 'replace'): Promise<Reply> => {
@@ -44,7 +45,7 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
     const filter = await readLiveFilter(body, c.baseDir(), (type) => uniqueName(live, type), params.filter);
     if (filter instanceof Refusal) return filter.reply;
     if (action === 'add') {
-      if (live.get(filter.name)) return errorReply(409, `listener "${params.name}" has a live filter "${filter.name}" already`);
+      if (live.get(filter.name)) return errorReply(409, `listener "${params.name}" has a live filter "${filter.name}" already`, 'live_filter_exists');
       live.add(filter);
     } else {
       live.replace(filter);
@@ -63,8 +64,8 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
           const bound = await c.addListener(body);
           return jsonReply(201, { ok: true, name: (body as { name: string }).name, ...bound });
         } catch (error) {
-          if (error instanceof ConfigError) return errorReply(/exists already/.test(error.message) ? 409 : 400, error.problems.join('; '));
-          if (error instanceof ListenError) return errorReply(409, error.message);
+          if (error instanceof ConfigError) return errorReply(/exists already/.test(error.message) ? 409 : 400, error.problems.join('; '), error.code);
+          if (error instanceof ListenError) return errorReply(409, error.message, error.code);
           throw error;
         }
       }, true),
@@ -75,7 +76,7 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
       handler: guarded(async (c, { params }) => {
         const name = params.name!;
         const result = await c.removeListener(name);
-        if (result === 'unknown') return errorReply(404, `unknown listener "${name}"`);
+        if (result === 'unknown') return errorReply(404, `unknown listener "${name}"`, 'unknown_listener');
         if (result === 'configured') return errorReply(409, `listener "${name}" is in the config file: remove it there and reload`);
         return jsonReply(200, { ok: true, removed: name });
       }),
@@ -131,6 +132,6 @@ class Refusal {
   constructor(readonly reply: Reply) {}
 }
 
-function refuse(status: number, error: string): Refusal {
-  return new Refusal(errorReply(status, error));
+function refuse(status: number, error: string, code?: ErrorCode): Refusal {
+  return new Refusal(errorReply(status, error, code));
 }

@@ -1,4 +1,5 @@
 /** What a route handler answers; the server writes it. Keeping handlers free of `res` makes them plain functions. */
+import type { ErrorCode, SystemErrorCode } from '../errors/errors.js';
 export interface Reply {
   status: number;
   contentType: string;
@@ -18,6 +19,20 @@ export function textReply(status: number, body: string): Reply {
   return { status, contentType: TEXT_TYPE, body: `${body}\n` };
 }
 
-export function errorReply(status: number, error: string): Reply {
-  return jsonReply(status, { error });
+/** The admin API's code for a refusal that has no more precise one: by HTTP status. */
+const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+  501: 'not_implemented',
+};
+
+/** `{ error, code }`: `error` says what is wrong (for people), `code` is stable (README "Error codes"). */
+export function errorReply(status: number, error: string, code: ErrorCode | SystemErrorCode = CODE_BY_STATUS[status] ?? 'internal'): Reply {
+  return jsonReply(status, { error, code });
 }

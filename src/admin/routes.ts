@@ -8,10 +8,11 @@ import type { Logger } from 'pino';
 import type { AdminRuntime, UpstreamAction, UpstreamChange } from './admin-runtime.js';
 import { parseConnectionQuery, selectConnections } from './connections-query.js';
 import { liveRoutes } from './live-routes.js';
-import type { Route, Params } from './router.js';
+import type { Route, Params } from '../http/router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
 import type { DashboardPage } from './dashboard/page.js';
 import { parseAddRequest, parseUpdateRequest } from './upstream-requests.js';
+import type { ErrorCode } from '../errors/errors.js';
 
 export interface RequestContext {
   params: Params;
@@ -46,8 +47,8 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       const listener = params.listener as string;
       const address = params.address as string;
       const result = await runtime.upstreamAction(listener, address, action);
-      if (result === 'unknown_listener') return errorReply(404, `unknown listener "${listener}"`);
-      if (result === 'unknown_upstream') return errorReply(404, `unknown upstream "${address}" in listener "${listener}"`);
+      if (result === 'unknown_listener') return errorReply(404, `unknown listener "${listener}"`, 'unknown_listener');
+      if (result === 'unknown_upstream') return errorReply(404, `unknown upstream "${address}" in listener "${listener}"`, 'unknown_upstream');
       logger.info({ event: 'admin', action, listener, upstream: address }, `upstream ${action}`);
       return jsonReply(200, { ok: true, listener, upstream: address, action });
     });
@@ -72,7 +73,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       path: '/api/listeners/:listener/upstreams',
       handler: guarded(async ({ params }) => {
         const upstreams = await runtime.listUpstreams(params.listener as string);
-        return upstreams ? jsonReply(200, upstreams) : errorReply(404, `unknown listener "${params.listener}"`);
+        return upstreams ? jsonReply(200, upstreams) : errorReply(404, `unknown listener "${params.listener}"`, 'unknown_listener');
       }),
     },
     {
@@ -139,7 +140,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       path: '/api/reload',
       handler: guarded(async () => {
         const result = await runtime.reload();
-        return result.ok ? jsonReply(200, result) : jsonReply(400, result);
+        return result.ok ? jsonReply(200, result) : jsonReply(400, { ...result, code: 'reload_failed' satisfies ErrorCode });
       }),
     },
     {
@@ -159,7 +160,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
       handler: guarded(async () => {
         if (!runtime.upgrade) return errorReply(409, 'upgrade needs --workers N (a single process cannot replace itself without closing its listeners)');
         const result = await runtime.upgrade();
-        return jsonReply(result.ok ? 200 : 500, result);
+        return result.ok ? jsonReply(200, result) : jsonReply(500, { ...result, code: 'worker_upgrade' satisfies ErrorCode });
       }),
     },
     ...liveRoutes(runtime.control, logger),

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { formatKeyPath } from '../config/load.js';
-import { formatHostPort } from '../config/host-port.js';
+import { formatHostPort } from '../net/address.js';
 import { upstream } from '../config/schema.js';
 import type { UpstreamChange } from './admin-runtime.js';
 

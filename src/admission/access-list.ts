@@ -11,21 +11,21 @@
 import { parseClientAddress } from './client-address.js';
 import { cidrProblem, parseCidr, type CidrRange } from './cidr.js';
 import { IpRangeSet } from './ip-range-set.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export { cidrProblem };
 
 export type AccessListName = 'allow' | 'deny';
 
 /** A bad access-list entry, naming the list and index, e.g. `deny[2]: "10.0.0.0/33": ...`. */
-export class CidrError extends Error {
-  override readonly name = 'CidrError';
+export class CidrError extends TcpProxyError {
   constructor(
     readonly list: AccessListName,
     readonly index: number,
     readonly entry: string,
     readonly problem: string,
   ) {
-    super(`${list}[${index}]: ${JSON.stringify(entry)}: ${problem}`);
+    super('config_invalid', `${list}[${index}]: ${JSON.stringify(entry)}: ${problem}`);
   }
 }
 

@@ -25,7 +25,7 @@
  * one rate bucket and one per-IP count however it connects.
  */
 import type { AccessList } from './access-list.js';
-import { canonicalClientIp } from './client-address.js';
+import { unmapIPv4 } from '../net/address.js';
 import type { ConnectionLimits, Slot } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Schedule } from './schedule.js';
@@ -123,7 +123,7 @@ export class Admission {
    * address as Node.js reports it. 'queue' means: pause the client and call wait().
    */
   admit(ip: string): AdmissionResult | 'queue' {
-    const client = canonicalClientIp(ip);
+    const client = unmapIPv4(ip);
     const refused = this.#refuseOnArrival(client);
     if (refused !== undefined) return refused;
     if (this.#rateLimit !== undefined && !this.#rateLimit.take(client)) return REFUSED.rate_limit;
@@ -138,7 +138,7 @@ export class Admission {
    * limits, whose promise settles within their own bound and never rejects.
    */
   admitShared(ip: string): AdmissionResult | Promise<AdmissionResult> {
-    const client = canonicalClientIp(ip);
+    const client = unmapIPv4(ip);
     const refused = this.#refuseOnArrival(client);
     if (refused !== undefined) return refused;
     if (this.#shared === undefined) return ADMITTED_UNLIMITED;
@@ -161,7 +161,7 @@ export class Admission {
    * withdraws the client (it left): `done` then never runs.
    */
   wait(ip: string, done: (result: AdmissionResult) => void): () => void {
-    const client = canonicalClientIp(ip);
+    const client = unmapIPv4(ip);
     if (this.#closed) {
       done(REFUSED.shutdown);
       return noop;

@@ -64,7 +64,7 @@ export class ConnectionLimits {
     return (this.#activeByIp.get(ip) ?? 0) < this.#maxConnectionsPerIp && this.#active < this.#maxConnections;
   }
 
-  /** `ip` should be canonical (see canonicalClientIp) so one client has one count. */
+  /** `ip` should be canonical (see unmapIPv4 in net/address.ts) so one client has one count. */
   tryAcquire(ip: string): Slot | 'limit' {
     const count = this.#activeByIp.get(ip) ?? 0;
     if (count >= this.#maxConnectionsPerIp || this.#active >= this.#maxConnections) return 'limit';

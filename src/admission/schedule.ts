@@ -13,6 +13,7 @@
  *   when its window ends is the caller's choice (closesAt gives the instant).
  */
 import { ZonedClock } from './zoned-clock.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 
@@ -31,8 +32,10 @@ export interface ScheduleSpec {
 }
 
 /** A schedule spec that cannot be used; the message names the field, e.g. `windows[1].to: ...`. */
-export class ScheduleError extends Error {
-  override readonly name = 'ScheduleError';
+export class ScheduleError extends TcpProxyError {
+  constructor(message: string) {
+    super('config_invalid', message);
+  }
 }
 
 /** Index = day of week as Date#getUTCDay counts it (Sunday = 0). */

@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { formatHostPort } from '../net/address.js';
 
 export type EndpointState = 'healthy' | 'down' | 'draining';
 
@@ -9,17 +9,13 @@ export interface EndpointSettings {
   maxConnections?: number;
 }
 
-/** "127.0.0.1:9000" or "[::1]:9000": the form logs, metrics and the admin API show. */
-export function endpointLabel(host: string, port: number): string {
-  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /**
  * One resolved ip:port of a configured upstream. The object's identity is what the
  * balancers and the connections holding it refer to, so a reload that keeps the same
  * label keeps the same object (and with it the state and counters).
  */
 export class Endpoint {
+  /** "127.0.0.1:9000" or "[::1]:9000": the form logs, metrics and the admin API show. */
   readonly label: string;
   readonly host: string;
   readonly port: number;
@@ -48,7 +44,7 @@ export class Endpoint {
   constructor(host: string, port: number, settings: EndpointSettings) {
     this.host = host;
     this.port = port;
-    this.label = endpointLabel(host, port);
+    this.label = formatHostPort(host, port);
     this.reconfigure(settings);
   }
 

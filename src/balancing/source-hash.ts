@@ -2,6 +2,7 @@ import type { Balancer } from './balancer.js';
 import { canTake, type Endpoint } from './endpoint.js';
 import { hashString, mix32 } from './hash.js';
 import { buildMaglevTable, maglevTableSize } from './maglev-table.js';
+import { unmapIPv4 } from '../net/address.js';
 
 const CLIENT_SEED = 0x5bd1e995;
 /** Table probes before falling back to a scan (only when nearly every endpoint is out). */
@@ -52,7 +53,7 @@ export class SourceHashBalancer implements Balancer {
     if (endpoints.length === 0) return undefined;
     const table = this.table;
     const size = table.length;
-    const hash = hashString(canonicalIp(clientIp), CLIENT_SEED);
+    const hash = hashString(unmapIPv4(clientIp), CLIENT_SEED);
     const step = (mix32(hash ^ CLIENT_SEED) % (size - 1)) + 1;
     let slot = hash % size;
     for (let probe = 0; probe < MAX_PROBES; probe++) {
@@ -69,11 +70,6 @@ export class SourceHashBalancer implements Balancer {
     }
     return undefined;
   }
-}
-
-/** A client reaching a dual-stack listener as ::ffff:a.b.c.d is the same client as a.b.c.d. */
-function canonicalIp(ip: string): string {
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
 function sameMembers(current: readonly Endpoint[], next: readonly Endpoint[]): boolean {

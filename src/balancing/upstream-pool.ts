@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import { createBalancer, type Balancer, type BalanceStrategy } from './balancer.js';
-import { checkSettings, derivedState, Endpoint, endpointLabel } from './endpoint.js';
+import { checkSettings, derivedState, Endpoint } from './endpoint.js';
+import { formatHostPort } from '../net/address.js';
 import { HealthCheck, type HealthCheckOptions } from './health-check.js';
 import { localShortage, shortageWarnings } from './local-shortage.js';
 import { isIpLiteral, resolveHost, systemLookup, type Lookup } from './resolver.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export type { BalanceStrategy } from './balancer.js';
 export type { HealthCheckOptions } from './health-check.js';
@@ -24,12 +26,12 @@ export interface UpstreamSettingsChange {
 }
 
 /** Why a run-time upstream change was refused; `code` is stable (the admin API answers with it). */
-export class UpstreamChangeError extends Error {
+export class UpstreamChangeError extends TcpProxyError {
   constructor(
-    readonly code: 'unknown_upstream' | 'upstream_exists' | 'last_upstream' | 'unresolvable' | 'invalid_settings' | 'pool_replaced',
+    override readonly code: 'unknown_upstream' | 'upstream_exists' | 'last_upstream' | 'unresolvable' | 'invalid_settings' | 'pool_replaced',
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -281,7 +283,7 @@ export class UpstreamPool {
       throw new UpstreamChangeError('pool_replaced', `listener "${this.listener}" was reloaded meanwhile: try again`);
     }
     if (this.specFor(spec.address) !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is already an upstream of listener "${this.listener}"`);
-    const taken = addresses.map((host) => endpointLabel(host, spec.port)).find((label) => this.byLabel.has(label));
+    const taken = addresses.map((host) => formatHostPort(host, spec.port)).find((label) => this.byLabel.has(label));
     if (taken !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is ${taken}, already an endpoint of listener "${this.listener}"`);
     if (addresses.length === 0) throw new UpstreamChangeError('unresolvable', `${spec.address} resolves to no address`);
     this.specs = [...this.specs, spec];
@@ -530,7 +532,7 @@ export class UpstreamPool {
     for (const spec of this.specs) {
       const settings = { upstream: spec.address, weight: spec.weight, maxConnections: spec.maxConnections };
       for (const host of this.resolved.get(spec.address) ?? []) {
-        const label = endpointLabel(host, spec.port);
+        const label = formatHostPort(host, spec.port);
         if (labels.has(label)) {
           this.reportDuplicate(label, spec.address);
           continue;

@@ -5,12 +5,17 @@
  * validates both; errors found there are reported under the flag's name.
  */
 import { parseArgs } from 'node:util';
-import { isIP } from 'node:net';
+import { formatHostPort } from '../net/address.js';
 import { didYouMean } from '../config/did-you-mean.js';
 import type { RawConfig } from '../config/schema.js';
 import { isControlAction, parseControlCommand, type ControlCommand } from './control-command.js';
+import { TcpProxyError } from '../errors/errors.js';
 
-export class UsageError extends Error {}
+export class UsageError extends TcpProxyError {
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
 
 export type Command =
   | { kind: 'help' }
@@ -197,8 +202,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
     }
     if (positionals.length !== 4) throw strayArgument(tokens, 4) ?? unknownCommand(positionals) ?? new UsageError(`expected ${FOUR_ARGUMENTS}, got ${quoteAll(positionals)}`);
     const [localHost, localPort, forwardHost, forwardPort] = positionals as [string, string, string, string];
-    listen = joinHostPort(localHost, port('<local-port>', localPort));
-    upstreams = [joinHostPort(forwardHost, port('<forward-port>', forwardPort, 1))];
+    listen = formatHostPort(localHost, port('<local-port>', localPort));
+    upstreams = [formatHostPort(forwardHost, port('<forward-port>', forwardPort, 1))];
   }
   if (listen === undefined) throw new UsageError('nothing to do: give --listen and --upstream, the 4-argument form, --config FILE, or "demo" (see --help)');
   if (upstreams.length === 0) throw new UsageError('--upstream: at least one is required');
@@ -322,10 +327,6 @@ export function flagForKeyPath(path: string, fourArguments = false): string {
   if (key === 'proxy_protocol') return '--proxy-protocol';
   if (key === 'inspect') return sub === 'capture' ? '--capture' : '--log-data';
   return `--${key!.replace(/_/g, '-')}`;
-}
-
-function joinHostPort(host: string, port: string): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function integer(flag: string, text: string | undefined, min = 1): number | undefined {

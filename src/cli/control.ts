@@ -15,11 +15,12 @@ import { request } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { StatsSnapshot, UpgradeResult } from '../admin/admin-runtime.js';
-import { parseHostPort, formatHostPort, type HostPort } from '../config/host-port.js';
+import { parseHostPort, formatHostPort, type HostPort } from '../net/address.js';
 import { loadConfigFile } from '../config/load.js';
 import { inspectPidFile } from '../runtime/pid-file.js';
 import { UsageError } from './args.js';
 import type { ControlCommand } from './control-command.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 const EXIT = { ok: 0, notRunning: 1, usage: 2, failed: 3 } as const;
 
@@ -41,12 +42,12 @@ type Found =
   | { via: 'admin'; admin: HostPort; stats: StatsSnapshot }
   | { via: 'pid'; pid: number; pidFile: string };
 
-class ControlFailure extends Error {
+class ControlFailure extends TcpProxyError {
   constructor(
     message: string,
     readonly exitCode: number,
   ) {
-    super(message);
+    super('control_failed', message);
   }
 }
 
@@ -298,7 +299,7 @@ function call(target: Target, method: string, path: string, timeoutMs = 30_000):
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000}s`), { code: 'ETIMEDOUT' })));
+    req.on('timeout', () => req.destroy(new TcpProxyError('ETIMEDOUT', `no answer within ${timeoutMs / 1000}s`)));
     req.on('error', reject);
     req.end();
   });

@@ -5,19 +5,19 @@
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../config/load.js';
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { createLogger, LogFileError, openLogs, type LogFormat } from '../observability/logger.js';
-import { ListenError } from '../proxy/listener.js';
+import { createLogger, openLogs, type LogFormat } from '../observability/logger.js';
 import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
-import { checkPidFileFree, holdPidFile, PidFileError } from '../runtime/pid-file.js';
+import { checkPidFileFree, holdPidFile } from '../runtime/pid-file.js';
 import { handleSignals } from '../runtime/signals.js';
-import { VERSION } from '../runtime/version.js';
+import { VERSION } from '../observability/version.js';
 import { runWorkers, workerCount } from '../runtime/workers.js';
-import { ToxiproxyServer } from '../toxiproxy/server.js';
+import { ToxiproxyServer } from './toxiproxy-server.js';
 import { flagForKeyPath, parseCommandLine, UsageError, type Command, type GlobalOverrides } from './args.js';
 import { runControl } from './control.js';
 import { runDemo } from './demo.js';
 import { HELP } from './help.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export async function main(argv: readonly string[]): Promise<void> {
   try {
@@ -62,7 +62,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       if (error instanceof UsageError) process.stderr.write('Try "tcpproxy --help".\n');
       process.exit(2);
     }
-    if (error instanceof ListenError || error instanceof PidFileError || error instanceof LogFileError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    // tcpproxy's own errors say in one line what failed; anything else is a bug: its stack helps.
+    if ((error instanceof TcpProxyError && error.code !== 'internal') || (error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       process.stderr.write(`tcpproxy: ${(error as Error).message}\n`);
       process.exit(1);
     }

@@ -2,6 +2,7 @@
  * Durations in the config: a number of milliseconds, or a string with a unit
  * (`250ms`, `5s`, `2m`, `1h`, `1d`; decimals allowed: `1.5s`).
  */
+import { TcpProxyError } from '../errors/errors.js';
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 
@@ -12,7 +13,11 @@ const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
  */
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
-export class DurationError extends Error {}
+export class DurationError extends TcpProxyError {
+  constructor(message: string) {
+    super('config_invalid', message);
+  }
+}
 
 export function parseDuration(value: unknown): number {
   const ms = toMilliseconds(value);

@@ -9,12 +9,12 @@ import type { z } from 'zod';
 import { didYouMean } from './did-you-mean.js';
 import { knownKeys } from './known-keys.js';
 import { configSchema, type ParsedConfig, type ParsedListener } from './schema.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** A configuration problem: exit status 2, one line per offending key path. */
-export class ConfigError extends Error {
+export class ConfigError extends TcpProxyError {
   constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-    this.name = 'ConfigError';
+    super('config_invalid', problems.join('\n'));
   }
 }
 

@@ -4,11 +4,12 @@
  * Validation errors carry key paths; `load.ts` turns them into one readable line each.
  */
 import { z } from 'zod';
-import { parseHostPort, type HostPort } from './host-port.js';
+import { parseHostPort, type HostPort } from '../net/address.js';
 import { cidrProblem } from '../admission/cidr.js';
 import { scheduleProblem } from '../admission/schedule.js';
 import { expectationProblem } from '../balancing/health-check.js';
-import { byteSize, duration, filterSpecSchema, inspectSpecSchema } from '../filters/schema.js';
+import { filterSpecSchema, inspectSpecSchema } from './filter-schema.js';
+import { byteSize, duration } from './units.js';
 import { ACCESS_FIELDS } from '../observability/access-log.js';
 import { syslogSchema } from '../observability/syslog-config.js';
 

@@ -8,12 +8,13 @@
  * Failures (a throw, a rejected promise) are reported once, through `ChainOutput.failed`,
  * whenever they happen (also from a filter's timer); the chain then drops everything.
  *
- * Live filters (live.ts) insert and remove stages while bytes flow. That is why a stage
+ * Live filters (pipeline/live.ts) insert and remove stages while bytes flow. That is why a stage
  * pushes through its own `push`, which forwards to whatever follows it *now*: a filter that
  * keeps `push` for a timer still reaches the right stage after the chain changed behind it.
  */
 import type { Logger } from 'pino';
 import type { Direction, Filter, Push } from './filter.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** A filter instance and the name the logs use for it (the type, or the plugin's path). */
 export interface ChainStage {
@@ -28,14 +29,13 @@ export interface ChainOutput {
 }
 
 /** A filter threw or rejected: the connection is closed with reason `filter`. */
-export class FilterError extends Error {
+export class FilterError extends TcpProxyError {
   constructor(
     readonly filter: string,
     readonly direction: Direction,
     cause: unknown,
   ) {
-    super(`filter ${filter} (${direction}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'FilterError';
+    super('filter_failed', `filter ${filter} (${direction}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 
@@ -45,7 +45,7 @@ export interface ChainIdentity {
   readonly log: Logger;
 }
 
-/** A stage of a chain, as live.ts holds it to remove it later. */
+/** A stage of a chain, as pipeline/live.ts holds it to remove it later. */
 export type StageHandle = Stage;
 
 class Stage {

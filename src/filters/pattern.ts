@@ -6,6 +6,7 @@
  * literal `é` in a pattern matches the UTF-8 bytes of `é` on the wire (inside a regex
  * character class it would stand for its bytes separately).
  */
+import { TcpProxyError } from '../errors/errors.js';
 export type Pattern = LiteralPattern | RegexPattern;
 
 export interface LiteralPattern {
@@ -37,21 +38,21 @@ export function toByteString(text: string): string {
 export function parsePattern(match: string, literal = false): Pattern {
   const regexLiteral = literal ? null : REGEX_LITERAL.exec(match);
   if (!regexLiteral) {
-    if (match.length === 0) throw new Error('must not be empty');
+    if (match.length === 0) throw new TcpProxyError('config_invalid', 'must not be empty');
     const bytes = Buffer.from(match, 'utf8');
     return { kind: 'literal', bytes, text: bytes.toString('latin1') };
   }
   const source = regexLiteral[1]!;
   const flags = regexLiteral[2]!;
-  if (!ALLOWED_FLAGS.test(flags)) throw new Error(`unsupported regex flags "${flags}" (allowed: i, m, s, u)`);
+  if (!ALLOWED_FLAGS.test(flags)) throw new TcpProxyError('config_invalid', `unsupported regex flags "${flags}" (allowed: i, m, s, u)`);
   let regex: RegExp;
   try {
     regex = new RegExp(toByteString(source), flags.replace('g', '') + 'g');
   } catch (error) {
-    throw new Error(oneLine((error as Error).message));
+    throw new TcpProxyError('config_invalid', oneLine((error as Error).message));
   }
   if (new RegExp(regex.source, regex.flags.replace('g', '')).test('')) {
-    throw new Error(`regex ${oneLine(match)} matches the empty string`);
+    throw new TcpProxyError('config_invalid', `regex ${oneLine(match)} matches the empty string`);
   }
   return { kind: 'regex', regex };
 }

@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FilterFactory, OptionsValidator } from './filter.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface Plugin {
   readonly createFilter: FilterFactory;
@@ -24,13 +25,13 @@ export async function loadPlugin(specifier: string, baseDir: string): Promise<Pl
     module = (await import(url.href)) as Record<string, unknown>;
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new Error(`cannot load ${specifier} (${fileURLToPath(url)}): ${reason}`);
+    throw new TcpProxyError('plugin_load', `cannot load ${specifier} (${fileURLToPath(url)}): ${reason}`);
   }
   const factory = typeof module.default === 'function' ? module.default : module.createFilter;
   if (typeof factory !== 'function') {
-    throw new Error(`${specifier} exports no filter factory (expected a default export or a named export "createFilter")`);
+    throw new TcpProxyError('plugin_load', `${specifier} exports no filter factory (expected a default export or a named export "createFilter")`);
   }
   const validator = module.validateOptions;
-  if (validator !== undefined && typeof validator !== 'function') throw new Error(`${specifier}: its export "validateOptions" is not a function`);
+  if (validator !== undefined && typeof validator !== 'function') throw new TcpProxyError('plugin_load', `${specifier}: its export "validateOptions" is not a function`);
   return { createFilter: factory as FilterFactory, validateOptions: validator as OptionsValidator | undefined };
 }

@@ -5,9 +5,8 @@
  */
 import type { Logger } from 'pino';
 
-import type { CloseReason, RejectReason } from './metrics.js';
-
-export type { CloseReason, RejectReason };
+import type { CloseReason, RejectReason } from './reasons.js';
+import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
 
 export interface AccessRecord {
   readonly id: string;
@@ -28,7 +27,7 @@ export interface AccessRecord {
  */
 export const ACCESS_FIELDS = [
   'event', 'reason', 'id', 'listener', 'client', 'upstream', 'bytes_from_client', 'bytes_to_client', 'duration_ms',
-  'error', 'proxied_client', 'tls',
+  'error', 'error_code', 'proxied_client', 'tls',
 ] as const;
 export type AccessField = (typeof ACCESS_FIELDS)[number];
 
@@ -48,6 +47,18 @@ export function logReject(logger: Logger, reason: RejectReason, record: AccessRe
   logger.info(selected === null ? { event: 'reject', reason, ...record } : pick('reject', reason, record, selected), 'connection refused');
 }
 
+/**
+ * An access-log line's `error` and `error_code`. `error` is what it always was: the system's
+ * code (ECONNREFUSED), else the message, which says what failed (`filter replace
+ * (to_client) failed: ...`). `error_code` is the stable code to branch on: tcpproxy's own
+ * (README "Error codes") or the system's.
+ */
+export function errorFields(error: Error): { error: string; error_code?: string } {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (error instanceof TcpProxyError && !isSystemErrorCode(error.code)) return { error: error.message, error_code: error.code };
+  return typeof code === 'string' ? { error: code, error_code: code } : { error: error.message };
+}
+
 /** One object per line, as the default's spread: selecting fields costs no extra allocation. */
 function pick(event: 'close' | 'reject', reason: string, record: AccessRecord, fields: readonly string[]): Record<string, unknown> {
   const line: Record<string, unknown> = { event };
@@ -56,14 +67,4 @@ function pick(event: 'close' | 'reject', reason: string, record: AccessRecord, f
     if (value !== undefined) line[field] = value;
   }
   return line;
-}
-
-/** "ip:port" of a peer, with IPv4-mapped IPv6 addresses shown as the IPv4 address they are. */
-export function formatPeer(address: string, port: number | undefined): string {
-  return address.includes(':') ? `[${address}]:${port ?? 0}` : `${address}:${port ?? 0}`;
-}
-
-/** `::ffff:10.1.2.3` (a v4 client on a dual-stack listener) is the IPv4 client 10.1.2.3. */
-export function unmapIPv4(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

@@ -15,6 +15,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SyslogConfig } from './syslog-config.js';
 import { SyslogDestination } from './syslog.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export type { Logger };
 export type LogFormat = 'json' | 'pretty';
@@ -107,4 +108,8 @@ function checkWritable(path: string): void {
   }
 }
 
-export class LogFileError extends Error {}
+export class LogFileError extends TcpProxyError {
+  constructor(message: string) {
+    super('log_file', message);
+  }
+}

@@ -20,42 +20,9 @@
  */
 import type { Registry } from 'prom-client';
 import { BucketCounts, histogramMetric, type LabeledCounts } from './bucket-counts.js';
+import { CLOSE_REASONS, REJECT_REASONS, type CloseReason, type RejectReason } from './reasons.js';
 
 type PromClient = typeof import('prom-client');
-
-export const CLOSE_REASONS = [
-  'client_closed',
-  'upstream_closed',
-  'idle_timeout',
-  'max_lifetime',
-  'error',
-  'shutdown',
-  'filter',
-  'admin',
-  /** `schedule.enforce: close`: the access window ended. */
-  'schedule',
-  /** `client_timeout` / `server_timeout`: that side stayed silent while it owed data or an acknowledgement. */
-  'client_timeout',
-  'server_timeout',
-] as const;
-export type CloseReason = (typeof CLOSE_REASONS)[number];
-
-export const REJECT_REASONS = [
-  'acl',
-  'schedule',
-  'limit',
-  'rate_limit',
-  'queue_timeout',
-  'no_upstream',
-  'proxy_protocol',
-  /** The TLS handshake with the client failed (termination). */
-  'tls',
-  /** Still queued when the proxy shut down. */
-  'shutdown',
-  /** `limits_scope: cluster` with `cluster.on_error: deny` while Redis cannot be reached. */
-  'cluster_unavailable',
-] as const;
-export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export type UpstreamState = 'healthy' | 'down' | 'draining';
 export const UPSTREAM_STATES: readonly UpstreamState[] = ['healthy', 'down', 'draining'];

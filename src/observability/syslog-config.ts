@@ -7,7 +7,7 @@
  *   framing: octet_counting     # tcp and unix: octet_counting (RFC 6587 3.4.1) | newline
  */
 import { z } from 'zod';
-import { parseHostPort } from '../config/host-port.js';
+import { parseHostPort } from '../net/address.js';
 
 /** RFC 5424 section 6.2.1, in code order. */
 export const FACILITIES = [

@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { parseIpForWire, toIPv6, type ParsedIp } from './ip-address.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface ProxyEndpoint {
   address: string;
@@ -38,8 +39,10 @@ export type ProxyHeader = {
 export type ProxyAccept = 'v1' | 'v2' | 'any';
 
 /** Every rejection of a received header: malformed, unexpected version, too long, incomplete. */
-export class ProxyProtocolError extends Error {
-  override name = 'ProxyProtocolError';
+export class ProxyProtocolError extends TcpProxyError {
+  constructor(message: string) {
+    super('proxy_protocol', message);
+  }
 }
 
 /** One parse attempt over the bytes received so far: undefined while more are needed. */

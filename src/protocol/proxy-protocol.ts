@@ -8,6 +8,7 @@ import { ProxyProtocolError, type ParseStep, type ProxyAccept, type ProxyHeader 
 import { parseV1 } from './proxy-v1.js';
 import { parseV2, V2_DEFAULT_MAX_LENGTH, V2_PREAMBLE_LENGTH } from './proxy-v2.js';
 import { readPrefix } from './read-prefix.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export {
   addressesFromSocket,
@@ -53,7 +54,7 @@ export class ProxyHeaderParser {
   }
 
   push(chunk: Buffer): ProxyPushResult {
-    if (this.#finished) throw new Error('ProxyHeaderParser.push() after the header was complete or rejected');
+    if (this.#finished) throw new TcpProxyError('internal', 'ProxyHeaderParser.push() after the header was complete or rejected');
     const buffer = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
     let step: ParseStep;
     try {

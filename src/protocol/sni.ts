@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { readPrefix } from './read-prefix.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export type ServerNamePeek =
   | { state: 'need-more' }
@@ -21,8 +22,10 @@ export interface ClientHello {
   reason?: string;
 }
 
-export class ClientHelloError extends Error {
-  override name = 'ClientHelloError';
+export class ClientHelloError extends TcpProxyError {
+  constructor(message: string) {
+    super('client_hello', message);
+  }
 }
 
 /** Largest ClientHello handshake message considered (real ones are well under 2 KiB). */

@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import tls from 'node:tls';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** The listener's `tls` block: terminate TLS from clients. */
 export interface TlsServerSpec {
@@ -38,14 +39,13 @@ export type ServerTlsOptions = tls.TlsOptions & { secureContext: tls.SecureConte
 export type ClientTlsOptions = tls.ConnectionOptions & { secureContext: tls.SecureContext; rejectUnauthorized: boolean };
 
 /** A TLS setting that cannot be used; `key` is the offending key of the tls block ("cert", "ca", ...). */
-export class TlsConfigError extends Error {
-  override name = 'TlsConfigError';
+export class TlsConfigError extends TcpProxyError {
   constructor(
     message: string,
     readonly key: string,
     readonly file?: string,
   ) {
-    super(message);
+    super('tls_config', message);
   }
 }
 

@@ -30,10 +30,12 @@ import cluster from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../balancing/endpoint.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
-import type { DataPipeline } from '../filters/pipeline.js';
+import type { DataPipeline } from '../pipeline/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
-import { connectionPipeline } from '../filters/live.js';
-import { logClose, logReject, formatPeer, type CloseReason } from '../observability/access-log.js';
+import { connectionPipeline } from '../pipeline/live.js';
+import { errorFields, logClose, logReject } from '../observability/access-log.js';
+import type { CloseReason } from '../observability/reasons.js';
+import { formatHostPort } from '../net/address.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
 import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
@@ -44,6 +46,7 @@ import { endIfPeerGone, endWasReset, PeerGoneError } from './peer-probe.js';
 import { SideTimeouts } from './side-timeouts.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { deadlineWheel, type Deadline } from './deadline-wheel.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 
 let lastId = 0;
@@ -105,7 +108,7 @@ export class Bridge implements Watched, Deadline {
     /** The upstream pool of this connection's route (the listener's, or an SNI route's). */
     private readonly pool: UpstreamPool = context.pool,
   ) {
-    this.clientLabel = formatPeer(identity.ip, identity.port);
+    this.clientLabel = formatHostPort(identity.ip, identity.port);
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
     context.connections.add(this);
@@ -274,7 +277,7 @@ export class Bridge implements Watched, Deadline {
     this.context.metrics.rejected(reason);
     logReject(this.context.logger, reason, {
       ...this.accessRecord(),
-      ...(error ? { error: (error as NodeJS.ErrnoException).code ?? error.message } : {}),
+      ...(error ? errorFields(error) : {}),
     });
   }
 
@@ -379,7 +382,7 @@ export class Bridge implements Watched, Deadline {
   }
 
   private readonly onFilterFailure = (error: unknown): void => {
-    this.error = error instanceof Error ? error : new Error(String(error));
+    this.error = error instanceof Error ? error : new TcpProxyError('filter_failed', String(error));
     this.close('filter');
   };
 
@@ -431,7 +434,7 @@ export class Bridge implements Watched, Deadline {
     if (this.endpoint) {
       this.context.metrics.closed(reason, record.upstream, record.bytes_from_client, record.bytes_to_client, record.duration_ms / 1000);
     }
-    logClose(this.context.logger, reason, this.error ? { ...record, error: errorLabel(this.error) } : record);
+    logClose(this.context.logger, reason, this.error ? { ...record, ...errorFields(this.error) } : record);
   }
 
   private release(): void {
@@ -463,8 +466,4 @@ export class Bridge implements Watched, Deadline {
       ...this.identity.extra,
     };
   }
-}
-
-function errorLabel(error: Error): string {
-  return (error as NodeJS.ErrnoException).code ?? error.message;
 }

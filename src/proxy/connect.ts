@@ -16,6 +16,7 @@ import type { Ticket } from '../admission/wait-queue.js';
 import type { ClientTlsOptions } from '../protocol/tls.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import type { TcpHandles } from './tcp-handle.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface ConnectOptions {
   readonly pool: UpstreamPool;
@@ -52,10 +53,9 @@ export interface ConnectHandlers {
   attemptFailed(endpoint: Endpoint, error: Error): void;
 }
 
-class ConnectTimeoutError extends Error {
-  readonly code = 'ETIMEDOUT';
+class ConnectTimeoutError extends TcpProxyError {
   constructor(endpoint: Endpoint, ms: number) {
-    super(`connect to ${endpoint.label} timed out after ${ms}ms`);
+    super('ETIMEDOUT', `connect to ${endpoint.label} timed out after ${ms}ms`);
   }
 }
 
@@ -214,7 +214,7 @@ export class UpstreamConnector implements UpstreamWaiter {
   }
 
   private fail(): void {
-    this.handlers.failed({ reason: 'no_upstream', error: this.lastError ?? new Error('no upstream left to try') });
+    this.handlers.failed({ reason: 'no_upstream', error: this.lastError ?? new TcpProxyError('no_upstream', 'no upstream left to try') });
   }
 
   /** Ends the current attempt's sockets and forgets them. */

@@ -17,26 +17,26 @@ import { shortageWarnings } from '../balancing/local-shortage.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
-import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '../observability/access-log.js';
+import { errorFields, logClose, logReject } from '../observability/access-log.js';
+import type { RejectReason } from '../observability/reasons.js';
+import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { tcpHandles, type ServerHandle, type TcpHandle } from './tcp-handle.js';
+import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
 
-export class ListenError extends Error {
-  constructor(
-    message: string,
-    /** The system's code (EADDRINUSE, EACCES...), for callers that act on it. */
-    readonly code: string | undefined,
-  ) {
-    super(message);
+export class ListenError extends TcpProxyError {
+  constructor(message: string, systemCode: string | undefined) {
+    // The system's code (EADDRINUSE, EACCES...) when it gave one, for callers that act on it.
+    super(systemCode !== undefined && isSystemErrorCode(systemCode) ? systemCode : 'listen_failed', message);
   }
 }
 
 /** The one-line message of a failed bind (a listener's or the admin endpoint's): which address and why. */
 export function listenError(what: string, host: string, port: number, error: NodeJS.ErrnoException): ListenError {
-  return new ListenError(`${what}: cannot listen on ${formatPeer(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`, error.code);
+  return new ListenError(`${what}: cannot listen on ${formatHostPort(host, port)}: ${error.code ?? error.message}${describeCode(error.code)}`, error.code);
 }
 
 /** The server handle, with the listener that took over its accepts. */
@@ -141,7 +141,7 @@ export class Listener {
     if (address === undefined) {
       // Reset before we got to it: nothing to proxy, but it still gets its access-log line.
       socket.destroy();
-      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET' });
+      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
     }
     const identity: ClientIdentity = { ip: unmapIPv4(address), port: socket.remotePort ?? 0 };
     if (context.config.proxy_protocol?.accept) return void this.readProxyHeader(context, socket, identity);
@@ -162,12 +162,12 @@ export class Listener {
             ip: unmapIPv4(addresses.source.address),
             port: addresses.source.port,
             destination: addresses.destination,
-            extra: { proxied_client: formatPeer(peer.ip, peer.port) },
+            extra: { proxied_client: formatHostPort(peer.ip, peer.port) },
           }
         : peer;
       this.admit(context, socket, identity);
     } catch (error) {
-      refuse(context, socket, peer, 'proxy_protocol', { error: (error as Error).message });
+      refuse(context, socket, peer, 'proxy_protocol', errorFields(error as Error));
     }
   }
 
@@ -193,11 +193,11 @@ export class Listener {
       cancel();
       const error = socket.errored as NodeJS.ErrnoException | null;
       logClose(context.logger, error ? 'error' : 'client_closed', {
-        ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)),
+        ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)),
         bytes_from_client: socket.bytesRead,
         duration_ms: Date.now() - queuedAt,
         ...identity.extra,
-        ...(error && { error: error.code ?? error.message }),
+        ...(error && errorFields(error)),
       });
     };
     socket.once('close', leftTheQueue);
@@ -280,7 +280,7 @@ async function routeByServerName(context: ListenerContext, socket: Socket, ident
     startBridge(context, socket, routed, release, route?.pool ?? context.pool);
   } catch (error) {
     release();
-    refuse(context, socket, identity, 'tls', { error: (error as Error).message });
+    refuse(context, socket, identity, 'tls', errorFields(error as Error));
   }
 }
 
@@ -289,7 +289,7 @@ function terminateTls(context: ListenerContext, socket: Socket, identity: Client
   const secure = new tls.TLSSocket(socket, { isServer: true, ...context.tls });
   // A deadline for the whole handshake, not an idle timeout: a client trickling its
   // ClientHello a byte at a time would reset an idle timer forever.
-  const deadline = setTimeout(() => fail(new Error('TLS handshake timed out')), handshakeTimeout(context));
+  const deadline = setTimeout(() => fail(new TcpProxyError('tls_handshake', 'TLS handshake timed out')), handshakeTimeout(context));
   const settle = (): void => {
     clearTimeout(deadline);
     secure.off('secure', ready);
@@ -300,9 +300,9 @@ function terminateTls(context: ListenerContext, socket: Socket, identity: Client
     settle();
     secure.on('error', ignoreEarlyError);
     release();
-    refuse(context, secure, identity, 'tls', { error: (error as NodeJS.ErrnoException).code ?? error.message });
+    refuse(context, secure, identity, 'tls', errorFields(error));
   };
-  const closedEarly = (): void => fail(new Error('connection closed during the TLS handshake'));
+  const closedEarly = (): void => fail(new TcpProxyError('tls_handshake', 'connection closed during the TLS handshake'));
   const ready = (): void => {
     settle();
     secure.pause();
@@ -322,7 +322,7 @@ function handshakeTimeout(context: ListenerContext): number {
 function refuse(context: ListenerContext, socket: PlainSocket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
   socket.destroy();
   context.metrics.rejected(reason);
-  logReject(context.logger, reason, { ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)), ...identity.extra, ...extra });
+  logReject(context.logger, reason, { ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)), ...identity.extra, ...extra });
 }
 
 /** The access-log fields of a connection that never carried a byte. */

@@ -16,6 +16,7 @@
  */
 import { constants } from 'node:os';
 import type { PlainSocket } from './raw-socket.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 interface PeerNameHandle {
   getpeername?: (out: Record<string, unknown>) => number;
@@ -36,10 +37,9 @@ export function peerIsGone(socket: PlainSocket): boolean {
 }
 
 /** The error a socket found reset by a probe is destroyed with (its owner logs the code). */
-export class PeerGoneError extends Error {
-  readonly code = 'ECONNRESET';
+export class PeerGoneError extends TcpProxyError {
   constructor() {
-    super('connection reset by peer');
+    super('ECONNRESET', 'connection reset by peer');
   }
 }
 

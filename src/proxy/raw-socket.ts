@@ -20,6 +20,7 @@
  * `this`, and the handle points back to its socket (`owner`).
  */
 import { getSystemErrorName } from 'node:util';
+import { TcpProxyError, type SystemErrorCode } from '../errors/errors.js';
 import type { Socket } from 'node:net';
 import { deadlineWheel, RESOLUTION_MS, type Deadline } from './deadline-wheel.js';
 import { UV_EOF, type ShutdownRequest, type SocketAddress, type TcpHandle, type TcpHandles, type WriteRequest } from './tcp-handle.js';
@@ -54,15 +55,13 @@ export interface PlainSocket {
 }
 
 /** A failed libuv call, with the system's code (ECONNRESET...) as net.Socket's errors have it. */
-export class RawSocketError extends Error {
-  readonly code: string;
+export class RawSocketError extends TcpProxyError {
   constructor(
     readonly errno: number,
     syscall: string,
   ) {
-    const code = errno === UV_EOF ? 'EOF' : getSystemErrorName(errno);
-    super(`${syscall} ${code}`);
-    this.code = code;
+    const code = errno === UV_EOF ? 'EOF' : (getSystemErrorName(errno) as SystemErrorCode);
+    super(code, `${syscall} ${code}`);
   }
 }
 
@@ -318,7 +317,7 @@ export class RawSocket implements PlainSocket, Deadline {
       if (current === listener) this[key] = undefined;
       return;
     }
-    if (current !== undefined && current !== listener) throw new Error(`RawSocket: a second '${event}' listener`);
+    if (current !== undefined && current !== listener) throw new TcpProxyError('internal', `RawSocket: a second '${event}' listener`);
     (this as Record<typeof key, Listener | ErrorListener | undefined>)[key] = value;
   }
 

@@ -25,7 +25,7 @@
  * period late after such a pause, never early.
  */
 import type { PlainSocket } from './raw-socket.js';
-import type { CloseReason } from '../observability/access-log.js';
+import type { CloseReason } from '../observability/reasons.js';
 
 export interface SideTimeoutSettings {
   idle_timeout: number;

@@ -10,8 +10,13 @@
  */
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { TcpProxyError } from '../errors/errors.js';
 
-export class PidFileError extends Error {}
+export class PidFileError extends TcpProxyError {
+  constructor(message: string) {
+    super('pid_file', message);
+  }
+}
 
 export type PidFileState =
   | { kind: 'missing' }

@@ -21,7 +21,7 @@ import { AdminServer } from '../admin/server.js';
 import { RedisLink } from '../cluster/redis-link.js';
 import { ConfigError, formatKeyPath, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { listenerSchema } from '../config/schema.js';
-import type { LiveFilters } from '../filters/live.js';
+import type { LiveFilters } from '../pipeline/live.js';
 import { selectAccessFields } from '../observability/access-log.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
@@ -29,7 +29,7 @@ import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
 import { buildListenerContext, commitContext, retireContext } from './build-context.js';
 import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../observability/version.js';
 import { ToxiproxyApi } from '../toxiproxy/api.js';
 import { ToxiproxyCollection } from '../toxiproxy/proxies.js';
 

@@ -34,7 +34,8 @@ import type { ConfigSnapshot } from '../config/load.js';
 import type { ProcessLogs } from '../observability/logger.js';
 import { ProxyRuntime } from './runtime.js';
 import { handleSignals } from './signals.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../observability/version.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 const REQUEST = 'tcpproxy:request';
 const RESPONSE = 'tcpproxy:response';
@@ -254,7 +255,7 @@ class Primary implements AdminRuntime {
       const timer = setTimeout(() => {
         cleanup();
         worker.kill('SIGKILL');
-        reject(new Error(`the new worker did not bind its listeners within ${UPGRADE_START_TIMEOUT_MS / 1000}s`));
+        reject(new TcpProxyError('worker_upgrade', `the new worker did not bind its listeners within ${UPGRADE_START_TIMEOUT_MS / 1000}s`));
       }, UPGRADE_START_TIMEOUT_MS);
       const onMessage = (message: Started): void => {
         if (message?.type !== STARTED) return;
@@ -264,7 +265,7 @@ class Primary implements AdminRuntime {
       };
       const onExit = (code: number | null, signal: string | null): void => {
         cleanup();
-        reject(new Error(`the new worker exited (${signal ?? `code ${code}`}) before binding its listeners: see its log lines`));
+        reject(new TcpProxyError('worker_upgrade', `the new worker exited (${signal ?? `code ${code}`}) before binding its listeners: see its log lines`));
       };
       const cleanup = (): void => {
         clearTimeout(timer);

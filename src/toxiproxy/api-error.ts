@@ -1,11 +1,11 @@
 /** An answer of toxiproxy's API other than success: its status and `{"error", "status"}` body. */
-export class ApiError extends Error {
+import { TcpProxyError } from '../errors/errors.js';
+export class ApiError extends TcpProxyError {
   constructor(
     message: string,
     readonly status: number,
   ) {
-    super(message);
-    this.name = 'ApiError';
+    super('toxiproxy_api', message);
   }
 
   /** toxiproxy's `joinError`: a generic message with the detail after a colon. */

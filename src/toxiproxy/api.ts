@@ -8,9 +8,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { BodyTooLargeError, readBody } from '../admin/body.js';
-import { Router, type Params } from '../admin/router.js';
-import { VERSION } from '../runtime/version.js';
+import { BodyTooLargeError, readBody } from '../http/body.js';
+import { Router, type Params } from '../http/router.js';
+import { VERSION } from '../observability/version.js';
 import { ApiError } from './api-error.js';
 import type { ToxiproxyCollection } from './proxies.js';
 

@@ -8,9 +8,9 @@
  * closing, as toxiproxy's collection lock does.
  */
 import type { Logger } from 'pino';
-import { formatHostPort, parseHostPort } from '../config/host-port.js';
+import { formatHostPort, parseHostPort } from '../net/address.js';
 import { ConfigError } from '../config/load.js';
-import { LiveFilters } from '../filters/live.js';
+import { LiveFilters } from '../pipeline/live.js';
 import { ApiError, PROXY_EXISTS, PROXY_NOT_FOUND, TOXIC_EXISTS, TOXIC_NOT_FOUND } from './api-error.js';
 import { parseNewToxic, parseToxicUpdate, toxicJson, type ToxicJson } from './toxics.js';
 

@@ -1,6 +1,6 @@
 /**
  * toxiproxy's toxics, read from its JSON (`{name, type, stream, toxicity, attributes}`) and
- * made into live filters (filters/live.ts) from tcpproxy's own filters:
+ * made into live filters (pipeline/live.ts) from tcpproxy's own filters:
  *
  *   latency     -> delay (latency ± jitter ms per chunk, order kept)
  *   bandwidth   -> throttle (rate KB/s = rate * 1000 bytes/s; 0 = unlimited)
@@ -15,7 +15,7 @@
 import { createDelayFilter } from '../filters/delay.js';
 import type { Direction, Filter } from '../filters/filter.js';
 import { createHoldFilter } from '../filters/hold.js';
-import type { LiveFilter, LivePlan } from '../filters/live.js';
+import type { LiveFilter, LivePlan } from '../pipeline/live.js';
 import { createResetAfterFilter, ResetAfterFilter } from '../filters/reset-after.js';
 import { createSliceFilter } from '../filters/slice.js';
 import { createSlowCloseFilter } from '../filters/slow-close.js';

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AggregatorRegistry, register as globalRegister } from 'prom-client';
-import { ProxyMetrics, REJECT_REASONS, CLOSE_REASONS, type UpstreamSample, type LiveBytes } from '../../src/observability/metrics.js';
+import { ProxyMetrics, type UpstreamSample, type LiveBytes } from '../../src/observability/metrics.js';
+import { REJECT_REASONS, CLOSE_REASONS } from '../../src/observability/reasons.js';
 import { mergeStats } from '../../src/admin/stats.js';
 import { metricNames, sampleValue } from './prometheus-text.js';
 

@@ -97,7 +97,7 @@ test('POST /api/reload: 200 when applied, 400 with the error when the new config
   runtime.reloadResult = { ok: false, error: 'listeners[0].listen: expected HOST:PORT' };
   const bad = await request(port, 'POST', '/api/reload', { body: '{}', headers: { 'content-type': 'application/json' } });
   assert.equal(bad.status, 400);
-  assert.deepEqual(JSON.parse(bad.body), { ok: false, error: 'listeners[0].listen: expected HOST:PORT' });
+  assert.deepEqual(JSON.parse(bad.body), { ok: false, error: 'listeners[0].listen: expected HOST:PORT', code: 'reload_failed' });
   assert.deepEqual(runtime.calls, ['reload', 'reload']);
 });
 
@@ -131,7 +131,7 @@ test('unknown routes are 404, wrong methods 405 with Allow, bad targets 400', T,
   for (const path of ['/nope', '/api', '/api/stats/', '/healthz/x', '/api/connections/a/b']) {
     const response = await request(port, 'GET', path);
     assert.equal(response.status, 404, path);
-    assert.deepEqual(JSON.parse(response.body), { error: 'not found' });
+    assert.deepEqual(JSON.parse(response.body), { error: 'not found', code: 'not_found' });
   }
   const postHealth = await request(port, 'POST', '/healthz');
   assert.equal(postHealth.status, 405);
@@ -150,7 +150,7 @@ test('a throwing handler is a 500 and the server keeps serving', T, async (t) =>
   runtime.statsFailure = new Error('boom');
   const failed = await request(port, 'GET', '/api/stats');
   assert.equal(failed.status, 500);
-  assert.deepEqual(JSON.parse(failed.body), { error: 'internal error' });
+  assert.deepEqual(JSON.parse(failed.body), { error: 'internal error', code: 'internal' });
   runtime.reload = () => Promise.reject(new Error('async boom'));
   assert.equal((await request(port, 'POST', '/api/reload')).status, 500);
   assert.equal((await request(port, 'GET', '/healthz')).status, 200);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { AccessList } from '../../src/admission/access-list.js';
-import { randomAddresses, randomCidrs, seededRandom } from '../../src/admission/bench-acl.js';
+import { randomAddresses, randomCidrs, seededRandom } from '../../bench/access-list.js';
 
 type Rule = [ipaddr.IPv4 | ipaddr.IPv6, number];
 

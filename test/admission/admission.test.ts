@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AccessList } from '../../src/admission/access-list.js';
 import { Admission, type AdmissionOptions, type AdmissionResult } from '../../src/admission/admission.js';
-import { seededRandom } from '../../src/admission/bench-acl.js';
+import { seededRandom } from '../../bench/access-list.js';
 import { ConnectionLimits, type Slot } from '../../src/admission/limits.js';
 import { RateLimiter } from '../../src/admission/rate-limit.js';
 import { Schedule } from '../../src/admission/schedule.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionLimits, type Slot } from '../../src/admission/limits.js';
-import { seededRandom } from '../../src/admission/bench-acl.js';
+import { seededRandom } from '../../bench/access-list.js';
 
 function acquire(limits: ConnectionLimits, ip: string): Slot {
   const slot = limits.tryAcquire(ip);

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { buildPipelineFactory, PipelineSetupError } from '../../src/filters/pipeline.js';
+import { buildPipelineFactory, PipelineSetupError } from '../../src/pipeline/pipeline.js';
 import { REPO_ROOT } from '../helpers/repo.js';
 import { exchange, memoryLogger, pipelineSpec, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
 
@@ -57,6 +57,7 @@ for (const plugin of ['./throws.js', './rejects.js']) {
       const line = await failing.closed;
       assert.equal(line.reason, 'filter');
       assert.match(String(line.error), /boom/, 'the access log says what failed');
+      assert.equal(line.error_code, 'filter_failed');
       assert.equal(line.bytes_from_client, 'fine, then boom'.length);
       assert.equal((await failingAtUpstream).length, 0);
       const logged = harness.lines.find((line) => line.event === 'filter_error');

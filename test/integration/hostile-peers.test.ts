@@ -80,6 +80,7 @@ describe('hostile peers', { timeout: 60_000 }, () => {
       const line = await proxy.waitForLog((l) => l.event === 'reject' && l.client === client);
       assert.equal(line.reason, 'tls');
       assert.equal(line.error, 'TLS handshake timed out');
+      assert.equal(line.error_code, 'tls_handshake');
       silent.destroy();
     } finally {
       await proxy.stop();

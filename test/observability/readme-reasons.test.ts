@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLOSE_REASONS, REJECT_REASONS } from '../../src/observability/metrics.js';
+import { CLOSE_REASONS, REJECT_REASONS } from '../../src/observability/reasons.js';
 import { REPO_ROOT } from '../helpers/repo.js';
 
 /** The single `code` words of a text (reason names; `schedule.enforce: close` is not one). */

@@ -189,6 +189,7 @@ describe('bridge: unreachable upstreams are refused without a byte', { timeout: 
       const line = await proxy.waitForLog((l) => l.event === 'reject');
       assert.equal(line.reason, 'no_upstream');
       assert.equal(line.error, 'ECONNREFUSED');
+      assert.equal(line.error_code, 'ECONNREFUSED');
       assert.equal(line.upstream, null);
     } finally {
       await proxy.stop();
@@ -207,6 +208,7 @@ describe('bridge: unreachable upstreams are refused without a byte', { timeout: 
       const line = await proxy.waitForLog((l) => l.event === 'reject');
       assert.equal(line.reason, 'no_upstream');
       assert.equal(line.error, 'ETIMEDOUT');
+      assert.equal(line.error_code, 'ETIMEDOUT');
     } finally {
       await proxy.stop();
       await hole.close();

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { after, before } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { createLogger } from '../../src/observability/logger.js';
-import { ToxiproxyServer } from '../../src/toxiproxy/server.js';
+import { ToxiproxyServer } from '../../src/cli/toxiproxy-server.js';
 import { LogCollector } from '../helpers/log-collector.js';
 import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
 

@@ -16,10 +16,11 @@ import { acquireCaptureFile, releaseCaptureFile } from '../inspect/capture-files
 import { ConnectionCapture, type CapturedConnection } from '../inspect/capture.js';
 import { ConnectionDataLog, type DataLogFormat } from '../inspect/data-log.js';
 import type { PcapWriter } from '../inspect/pcap-writer.js';
-import { FilterChain, type ChainStage } from './chain.js';
-import type { Direction, FilterContext } from './filter.js';
+import { FilterChain, type ChainStage } from '../filters/chain.js';
+import type { Direction, FilterContext } from '../filters/filter.js';
 import { planFilter, PluginOptionsError, type FilterPlan } from './plan.js';
-import type { FilterSpec, InspectSpec } from './schema.js';
+import type { FilterSpec, InspectSpec } from '../config/filter-schema.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** What the bridge tells the pipeline about one connection. */
 export interface ConnectionContext extends CapturedConnection {
@@ -60,13 +61,14 @@ export interface PipelineOptions {
  * A filter or capture file that cannot be set up: a configuration problem, key path first.
  * (Its name stays "Error": the message is what users see.)
  */
-export class PipelineSetupError extends Error {
+export class PipelineSetupError extends TcpProxyError {
   constructor(
     /** One `keyPath: detail` line per problem (a plugin's validator may find several). */
     readonly problems: readonly string[],
     cause: unknown,
   ) {
-    super(problems.join('\n'), { cause });
+    super('filter_setup', problems.join('\n'), { cause });
+    this.name = 'Error';
   }
 }
 
@@ -160,7 +162,7 @@ class PipelineFactory implements DataPipelineFactory {
       for (const direction of plan.directions) {
         try {
           const filter = plan.create(new ConnectionFilterContext(connection, direction, plan.name));
-          if (typeof filter?.data !== 'function') throw new TypeError('the factory returned no filter (an object with a data() method)');
+          if (typeof filter?.data !== 'function') throw new TcpProxyError('plugin_load', 'the factory returned no filter (an object with a data() method)');
           stages[direction].push({ name: plan.name, filter });
         } catch (error) {
           return { name: plan.name, direction, error };

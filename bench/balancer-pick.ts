@@ -1,5 +1,5 @@
-import { createBalancer, type BalanceStrategy } from './balancer.js';
-import { Endpoint } from './endpoint.js';
+import { createBalancer, type BalanceStrategy } from '../src/balancing/balancer.js';
+import { Endpoint } from '../src/balancing/endpoint.js';
 
 /** Connections held at once in the simulation: picks see endpoints with varying load. */
 const HELD = 64;

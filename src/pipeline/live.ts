@@ -16,10 +16,11 @@
  * while it has live filters take the filtered path and follow every later change, and
  * those opened before stay on the plain path, untouched.
  */
-import type { FilterChain, StageHandle } from './chain.js';
-import type { Direction, Filter, FilterContext } from './filter.js';
+import type { FilterChain, StageHandle } from '../filters/chain.js';
+import type { Direction, Filter, FilterContext } from '../filters/filter.js';
 import { ConnectionFilterContext, emptyPipeline, type ConnectionContext, type DataPipeline, type DataPipelineFactory } from './pipeline.js';
 import type { FilterPlan } from './plan.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** A plan whose filter may carry state over from the one it replaces (limit_data's count). */
 export interface LivePlan extends FilterPlan {
@@ -60,7 +61,7 @@ export class LiveFilters {
 
   /** Appends it (the name must be new) and applies it to every attached connection. */
   add(filter: LiveFilter): void {
-    if (this.get(filter.name)) throw new Error(`live filter "${filter.name}" exists already`);
+    if (this.get(filter.name)) throw new TcpProxyError('live_filter_exists', `live filter "${filter.name}" exists already`);
     this.filters = [...this.filters, filter];
     for (const connection of this.connections) connection.add(filter);
   }

@@ -8,8 +8,8 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { FilterChain } from '../../src/filters/chain.js';
 import type { Filter, FilterContext } from '../../src/filters/filter.js';
-import { LiveFilters, type LiveFilter } from '../../src/filters/live.js';
-import { emptyPipeline, type ConnectionContext } from '../../src/filters/pipeline.js';
+import { LiveFilters, type LiveFilter } from '../../src/pipeline/live.js';
+import { emptyPipeline, type ConnectionContext } from '../../src/pipeline/pipeline.js';
 import { createHoldFilter } from '../../src/filters/hold.js';
 
 const log = pino({ level: 'silent' });

@@ -1,6 +1,6 @@
 /**
  * On-demand capture: a pcap of one live connection, or of a listener's connections, started
- * and stopped at run time (admin API). It is a live filter (filters/live.ts) with one tap per
+ * and stopped at run time (admin API). It is a live filter (pipeline/live.ts) with one tap per
  * direction after the listener's configured filters, so the file shows what the proxy sends
  * on, on both sides, from the moment the capture joined. Bounded: it stops by itself after
  * `maxBytes` of payload or `maxMs`, whichever comes first. The file lives in the system's
@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Filter, FilterContext } from '../filters/filter.js';
-import type { LiveFilter, LiveFilters } from '../filters/live.js';
-import { ConnectionFilterContext } from '../filters/pipeline.js';
-import { ConnectionCapture } from './capture.js';
-import { PcapWriter } from './pcap-writer.js';
+import type { LiveFilter, LiveFilters } from './live.js';
+import { ConnectionFilterContext } from './pipeline.js';
+import { ConnectionCapture } from '../inspect/capture.js';
+import { PcapWriter } from '../inspect/pcap-writer.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface CaptureLimits {
   readonly maxBytes: number;
@@ -98,7 +99,7 @@ export class CaptureSession {
   }
 
   private tap(context: FilterContext): Filter {
-    if (!(context instanceof ConnectionFilterContext)) throw new Error('capture needs a proxied connection');
+    if (!(context instanceof ConnectionFilterContext)) throw new TcpProxyError('internal', 'capture needs a proxied connection');
     const id = context.connectionId;
     let capture = this.captures.get(id);
     if (!capture) {

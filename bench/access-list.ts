@@ -6,7 +6,7 @@
  * ones, and IPv4-mapped IPv6, so both hits and misses are timed.
  */
 import ipaddr from 'ipaddr.js';
-import { AccessList } from './access-list.js';
+import { AccessList } from '../src/admission/access-list.js';
 
 export type Random = () => number;
 

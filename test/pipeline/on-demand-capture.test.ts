@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startEchoServer } from '../helpers/servers.js';
 import { EchoClient } from '../toxiproxy/helpers.js';
-import { followStream, readPcap } from './pcap-reader.js';
+import { followStream, readPcap } from '../inspect/pcap-reader.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -11,9 +11,9 @@ import type { Logger } from 'pino';
 import { ConfigError, type ConfigSnapshot } from '../config/load.js';
 import { configShape } from '../config/schema.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
-import { ToxiproxyApi } from './api.js';
-import { ApiError } from './api-error.js';
-import { ToxiproxyCollection } from './proxies.js';
+import { ToxiproxyApi } from '../toxiproxy/api.js';
+import { ApiError } from '../toxiproxy/api-error.js';
+import { ToxiproxyCollection } from '../toxiproxy/proxies.js';
 
 export interface ToxiproxyServerOptions {
   readonly host: string;

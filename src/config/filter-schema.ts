@@ -4,25 +4,9 @@
  * regex is a config error with its key path, not a runtime surprise.
  */
 import { z } from 'zod';
-import { parseDuration } from '../config/duration.js';
-import { parseByteSize } from './byte-size.js';
-import { parsePattern } from './pattern.js';
+import { byteSize, duration } from './units.js';
+import { parsePattern } from '../filters/pattern.js';
 
-function convert(parse: (value: unknown) => number) {
-  return z.unknown().transform((value, ctx): number => {
-    try {
-      return parse(value);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      return z.NEVER;
-    }
-  });
-}
-
-/** A duration ("250ms", "5s", "2m" or milliseconds), as milliseconds. */
-export const duration = convert(parseDuration);
-/** A size (65536, "64KiB", "1MB"), as bytes. */
-export const byteSize = convert(parseByteSize);
 const positiveByteSize = byteSize.refine((bytes) => bytes > 0, 'must be more than 0 bytes');
 
 const direction = z.enum(['to_upstream', 'to_client', 'both']).default('both');

@@ -2,13 +2,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TcpProxyError } from '../errors/errors.js';
 
 /** The nearest package.json above this module (from src/ under tsx, from dist/src/ when built). */
 function findPackageJson(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found');
+    if (parent === dir) throw new TcpProxyError('internal', 'package.json not found');
     dir = parent;
   }
   return join(dir, 'package.json');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseByteSize } from '../../src/filters/byte-size.js';
-import { filterSpecSchema, inspectSpecSchema } from '../../src/filters/schema.js';
+import { parseByteSize } from '../../src/config/byte-size.js';
+import { filterSpecSchema, inspectSpecSchema } from '../../src/config/filter-schema.js';
 
 function issues(value: unknown): string[] {
   const result = filterSpecSchema.safeParse(value);

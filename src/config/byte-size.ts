@@ -3,6 +3,7 @@
  * unit. `k`/`KiB`, `m`/`MiB`, `g`/`GiB` are powers of 1024 (as in nginx); `kB`, `MB`, `GB`
  * are powers of 1000. Decimals are allowed (`1.5MiB`); the result is rounded to a byte.
  */
+import { TcpProxyError } from '../errors/errors.js';
 const UNIT_BYTES: Readonly<Record<string, number>> = {
   '': 1,
   b: 1,
@@ -25,5 +26,5 @@ export function parseByteSize(value: unknown): number {
     const unit = match ? UNIT_BYTES[match[2]!.toLowerCase()] : undefined;
     if (match && unit !== undefined) return Math.round(Number(match[1]) * unit);
   }
-  throw new Error(`expected a size such as 65536, 64KiB or 1MB, got ${JSON.stringify(value)}`);
+  throw new TcpProxyError('config_invalid', `expected a size such as 65536, 64KiB or 1MB, got ${JSON.stringify(value)}`);
 }

@@ -2,18 +2,19 @@
  * A FilterPlan is one `filters` entry made ready once per config load (pattern compiled,
  * plugin imported), from which the pipeline creates a Filter per connection and direction.
  */
-import { createBlockFilter } from './block.js';
-import { createDelayFilter } from './delay.js';
-import { createDropConnectionFilter } from './drop-connection.js';
-import type { Direction, Filter, FilterContext } from './filter.js';
-import { parsePattern } from './pattern.js';
+import { createBlockFilter } from '../filters/block.js';
+import { createDelayFilter } from '../filters/delay.js';
+import { createDropConnectionFilter } from '../filters/drop-connection.js';
+import type { Direction, Filter, FilterContext } from '../filters/filter.js';
+import { parsePattern } from '../filters/pattern.js';
 import { formatKeyPath } from '../config/load.js';
-import { loadPlugin } from './plugin-loader.js';
-import { createReplaceFilter } from './replace.js';
-import { createResetAfterFilter } from './reset-after.js';
-import type { FilterSpec } from './schema.js';
-import { createSliceFilter } from './slice.js';
-import { createThrottleFilter, defaultBurst } from './throttle.js';
+import { loadPlugin } from '../filters/plugin-loader.js';
+import { createReplaceFilter } from '../filters/replace.js';
+import { createResetAfterFilter } from '../filters/reset-after.js';
+import type { FilterSpec } from '../config/filter-schema.js';
+import { createSliceFilter } from '../filters/slice.js';
+import { createThrottleFilter, defaultBurst } from '../filters/throttle.js';
+import { TcpProxyError } from '../errors/errors.js';
 
 export interface FilterPlan {
   /** The name in logs and errors: the filter type, or the plugin's path as configured. */
@@ -29,9 +30,9 @@ function directionsOf(direction: Direction | 'both'): readonly Direction[] {
 }
 
 /** A plugin's own `validateOptions` found its options wrong: one `options.<path>: message` line each. */
-export class PluginOptionsError extends Error {
+export class PluginOptionsError extends TcpProxyError {
   constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
+    super('plugin_options', problems.join('\n'));
   }
 }
 

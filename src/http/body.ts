@@ -1,10 +1,10 @@
 /** Reading a request body as text, bounded: the admin API's and the toxiproxy API's. */
 import type { IncomingMessage } from 'node:http';
+import { TcpProxyError } from '../errors/errors.js';
 
-export class BodyTooLargeError extends Error {
+export class BodyTooLargeError extends TcpProxyError {
   constructor(readonly limit: number) {
-    super(`request body larger than ${limit} bytes`);
-    this.name = 'BodyTooLargeError';
+    super('body_too_large', `request body larger than ${limit} bytes`);
   }
 }
 
