@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { Endpoint } from '../../src/balancing/endpoint.js';
 import { HealthCheck, type HealthCheckOptions } from '../../src/balancing/health-check.js';
-import { pause, startServer, within, type TestServer } from './helpers.js';
+import { startServer, type TestServer } from './helpers.js';
+import { pause, within } from '../helpers/wait.js';
 
 interface Verdict {
   reachable: boolean;

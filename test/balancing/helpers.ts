@@ -93,25 +93,3 @@ export async function startServer(port = 0, onConnection: (socket: Socket) => vo
   };
   return result;
 }
-
-/**
- * Waits for `promise`, failing after `ms` with `what` in the message. The pool's timers
- * and check sockets are unref'ed by design, so a test waiting on them needs this ref'ed
- * timer to keep the event loop alive.
- */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves after `ms`; only for asserting that something does NOT happen within a time. */
-export function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

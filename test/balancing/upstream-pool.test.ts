@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamPool, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
-import { captureLog, pause, startServer, stateChange, within, type TestServer } from './helpers.js';
+import { captureLog, startServer, stateChange, type TestServer } from './helpers.js';
+import { pause, within } from '../helpers/wait.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -14,9 +14,9 @@ import type { PipelineSpec } from '../../src/filters/pipeline.js';
 import { filterSpecSchema, inspectSpecSchema } from '../../src/filters/schema.js';
 import { startProxy, type LogLine, type TestProxy } from './proxy.js';
 import { startServer, type TestServer } from './servers.js';
-import { until } from './integration.js';
 import type { Bridge } from '../../src/proxy/bridge.js';
 import { readPcap, type Segment } from '../inspect/pcap-reader.js';
+import { until } from './wait.js';
 
 export type { LogLine };
 

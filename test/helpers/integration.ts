@@ -74,18 +74,6 @@ export async function waitForLogCount(proxy: TestProxy, predicate: (line: LogLin
   await proxy.waitForLog((line) => predicate(line) && ++seen >= count, timeoutMs);
 }
 
-/**
- * Polls `condition` every 10 ms until it holds, failing after `timeoutMs` with `what`.
- * For state that changes without a log line (counters settling after a close).
- */
-export async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** Ends a held client connection and waits for the proxy's access-log line for it. */
 export async function endHeld(proxy: TestProxy, socket: Socket): Promise<void> {
   const local = `${socket.localAddress}:${socket.localPort}`;

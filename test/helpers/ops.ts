@@ -58,22 +58,6 @@ export class AdminClient {
 /** What /api/stats and /api/connections answer: the admin API's own types. */
 export type { ConnectionInfo as Connection, StatsSnapshot as Stats } from '../../src/admin/admin-runtime.js';
 
-/** Polls `probe` until it returns something other than undefined (for figures gathered over IPC). */
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** A process's resident memory in bytes now (the benchmark's /proc VmRSS reader). */
 export function rssBytes(pid: number): number {
   return rssKiB(pid) * 1024;

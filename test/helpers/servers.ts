@@ -120,14 +120,3 @@ export async function connect(port: number, host = '127.0.0.1', localAddress?: s
   await once(socket, 'connect');
   return socket;
 }
-
-/** Promise.withResolvers for Node 20. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}

@@ -17,24 +17,13 @@ import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import type { ConnectionLimits } from '../../src/admission/limits.js';
-import {
-  assertClosedWithoutAByte,
-  connectClient,
-  endHeld,
-  holdConnection,
-  otherDays,
-  startWhoami,
-  until,
-  wallClock,
-  whoAnswers,
-  windowFromNow,
-  zoneWhereHourIs,
-} from '../helpers/integration.js';
+import { assertClosedWithoutAByte, connectClient, endHeld, holdConnection, otherDays, startWhoami, wallClock, whoAnswers, windowFromNow, zoneWhereHourIs } from '../helpers/integration.js';
 import { IPV6_LOOPBACK, requires } from '../helpers/requirements.js';
 import { oneListener, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
 import { closed, readAll, refusedPort, sha256, startServer, type TestServer } from '../helpers/servers.js';
 import { request } from '../admin/http-client.js';
 import { makeTestCertificates } from '../protocol/test-certs.js';
+import { until } from '../helpers/wait.js';
 
 /** A proxy in front of one whoami upstream ("a"); `listen` overrides the listener address. */
 async function guarded(keys: Record<string, unknown>, options: { hold?: boolean; listen?: string } = {}): Promise<{ proxy: TestProxy; upstream: TestServer }> {

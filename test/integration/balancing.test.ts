@@ -8,19 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import {
-  assertClosedWithoutAByte,
-  connectClient,
-  endHeld,
-  holdConnection,
-  startWhoami,
-  until,
-  waitForLogCount,
-  whoAnswers,
-} from '../helpers/integration.js';
+import { assertClosedWithoutAByte, connectClient, endHeld, holdConnection, startWhoami, waitForLogCount, whoAnswers } from '../helpers/integration.js';
 import { buildSnapshot } from '../../src/config/load.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { connect, readAll, refusedPort, startBlackHole, startServer, type TestServer } from '../helpers/servers.js';
+import { until } from '../helpers/wait.js';
 
 /** Starts whoami upstreams named a, b, c ... */
 async function whoamis(count: number, options: { hold?: boolean } = {}): Promise<TestServer[]> {

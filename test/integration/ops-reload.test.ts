@@ -10,8 +10,9 @@ import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { ConfigFile, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { PRLIMIT, requires } from '../helpers/requirements.js';
+import { eventually } from '../helpers/wait.js';
 
 /** One short connection through `port`; resolves when its echo came back and it closed. */
 async function oneShot(port: number, text = 'ping'): Promise<void> {

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { closed, connect, readAll, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { ConfigFile, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import type { LogLine } from '../helpers/proxy.js';
+import { eventually } from '../helpers/wait.js';
 
 /** Worker ids prefix connection ids ("2-17"). */
 function workerOf(connection: Connection): string {

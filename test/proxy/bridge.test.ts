@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { closed, connect, deferred, readAll, refusedPort, sha256, startBlackHole, startEchoServer, startServer, type TestServer } from '../helpers/servers.js';
+import { closed, connect, readAll, refusedPort, sha256, startBlackHole, startEchoServer, startServer, type TestServer } from '../helpers/servers.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { assertClosedWithoutAByte } from '../helpers/integration.js';
+import { deferred } from '../helpers/wait.js';
 
 describe('bridge: data integrity', { timeout: 120_000 }, () => {
   let echo: TestServer;

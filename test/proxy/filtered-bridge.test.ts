@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { connect, deferred, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
+import { connect, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
 
 describe('filtered bridge', { timeout: 60_000 }, () => {
   it('replace works both ways and large payloads stay intact around it', async () => {

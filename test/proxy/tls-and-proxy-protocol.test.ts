@@ -11,7 +11,8 @@ import { before, describe, it } from 'node:test';
 import { ProxyHeaderParser, encodeV2 } from '../../src/protocol/proxy-protocol.js';
 import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { closed, connect, deferred, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
+import { closed, connect, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
 
 describe('PROXY protocol', { timeout: 30_000 }, () => {
   for (const version of ['v1', 'v2'] as const) {
