@@ -10,8 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { readPcap } from '../inspect/pcap-reader.js';
 import { buildSnapshot } from '../../src/config/load.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { connect, startEchoServer } from '../helpers/servers.js';
+import { startEchoServer } from '../helpers/servers.js';
 import { EchoClient, timeToClose, TIMER_SLACK_MS } from '../toxiproxy/helpers.js';
+import { connect } from '../helpers/sockets.js';
 
 async function call(proxy: TestProxy, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
   const response = await fetch(`http://127.0.0.1:${proxy.runtime.adminAddress()!.port}${path}`, {

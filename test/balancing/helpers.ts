@@ -1,7 +1,7 @@
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { pino, type Logger } from 'pino';
 import { Endpoint } from '../../src/balancing/endpoint.js';
+import type { LogLine } from '../helpers/log-collector.js';
 
 /** Endpoints 127.0.0.1:9000, 127.0.0.2:9000 ... with the given weights. */
 export function makeEndpoints(weights: readonly number[], maxConnections?: number): Endpoint[] {
@@ -25,34 +25,6 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-export type LogLine = Record<string, unknown>;
-
-/** A real pino logger whose JSON lines are kept, with a way to wait for one. */
-export function captureLog(): { logger: Logger; lines: LogLine[]; next(match: (line: LogLine) => boolean): Promise<LogLine> } {
-  const lines: LogLine[] = [];
-  const emitter = new EventEmitter();
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(text: string) {
-        const line = JSON.parse(text) as LogLine;
-        lines.push(line);
-        emitter.emit('line', line);
-      },
-    },
-  );
-  const next = (match: (line: LogLine) => boolean): Promise<LogLine> =>
-    new Promise((resolve) => {
-      const onLine = (line: LogLine): void => {
-        if (!match(line)) return;
-        emitter.off('line', onLine);
-        resolve(line);
-      };
-      emitter.on('line', onLine);
-    });
-  return { logger, lines, next };
 }
 
 /** Matches the upstream_state line for `label` going to `to`. */

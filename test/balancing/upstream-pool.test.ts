@@ -5,8 +5,9 @@ import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamPool, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
-import { captureLog, startServer, stateChange, type TestServer } from './helpers.js';
+import { startServer, stateChange, type TestServer } from './helpers.js';
 import { pause, within } from '../helpers/wait.js';
+import { memoryLogger } from '../helpers/log-collector.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -14,7 +15,7 @@ function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): Up
 }
 
 function makePool(options: Partial<UpstreamPoolOptions> & Pick<UpstreamPoolOptions, 'upstreams'>) {
-  const log = captureLog();
+  const log = memoryLogger();
   const pool = new UpstreamPool({ listener: 'main', balance: 'round_robin', logger: log.logger, ...options });
   return { pool, log };
 }

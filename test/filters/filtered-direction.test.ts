@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { startFilterProxy } from '../helpers/filter-proxy.js';
+import { readBytes, readToEnd } from '../helpers/sockets.js';
 
 test('half-close: one direction ends, the other keeps flowing', { timeout: 10_000 }, async () => {
   const harness = await startFilterProxy({ filters: [{ type: 'replace', match: 'a', with: 'b' }] });

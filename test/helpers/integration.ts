@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { LogLine, TestProxy } from './proxy.js';
 import { startServer, type TestServer } from './servers.js';
+import { connect, readToEnd } from './sockets.js';
 
 /**
  * An upstream that writes its name as soon as a client connects. By default it then
@@ -22,33 +23,19 @@ export function startWhoami(name: string, options: { hold?: boolean; host?: stri
   }, options.host);
 }
 
-/**
- * A client socket that tolerates being reset: a refused client that has sent bytes is
- * reset by the proxy (unread data), and that must not surface as an unhandled error.
- */
-export async function connectClient(port: number, host = '127.0.0.1', localAddress?: string): Promise<Socket> {
-  const socket = net.connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
-  socket.on('error', () => undefined);
-  await once(socket, 'connect');
-  return socket;
-}
-
 /** Connects through the proxy to a non-holding whoami upstream and returns its name. */
 export async function whoAnswers(port: number, localAddress?: string, host = '127.0.0.1'): Promise<string> {
-  const socket = await connectClient(port, host, localAddress);
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise<void>((resolve) => {
-    socket.once('end', () => resolve());
-    socket.once('close', () => resolve());
-  });
-  socket.destroy();
-  return Buffer.concat(chunks).toString();
+  const socket = await connect(port, host, localAddress);
+  try {
+    return (await readToEnd(socket)).toString();
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** A held connection through the proxy to a holding whoami upstream: who answered, and the socket. */
 export async function holdConnection(port: number, localAddress?: string): Promise<{ name: string; socket: Socket }> {
-  const socket = await connectClient(port, '127.0.0.1', localAddress);
+  const socket = await connect(port, '127.0.0.1', localAddress);
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   return { name: chunk.toString(), socket };
 }

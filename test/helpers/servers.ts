@@ -1,6 +1,5 @@
 /** Real loopback servers for the tests: echo, sink, greeter, and a black hole. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 
@@ -79,44 +78,4 @@ export async function startBlackHole(): Promise<{ port: number; close(): Promise
       if (child.exitCode === null) await once(child, 'exit');
     },
   };
-}
-
-export function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** Reads a socket to its end, returning everything received. */
-export async function readAll(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await once(socket, 'end');
-  return Buffer.concat(chunks);
-}
-
-/**
- * Resolves when the peer ends `socket` (FIN: 'end', the socket being half-open) or it
- * closes for any reason; reports whether it saw an error and which.
- */
-export function closed(socket: Socket): Promise<{ error: NodeJS.ErrnoException | undefined }> {
-  let error: NodeJS.ErrnoException | undefined;
-  socket.on('error', (err) => (error = err));
-  return new Promise((resolve) => {
-    if (socket.destroyed && !socket.connecting) return resolve({ error });
-    const done = (): void => {
-      // An error may follow the end within the same tick (a reset after FIN).
-      setImmediate(() => {
-        socket.destroy();
-        resolve({ error });
-      });
-    };
-    socket.once('close', done);
-    socket.once('end', done);
-    socket.resume();
-  });
-}
-
-export async function connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<Socket> {
-  const socket = net.connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
-  await once(socket, 'connect');
-  return socket;
 }

@@ -8,11 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { assertClosedWithoutAByte, connectClient, endHeld, holdConnection, startWhoami, waitForLogCount, whoAnswers } from '../helpers/integration.js';
+import { assertClosedWithoutAByte, endHeld, holdConnection, startWhoami, waitForLogCount, whoAnswers } from '../helpers/integration.js';
 import { buildSnapshot } from '../../src/config/load.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { connect, readAll, refusedPort, startBlackHole, startServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startBlackHole, startServer, type TestServer } from '../helpers/servers.js';
 import { until } from '../helpers/wait.js';
+import { connect, readToEnd } from '../helpers/sockets.js';
 
 /** Starts whoami upstreams named a, b, c ... */
 async function whoamis(count: number, options: { hold?: boolean } = {}): Promise<TestServer[]> {
@@ -267,7 +268,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
         const client = await connect(proxy.port);
         const payload = randomBytes(1024).toString('hex');
         // Sent at once, while the proxy may still be failing over: must arrive all the same.
-        const reply = readAll(client);
+        const reply = readToEnd(client);
         client.end(payload);
         const text = (await reply).toString();
         assert.match(text, /^[ab]:/);
@@ -291,7 +292,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
     try {
       const started = Date.now();
       const client = await connect(proxy.port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('hello');
       assert.equal((await reply).toString(), 'a:hello');
       const elapsed = Date.now() - started;
@@ -302,7 +303,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
       assert.equal(upstreamStats(proxy, `127.0.0.1:${hole.port}`).state, 'down');
       // Ejected: the next client is not sent to the black hole again.
       const second = await connect(proxy.port);
-      const secondReply = readAll(second);
+      const secondReply = readToEnd(second);
       second.end('again');
       assert.equal((await secondReply).toString(), 'a:again');
       const holeStats = upstreamStats(proxy, `127.0.0.1:${hole.port}`);
@@ -413,7 +414,7 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
     try {
       // First client: both tried and failed. Second: both already ejected.
       for (let i = 0; i < 2; i++) {
-        const client = await connectClient(proxy.port);
+        const client = await connect(proxy.port);
         client.write('hello?');
         await assertClosedWithoutAByte(client);
       }
@@ -522,14 +523,14 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     const echo = await startNamedEcho('e');
     const proxy = await startProxy(oneListener([{ address: echo.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }));
     try {
-      const first = await connectClient(proxy.port);
+      const first = await connect(proxy.port);
       await once(first, 'data');
       const payload = randomBytes(1 << 20);
-      const second = await connectClient(proxy.port);
+      const second = await connect(proxy.port);
       second.end(payload);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
       await endHeld(proxy, first);
-      const echoed = await readAll(second);
+      const echoed = await readToEnd(second);
       assert.equal(echoed.subarray(0, 2).toString(), 'e:');
       assert.ok(echoed.subarray(2).equals(payload), 'the bytes sent while queued did not arrive intact');
     } finally {
@@ -541,9 +542,9 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     const { a, proxy, held } = await fullUpstream();
     const sockets = [held];
     try {
-      const second = await connectClient(proxy.port);
+      const second = await connect(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const third = await connectClient(proxy.port);
+      const third = await connect(proxy.port);
       await until(() => queueLength(proxy) === 2, 'the third client queued');
       sockets.push(second, third);
       let thirdGotIn = false;
@@ -564,7 +565,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   it('refused with queue_timeout when no slot frees in time, without a byte or an upstream connection', async () => {
     const { a, proxy, held } = await fullUpstream({ queue_timeout: '200ms' });
     try {
-      const waiting = await connectClient(proxy.port);
+      const waiting = await connect(proxy.port);
       await assertClosedWithoutAByte(waiting);
       const line = await proxy.waitForLog((l) => l.event === 'reject');
       assert.equal(line.reason, 'queue_timeout');
@@ -581,9 +582,9 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     const { a, proxy, held } = await fullUpstream({ max_queue: 1 });
     const sockets = [held];
     try {
-      sockets.push(await connectClient(proxy.port));
+      sockets.push(await connect(proxy.port));
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const third = await connectClient(proxy.port);
+      const third = await connect(proxy.port);
       await assertClosedWithoutAByte(third);
       const line = await proxy.waitForLog((l) => l.event === 'reject');
       assert.equal(line.reason, 'limit');
@@ -631,7 +632,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
       const onA = await holdConnection(proxy.port);
       const onB = await holdConnection(proxy.port);
       sockets.push(onA.socket, onB.socket);
-      const x = await connectClient(proxy.port);
+      const x = await connect(proxy.port);
       sockets.push(x);
       x.write(randomBytes(8 << 20));
       await until(() => queueLength(proxy) === 1, 'X queued');
@@ -671,7 +672,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   it('waiters from before a reload stay counted in queue_length and are refused shutdown on shutdown', async () => {
     const { a, proxy, held } = await fullUpstream();
     try {
-      const waiting = await connectClient(proxy.port);
+      const waiting = await connect(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
       await reloadQueueing(proxy, a.address, 1);
       assert.equal(queueLength(proxy), 1, 'the waiter vanished from queue_length with the reload');
@@ -689,7 +690,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   it('a queued client that goes away leaves the queue and holds no slot', async () => {
     const { a, proxy, held } = await fullUpstream();
     try {
-      const waiting = await connectClient(proxy.port);
+      const waiting = await connect(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
       waiting.resetAndDestroy();
       await until(() => queueLength(proxy) === 0, 'the departed client to leave the queue');

@@ -41,25 +41,8 @@ export async function startLoopbackServer(options: { pauseOnConnect?: boolean } 
   };
 }
 
-/** A connected client socket with an 'error' handler, Nagle off so each write leaves at once. */
-export async function connectClient(port: number): Promise<net.Socket> {
-  const client = net.connect({ port, host: '127.0.0.1', noDelay: true });
-  client.on('error', () => {});
-  await once(client, 'connect');
-  return client;
-}
-
 /** Listener counts of the events a prefix reader may touch, to prove it left none behind. */
 export function listenerCounts(socket: net.Socket): Record<string, number> {
   const events = ['readable', 'data', 'end', 'close', 'error'];
   return Object.fromEntries(events.map((event) => [event, socket.listenerCount(event)]));
-}
-
-/** Everything the socket delivers from now until its end. */
-export async function readToEnd(socket: net.Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  socket.resume();
-  await once(socket, 'end');
-  return Buffer.concat(chunks);
 }

@@ -8,8 +8,9 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import type { Proxy } from 'toxiproxy-node-client';
-import { connect, refusedPort, startServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startServer, type TestServer } from '../helpers/servers.js';
 import { EchoClient, portOf, timeToClose, TIMER_SLACK_MS, toxiproxyAndEcho } from './helpers.js';
+import { connect } from '../helpers/sockets.js';
 
 describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () => {
   const fixture = toxiproxyAndEcho();

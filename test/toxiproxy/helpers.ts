@@ -8,7 +8,8 @@ import { Toxiproxy } from 'toxiproxy-node-client';
 import { createLogger } from '../../src/observability/logger.js';
 import { ToxiproxyServer } from '../../src/toxiproxy/server.js';
 import { LogCollector } from '../helpers/log-collector.js';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
+import { connect } from '../helpers/sockets.js';
 
 export interface TestToxiproxy {
   readonly url: string;
