@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Endpoint } from '../../src/balancing/endpoint.js';
 import type { LogLine } from '../helpers/log-collector.js';
 
@@ -30,38 +28,4 @@ export function seededRandom(seed: number): () => number {
 /** Matches the upstream_state line for `label` going to `to`. */
 export function stateChange(label: string, to: string): (line: LogLine) => boolean {
   return (line) => line['event'] === 'upstream_state' && line['upstream'] === label && line['to'] === to;
-}
-
-export interface TestServer {
-  server: Server;
-  port: number;
-  /** Connections accepted so far. */
-  accepted: number;
-  close(): Promise<void>;
-}
-
-/** A TCP server on 127.0.0.1 (port 0 unless given); `onConnection` defaults to closing at once. */
-export async function startServer(port = 0, onConnection: (socket: Socket) => void = (s) => s.end()): Promise<TestServer> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    result.accepted++;
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-    onConnection(socket);
-  });
-  server.on('error', () => {});
-  server.listen(port, '127.0.0.1');
-  await once(server, 'listening');
-  const result: TestServer = {
-    server,
-    port: (server.address() as AddressInfo).port,
-    accepted: 0,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-  return result;
 }

@@ -14,13 +14,13 @@ import { connect, readToEnd } from './sockets.js';
  * ends; with `hold`, it keeps the connection until the client ends it (so the proxy's
  * count of active connections on it stays up for as long as the test wants).
  */
-export function startWhoami(name: string, options: { hold?: boolean; host?: string } = {}): Promise<TestServer> {
+export function startWhoami(name: string, options: { hold?: boolean; host?: string; port?: number } = {}): Promise<TestServer> {
   return startServer((socket) => {
     if (!options.hold) return void socket.end(name);
     socket.write(name);
     socket.resume();
     socket.on('end', () => socket.end());
-  }, options.host);
+  }, options.host, { port: options.port ?? 0 });
 }
 
 /** Connects through the proxy to a non-holding whoami upstream and returns its name. */

@@ -12,14 +12,24 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(onSocket: (socket: Socket) => void, host = '127.0.0.1'): Promise<TestServer> {
+export interface ServerOptions {
+  /** 0 (default): any free port; a fixed one to bring an upstream back where it was. */
+  port?: number;
+  /** Default true: the tests drive half-close themselves. */
+  allowHalfOpen?: boolean;
+  /** Accepted sockets start paused, as the proxy's listener accepts them. */
+  pauseOnConnect?: boolean;
+}
+
+/** A TCP server on loopback that hands each accepted socket (with an 'error' handler) to `onSocket`. */
+export async function startServer(onSocket: (socket: Socket) => void, host = '127.0.0.1', options: ServerOptions = {}): Promise<TestServer> {
   const accepted: Socket[] = [];
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  const server = net.createServer({ allowHalfOpen: options.allowHalfOpen ?? true, pauseOnConnect: options.pauseOnConnect ?? false }, (socket) => {
     accepted.push(socket);
     socket.on('error', () => undefined);
     onSocket(socket);
   });
-  server.listen(0, host);
+  server.listen(options.port ?? 0, host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   return {
@@ -32,6 +42,11 @@ export async function startServer(onSocket: (socket: Socket) => void, host = '12
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Accepts and ends at once: the connect succeeds, nothing more (health checks, pools). */
+export function endAtOnce(socket: Socket): void {
+  socket.end();
 }
 
 /** Echoes every byte back and carries half-close (ends after the client ends). */

@@ -45,29 +45,6 @@ function startNamedEcho(name: string): Promise<TestServer> {
   });
 }
 
-/** A whoami upstream on a given port (an upstream coming back where it was). */
-async function startWhoamiOn(port: number, name: string): Promise<TestServer> {
-  const accepted: net.Socket[] = [];
-  const server = net.createServer((socket) => {
-    accepted.push(socket);
-    socket.on('error', () => undefined);
-    socket.end(name);
-  });
-  server.on('error', () => undefined);
-  server.listen(port, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    server,
-    port,
-    address: `127.0.0.1:${port}`,
-    accepted,
-    close: async () => {
-      for (const socket of accepted) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('round_robin', { timeout: 30_000 }, () => {
   it('is exact: every 3 picks over 3 equal upstreams visit each once, in config order', async () => {
     const servers = await whoamis(3);
@@ -325,7 +302,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
       assert.equal(await whoAnswers(proxy.port), 'b'); // a refused, retried on b
       const down = await proxy.waitForLog((l) => l.event === 'upstream_state' && l.to === 'down');
       assert.equal(down.reason, 'connect_failed');
-      revived = await startWhoamiOn(port, 'a');
+      revived = await startWhoami('a', { port });
       // Until the back-off runs out (1 s by default), a gets nothing though it listens again.
       assert.equal(await whoAnswers(proxy.port), 'b');
       assert.equal(revived.accepted.length, 0);
@@ -376,7 +353,7 @@ describe('active health checks', { timeout: 30_000 }, () => {
       for (let i = 0; i < 4; i++) assert.equal(await whoAnswers(proxy.port), 'b');
       assert.equal(upstreamStats(proxy, a.address).connect_failures, 0, 'a connect was attempted to the down upstream');
 
-      revived = await startWhoamiOn(a.port, 'a');
+      revived = await startWhoami('a', { port: a.port });
       const up = await proxy.waitForLog((l) => l.event === 'upstream_state' && l.upstream === a.address && l.to === 'healthy');
       assert.equal(up.reason, 'health_check_passed');
       assert.equal(upstreamStats(proxy, a.address).state, 'healthy');
