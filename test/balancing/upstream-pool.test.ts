@@ -7,7 +7,7 @@ import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamPool, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
 import { stateChange } from './helpers.js';
 import { endAtOnce, startServer, type TestServer } from '../helpers/servers.js';
-import { pause, within } from '../helpers/wait.js';
+import { pause, until, within } from '../helpers/wait.js';
 import { memoryLogger } from '../helpers/log-collector.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
@@ -141,7 +141,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     assert.equal(endpoint.failures, 1);
     assert.equal(pool.pick('10.0.0.1').endpoint, undefined);
     // The server is listening: the next passing check brings it back (no back-off timer).
-    while ((endpoint.state as string) !== 'healthy') await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(() => (endpoint.state as string) === 'healthy', 'a passing check to bring the endpoint back', 10_000);
     assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
     pool.close();
     await server.close();

@@ -2,6 +2,7 @@
  * Collects JSON log lines (from an in-process destination, a child's stdout, or the pino
  * logger of `memoryLogger()`) and lets tests wait for a line matching a predicate, now or later.
  */
+import { Writable } from 'node:stream';
 import { pino, type Level, type Logger } from 'pino';
 
 export interface LogLine {
@@ -38,6 +39,16 @@ export class LogCollector {
       this.partial = this.partial.slice(newline + 1);
       if (raw) this.add(this.parse(raw));
     }
+  }
+
+  /** A stream to give a logger as its destination: what is written to it is fed here. */
+  destination(): Writable {
+    return new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.feed(chunk.toString());
+        callback();
+      },
+    });
   }
 
   waitFor(predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {

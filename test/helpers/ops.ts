@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { request, type Response } from '../admin/http-client.js';
 import { rssKiB } from '../../bench/proxy-process.js';
 import { LogCollector, type LogLine } from './log-collector.js';
+import { readBytes } from './sockets.js';
 
 export { sampleValue } from '../admin/prometheus-text.js';
 export type { Response } from '../admin/http-client.js';
@@ -169,21 +170,9 @@ export async function spawnProxy(
 
 /** Sends `payload` on an open connection to an echo upstream and waits until it has come back. */
 export async function roundTrip(client: Socket, payload: string | Buffer): Promise<void> {
-  const expected = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-  let received = 0;
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received < expected) return;
-      client.off('data', onData);
-      client.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => reject(new Error(`closed after ${received} of ${expected} bytes`));
-    client.on('data', onData);
-    client.once('close', onClose);
-    client.write(payload);
-  });
+  const back = readBytes(client, typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length);
+  client.write(payload);
+  await back;
 }
 
 /**

@@ -14,6 +14,7 @@ import { followStream, readPcap } from './pcap-reader.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const tsharkMissing = await run('tshark', ['--version']).then(
@@ -97,11 +98,10 @@ describe('on-demand capture', { timeout: 60_000 }, () => {
       await exchange(client, 'z'.repeat(800));
       await proxy.waitForLog((line) => line.event === 'capture' && line.action === 'start');
       // It stopped by itself: the file can be read without a DELETE.
-      let file = await call(proxy, 'GET', '/api/listeners/main/capture');
-      for (let i = 0; file.status === 409 && i < 200; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        file = await call(proxy, 'GET', '/api/listeners/main/capture');
-      }
+      const file = await eventually(async () => {
+        const answer = await call(proxy, 'GET', '/api/listeners/main/capture');
+        return answer.status === 409 ? undefined : answer;
+      }, 'the capture to stop by itself', 5_000, 25);
       assert.equal(file.status, 200);
       assert.equal(json(await call(proxy, 'DELETE', '/api/listeners/main/capture')).stop_reason, 'max_bytes');
       const payload = readPcap(file.body).filter((s) => s.payload.length > 0);

@@ -2,7 +2,6 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { after, before } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { createLogger } from '../../src/observability/logger.js';
@@ -21,12 +20,7 @@ export interface TestToxiproxy {
 
 export async function startToxiproxy(configFile?: string): Promise<TestToxiproxy> {
   const logs = new LogCollector();
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logs.feed(chunk.toString());
-      callback();
-    },
-  });
+  const destination = logs.destination();
   const server = new ToxiproxyServer({ host: '127.0.0.1', port: 0, configFile, logger: createLogger({ level: 'info', destination }) });
   const { port } = await server.start();
   const url = `http://127.0.0.1:${port}`;
