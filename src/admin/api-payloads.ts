@@ -1,10 +1,11 @@
 /**
  * The JSON documents of the admin API that the dashboard reads, as they travel on the wire.
  * Both sides compile this file: the server (src/admin) and the browser script
- * (src/admin/dashboard/browser, DOM library, no Node types), so it has no imports and holds
- * types only. The server's richer types must stay assignable to these (routes.ts checks
- * /api/stats with `satisfies`).
+ * (src/admin/dashboard/browser, DOM library, no Node types), so it holds types only and
+ * imports only modules that do the same. The server's richer types must stay assignable to
+ * these (routes.ts checks /api/stats with `satisfies`).
  */
+import type { StatsDocument } from '../observability/stats-document.js';
 
 /** One entry of GET /api/connections. */
 export interface ConnectionInfo {
@@ -42,27 +43,7 @@ export interface UpstreamView {
 }
 
 /** The part of GET /api/stats that the dashboard shows. */
-export interface StatsPayload {
-  /** Milliseconds since the epoch when the snapshot was taken. */
-  time: number;
-  listeners: {
-    name: string;
-    active: number;
-    connections_total: number;
-    queue_length: number;
-    bytes_from_client: number;
-    bytes_to_client: number;
-    /** Refusals by reason. */
-    rejections: Readonly<Record<string, number>>;
-  }[];
-  upstreams: {
-    listener: string;
-    address: string;
-    state: 'healthy' | 'down' | 'draining';
-    active: number;
-    connections_total: number;
-    connect_failures: number;
-  }[];
+export interface StatsPayload extends StatsDocument {
   /** With `limits_scope: cluster`. */
   cluster?: {
     state: 'up' | 'down';

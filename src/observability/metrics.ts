@@ -13,6 +13,7 @@
  * lengths, bytes of connections still open) is pulled from `MetricSources` at scrape time.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ListenerStats as ListenerStatsOf, StatsDocument, UpstreamStats, UpstreamState } from './stats-document.js';
 
 export const CLOSE_REASONS = [
   'client_closed',
@@ -48,7 +49,6 @@ export const REJECT_REASONS = [
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
-export type UpstreamState = 'healthy' | 'down' | 'draining';
 export const UPSTREAM_STATES: readonly UpstreamState[] = ['healthy', 'down', 'draining'];
 
 /**
@@ -172,33 +172,10 @@ export interface MetricSources {
   liveBytes(): LiveBytes[];
 }
 
-/** One listener's figures, as served in /api/stats (bytes include connections still open). */
-export interface ListenerStats {
-  name: string;
-  active: number;
-  connections_total: number;
-  queue_length: number;
-  bytes_from_client: number;
-  bytes_to_client: number;
-  rejections: Record<RejectReason, number>;
-  closes: Record<CloseReason, number>;
-}
-
-export interface UpstreamStats {
-  listener: string;
-  address: string;
-  state: UpstreamState;
-  active: number;
-  connections_total: number;
-  connect_failures: number;
-}
-
-export interface MetricsSnapshot {
-  /** Milliseconds since the epoch when the snapshot was taken. */
-  time: number;
-  listeners: ListenerStats[];
-  upstreams: UpstreamStats[];
-}
+/** The /api/stats figures, with this module's reason vocabulary (stats-document.ts says why they live there). */
+export type ListenerStats = ListenerStatsOf<RejectReason, CloseReason>;
+export type MetricsSnapshot = StatsDocument<RejectReason, CloseReason>;
+export type { UpstreamStats, UpstreamState };
 
 export interface ProxyMetricsOptions {
   /** Also export process metrics (CPU, memory, event loop lag, ...), prefixed tcpproxy_. */

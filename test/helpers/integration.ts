@@ -20,7 +20,7 @@ export function startWhoami(name: string, options: { hold?: boolean; host?: stri
     socket.write(name);
     socket.resume();
     socket.on('end', () => socket.end());
-  }, options.host, { port: options.port ?? 0 });
+  }, options.host, { port: options.port });
 }
 
 /** Connects through the proxy to a non-holding whoami upstream and returns its name. */
