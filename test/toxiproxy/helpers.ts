@@ -73,6 +73,18 @@ export class EchoClient {
     return performance.now() - started;
   }
 
+  /** Sends `text` and resolves with what came back (through an echo upstream) once `length` bytes arrived. */
+  async exchange(text: string, length = text.length): Promise<string> {
+    let got = '';
+    const onData = (chunk: Buffer): void => void (got += chunk.toString());
+    this.socket.on('data', onData);
+    const done = this.receivedAtLeast(this.received + length);
+    this.socket.write(text);
+    await done;
+    this.socket.off('data', onData);
+    return got;
+  }
+
   /** Resolves once `bytes` bytes in total have been received. */
   receivedAtLeast(bytes: number): Promise<void> {
     if (this.received >= bytes) return Promise.resolve();
