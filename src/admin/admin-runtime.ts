@@ -6,20 +6,11 @@
 import type { ClusterStatus } from '../cluster/redis-link.js';
 import type { LiveFilters } from '../pipeline/live.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
+import type { ConnectionInfo, ListenerInfo, UpstreamView } from './api-payloads.js';
+
+export type { ConnectionInfo, ListenerInfo, UpstreamView };
 
 type MaybePromise<T> = T | Promise<T>;
-
-export interface ConnectionInfo {
-  id: string;
-  listener: string;
-  /** "ip:port" */
-  client: string;
-  /** "ip:port", or null while the upstream is not connected yet */
-  upstream: string | null;
-  age_ms: number;
-  bytes_from_client: number;
-  bytes_to_client: number;
-}
 
 /** The /api/stats document: the metrics snapshot, plus whatever the runtime wants to add. */
 export interface StatsSnapshot extends MetricsSnapshot {
@@ -46,17 +37,6 @@ export type ReloadResult = { ok: true } | { ok: false; error: string };
 export type UpstreamAction = 'drain' | 'enable';
 export type UpstreamActionResult = 'ok' | 'unknown_listener' | 'unknown_upstream';
 
-/** One upstream of a listener as the run-time upstream API shows it. */
-export interface UpstreamView {
-  /** As configured or added: "HOST:PORT". */
-  address: string;
-  weight: number;
-  /** null: no limit. */
-  max_connections: number | null;
-  /** Its resolved endpoints, with the connections each carries now. */
-  endpoints: { address: string; state: string; active: number }[];
-}
-
 /** A run-time change to a listener's upstreams (HAProxy's add server / set server / del server). */
 export type UpstreamChange =
   | { op: 'add'; address: string; host: string; port: number; weight: number; max_connections?: number }
@@ -67,16 +47,6 @@ export type UpstreamChange =
 export type UpstreamChangeResult =
   | { ok: true; upstream: UpstreamView }
   | { ok: false; code: string; error: string };
-export interface ListenerInfo {
-  name: string;
-  address: string;
-  port: number;
-  /** Created at run time (kept by a reload), or from the config file. */
-  runtime: boolean;
-  /** What each live filter was added with. */
-  live_filters: Readonly<Record<string, unknown>>[];
-}
-
 /** Listeners and filters changed at run time (one process only: absent with workers > 1). */
 export interface RuntimeControl {
   listeners(): ListenerInfo[];

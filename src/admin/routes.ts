@@ -10,6 +10,7 @@ import { parseConnectionQuery, selectConnections } from './connections-query.js'
 import { liveRoutes } from './live-routes.js';
 import type { Route, Params } from '../http/router.js';
 import { errorReply, jsonReply, textReply, type Reply } from './reply.js';
+import type { StatsPayload } from './api-payloads.js';
 import type { DashboardPage } from './dashboard/page.js';
 import { parseAddRequest, parseUpdateRequest } from './upstream-requests.js';
 import type { ErrorCode } from '../errors/errors.js';
@@ -38,7 +39,7 @@ const CHANGE_REFUSED_STATUS: Record<string, number> = {
   unresolvable: 422,
 };
 
-export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, logger: Logger): AdminRoute[] {
+export function adminRoutes(runtime: AdminRuntime, dashboard: () => Promise<DashboardPage>, logger: Logger): AdminRoute[] {
   const open = (run: AdminHandler['run']): AdminHandler => ({ open: true, run });
   const guarded = (run: AdminHandler['run']): AdminHandler => ({ open: false, run });
 
@@ -100,12 +101,15 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
     {
       method: 'GET',
       path: '/',
-      handler: open(() => ({
-        status: 200,
-        contentType: 'text/html; charset=utf-8',
-        body: dashboard.html,
-        headers: { 'Content-Security-Policy': dashboard.contentSecurityPolicy },
-      })),
+      handler: open(async () => {
+        const page = await dashboard();
+        return {
+          status: 200,
+          contentType: 'text/html; charset=utf-8',
+          body: page.html,
+          headers: { 'Content-Security-Policy': page.contentSecurityPolicy },
+        };
+      }),
     },
     {
       method: 'GET',
@@ -115,7 +119,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: DashboardPage, log
         return { status: 200, contentType, body };
       }),
     },
-    { method: 'GET', path: '/api/stats', handler: guarded(async () => jsonReply(200, await runtime.stats())) },
+    { method: 'GET', path: '/api/stats', handler: guarded(async () => jsonReply(200, (await runtime.stats()) satisfies StatsPayload)) },
     {
       method: 'GET',
       path: '/api/connections',

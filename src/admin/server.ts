@@ -67,7 +67,7 @@ export class AdminServer {
     this.logger = options.logger;
     this.token = options.token === undefined || options.token === '' ? null : new BearerToken(options.token);
     this.captures = new CaptureRoutes(options.runtime.control, options.logger);
-    this.router = new Router([...adminRoutes(options.runtime, dashboardPage(), options.logger), ...this.captures.routes()]);
+    this.router = new Router([...adminRoutes(options.runtime, dashboardPage, options.logger), ...this.captures.routes()]);
     const timeouts = options.timeouts ?? ADMIN_TIMEOUTS;
     this.server = createServer(
       { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: timeouts.checkEveryMs },

@@ -21,10 +21,10 @@
 import type { Registry } from 'prom-client';
 import { BucketCounts, histogramMetric, type LabeledCounts } from './bucket-counts.js';
 import { CLOSE_REASONS, REJECT_REASONS, type CloseReason, type RejectReason } from './reasons.js';
+import type { ListenerStats as ListenerStatsOf, StatsDocument, UpstreamStats, UpstreamState } from './stats-document.js';
 
 type PromClient = typeof import('prom-client');
 
-export type UpstreamState = 'healthy' | 'down' | 'draining';
 export const UPSTREAM_STATES: readonly UpstreamState[] = ['healthy', 'down', 'draining'];
 
 /**
@@ -152,33 +152,10 @@ export interface MetricSources {
   liveBytes(): LiveBytes[];
 }
 
-/** One listener's figures, as served in /api/stats (bytes include connections still open). */
-export interface ListenerStats {
-  name: string;
-  active: number;
-  connections_total: number;
-  queue_length: number;
-  bytes_from_client: number;
-  bytes_to_client: number;
-  rejections: Record<RejectReason, number>;
-  closes: Record<CloseReason, number>;
-}
-
-export interface UpstreamStats {
-  listener: string;
-  address: string;
-  state: UpstreamState;
-  active: number;
-  connections_total: number;
-  connect_failures: number;
-}
-
-export interface MetricsSnapshot {
-  /** Milliseconds since the epoch when the snapshot was taken. */
-  time: number;
-  listeners: ListenerStats[];
-  upstreams: UpstreamStats[];
-}
+/** The /api/stats figures, with this module's reason vocabulary (stats-document.ts says why they live there). */
+export type ListenerStats = ListenerStatsOf<RejectReason, CloseReason>;
+export type MetricsSnapshot = StatsDocument<RejectReason, CloseReason>;
+export type { UpstreamStats, UpstreamState };
 
 export interface ProxyMetricsOptions {
   /** Also export process metrics (CPU, memory, event loop lag, ...), prefixed tcpproxy_. */

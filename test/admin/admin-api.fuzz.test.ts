@@ -17,6 +17,7 @@ import { ProxyRuntime } from '../../src/runtime/runtime.js';
 import { request } from './http-client.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { FUZZ_TIMEOUT_MS, fuzzParameters } from '../helpers/fuzz.js';
+import { pause } from '../helpers/wait.js';
 
 const TOKEN = 's3cret-token';
 const ROUTES = ['/', '/healthz', '/readyz', '/metrics', '/api/stats', '/api/connections', '/api/connections/1', '/api/reload', '/api/upstreams/main/UPSTREAM/drain', '/api/upstreams/main/UPSTREAM/enable'];
@@ -117,7 +118,7 @@ describe('admin API fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
   async function settled(): Promise<void> {
     let previous = JSON.stringify(await state());
     for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await pause(20);
       const current = JSON.stringify(await state());
       if (current === previous) return;
       previous = current;

@@ -10,8 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { readPcap } from '../inspect/pcap-reader.js';
 import { buildSnapshot } from '../../src/config/load.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { connect, startEchoServer } from '../helpers/servers.js';
+import { startEchoServer } from '../helpers/servers.js';
 import { EchoClient, timeToClose, TIMER_SLACK_MS } from '../toxiproxy/helpers.js';
+import { connect } from '../helpers/sockets.js';
 
 async function call(proxy: TestProxy, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
   const response = await fetch(`http://127.0.0.1:${proxy.runtime.adminAddress()!.port}${path}`, {
@@ -19,18 +20,6 @@ async function call(proxy: TestProxy, method: string, path: string, body?: unkno
     ...(body !== undefined && { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
   });
   return { status: response.status, body: await response.json() };
-}
-
-/** Sends `text` and resolves with what came back (an echo upstream) once `length` bytes arrived. */
-async function exchange(client: EchoClient, text: string, length = text.length): Promise<string> {
-  let got = '';
-  const onData = (chunk: Buffer): void => void (got += chunk.toString());
-  client.socket.on('data', onData);
-  const done = client.receivedAtLeast(client.received + length);
-  client.socket.write(text);
-  await done;
-  client.socket.off('data', onData);
-  return got;
 }
 
 const config = (echo: string, extra: Record<string, unknown> = {}) => ({
@@ -44,13 +33,13 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
     const proxy = await startProxy(config(echo.address, { live_filters: true }));
     try {
       const client = await EchoClient.open(proxy.port);
-      assert.equal(await exchange(client, 'cat'), 'cat');
+      assert.equal(await client.exchange('cat'), 'cat');
       const added = await call(proxy, 'POST', '/api/listeners/main/filters', { name: 'swap', type: 'replace', direction: 'to_client', match: 'cat', with: 'dog' });
       assert.equal(added.status, 201);
-      assert.equal(await exchange(client, 'cat'), 'dog');
+      assert.equal(await client.exchange('cat'), 'dog');
       const replaced = await call(proxy, 'POST', '/api/listeners/main/filters/swap', { type: 'replace', direction: 'to_client', match: 'cat', with: 'cow' });
       assert.equal(replaced.status, 200);
-      assert.equal(await exchange(client, 'cat'), 'cow');
+      assert.equal(await client.exchange('cat'), 'cow');
       await call(proxy, 'POST', '/api/listeners/main/filters', { type: 'delay', direction: 'to_upstream', latency: '250ms' });
       const ms = await client.roundTrip(10);
       assert.ok(ms >= 250 - TIMER_SLACK_MS, `with a live delay: ${ms} ms`);
@@ -59,7 +48,7 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
         { name: 'delay-1', toxicity: 1, type: 'delay', direction: 'to_upstream', latency: '250ms' },
       ]);
       assert.equal((await call(proxy, 'DELETE', '/api/listeners/main/filters/swap')).status, 200);
-      assert.equal(await exchange(client, 'cat'), 'cat');
+      assert.equal(await client.exchange('cat'), 'cat');
       await proxy.waitForLog((line) => line.event === 'live_filter' && line.action === 'remove');
       client.close();
     } finally {
@@ -73,13 +62,13 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
     const proxy = await startProxy(config(echo.address));
     try {
       const older = await EchoClient.open(proxy.port);
-      assert.equal(await exchange(older, 'cat'), 'cat');
+      assert.equal(await older.exchange('cat'), 'cat');
       await call(proxy, 'POST', '/api/listeners/main/filters', { name: 'swap', type: 'replace', match: 'cat', with: 'dog', direction: 'to_client' });
       const newer = await EchoClient.open(proxy.port);
-      assert.equal(await exchange(newer, 'cat'), 'dog');
-      assert.equal(await exchange(older, 'cat'), 'cat', 'a connection on the plain path is not switched over');
+      assert.equal(await newer.exchange('cat'), 'dog');
+      assert.equal(await older.exchange('cat'), 'cat', 'a connection on the plain path is not switched over');
       await call(proxy, 'DELETE', '/api/listeners/main/filters/swap');
-      assert.equal(await exchange(newer, 'cat'), 'cat');
+      assert.equal(await newer.exchange('cat'), 'cat');
       older.close();
       newer.close();
     } finally {
@@ -123,7 +112,7 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
       const listed = (await call(proxy, 'GET', '/api/listeners')).body as { name: string; runtime: boolean; live_filters: unknown[] }[];
       assert.deepEqual(listed.map((l) => [l.name, l.runtime, l.live_filters.length]).sort(), [['extra', true, 0], ['main', false, 1]]);
       const client = await EchoClient.open(port);
-      assert.equal(await exchange(client, 'cat'), 'cat');
+      assert.equal(await client.exchange('cat'), 'cat');
       const closing = timeToClose(client.socket);
       assert.equal((await call(proxy, 'DELETE', '/api/listeners/extra')).status, 200);
       await closing;
@@ -148,10 +137,10 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
       assert.match((await page.textContent('tr[data-listener="extra"] [data-field="name"]')) ?? '', /extra \(run time\)/);
       // The busiest-connections table captures a connection on demand and saves the pcap.
       const client = await EchoClient.open(proxy.port);
-      await exchange(client, 'before');
+      await client.exchange('before');
       await page.locator('#connections button[data-action="capture"]').click({ timeout: 15_000 });
       await proxy.waitForLog((line) => line.event === 'capture' && line.action === 'start');
-      await exchange(client, 'in the capture');
+      await client.exchange('in the capture');
       const download = page.waitForEvent('download', { timeout: 15_000 });
       await page.locator('#connections button[data-action="save-capture"]').click({ timeout: 15_000 });
       const file = await readFile((await (await download).path())!);

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { Endpoint } from '../../src/balancing/endpoint.js';
 import { HealthCheck, type HealthCheckOptions } from '../../src/balancing/health-check.js';
-import { pause, startServer, within, type TestServer } from './helpers.js';
+import { endAtOnce, startServer, type TestServer } from '../helpers/servers.js';
+import { pause, within } from '../helpers/wait.js';
 
 interface Verdict {
   reachable: boolean;
@@ -37,7 +38,7 @@ function watch(port: number, options: Partial<HealthCheckOptions>, random?: () =
 }
 
 async function closedPort(): Promise<number> {
-  const server = await startServer();
+  const server = await startServer(endAtOnce);
   await server.close();
   return server.port;
 }
@@ -53,7 +54,7 @@ describe('health check', { timeout: 10_000 }, () => {
     assert.ok(Date.now() - started >= 2 * 20, 'three checks, one interval apart');
     assert.equal(endpoint.reachable, false);
     // More failures change nothing.
-    const server = await startServer(port);
+    const server = await startServer(endAtOnce, '127.0.0.1', { port });
     const back = nextVerdict();
     assert.deepEqual(await within(back, 3_000, 'a verdict'), { reachable: true, detail: 'passed 1 in a row' });
     check.stop();
@@ -62,13 +63,13 @@ describe('health check', { timeout: 10_000 }, () => {
   });
 
   it('brings an endpoint back only after healthy_threshold passes in a row', async () => {
-    const server = await startServer();
+    const server = await startServer(endAtOnce);
     const { check, endpoint, nextVerdict } = watch(server.port, { healthyThreshold: 3 });
     endpoint.reachable = false;
     const verdict = nextVerdict();
     check.start();
     assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: true, detail: 'passed 3 in a row' });
-    assert.equal(server.accepted, 3);
+    assert.equal(server.accepted.length, 3);
     check.stop();
     await server.close();
   });
@@ -76,8 +77,8 @@ describe('health check', { timeout: 10_000 }, () => {
   it('starts at a random point of the first interval (jitter)', async () => {
     // Two checks started together, drawing 0.1 and 0.9 of a 400 ms interval: which comes
     // first is the assertion (an order, not a duration); the later one not before its draw.
-    const early = await startServer();
-    const late = await startServer();
+    const early = await startServer(endAtOnce);
+    const late = await startServer(endAtOnce);
     const first = watch(early.port, { intervalMs: 400 }, () => 0.1);
     const second = watch(late.port, { intervalMs: 400 }, () => 0.9);
     const order: string[] = [];
@@ -99,7 +100,7 @@ describe('health check', { timeout: 10_000 }, () => {
   it('never overlaps checks of one endpoint, even when a check outlasts the interval', async () => {
     const accepts: number[] = [];
     // Accepts and never answers: each check runs into its timeout (60 ms, interval 10 ms).
-    const server = await startServer(0, () => accepts.push(Date.now()));
+    const server = await startServer(() => accepts.push(Date.now()));
     const { check, nextVerdict } = watch(server.port, { intervalMs: 10, timeoutMs: 60, expect: Buffer.from('x'), unhealthyThreshold: 3 });
     const verdict = nextVerdict();
     check.start();
@@ -112,7 +113,7 @@ describe('health check', { timeout: 10_000 }, () => {
 
   it('passes when the reply contains the expected bytes, after preamble and send', async () => {
     const received: Buffer[] = [];
-    const server = await startServer(0, (socket) => {
+    const server = await startServer((socket) => {
       socket.on('data', (chunk: Buffer) => {
         received.push(chunk);
         if (Buffer.concat(received).toString().endsWith('PING\r\n')) socket.write('hello +PONG\r\n');
@@ -133,14 +134,14 @@ describe('health check', { timeout: 10_000 }, () => {
   });
 
   it('fails on a reply that does not match a RegExp, and on a close without reply', async () => {
-    const wrong = await startServer(0, (socket) => socket.end('-ERR not ready\r\n'));
+    const wrong = await startServer((socket) => socket.end('-ERR not ready\r\n'));
     const first = watch(wrong.port, { expect: /^\+OK/ });
     let verdict = first.nextVerdict();
     first.check.start();
     assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: false, detail: 'unexpected reply' });
     first.check.stop();
 
-    const silent = await startServer(0, (socket) => socket.end());
+    const silent = await startServer((socket) => socket.end());
     const second = watch(silent.port, { expect: /^\+OK/ });
     verdict = second.nextVerdict();
     second.check.start();
@@ -150,7 +151,7 @@ describe('health check', { timeout: 10_000 }, () => {
   });
 
   it('matches a RegExp with the g flag on every check, not only the first', async () => {
-    const server = await startServer(0, (socket) => socket.end('+OK\r\n'));
+    const server = await startServer((socket) => socket.end('+OK\r\n'));
     const { check, endpoint, nextVerdict } = watch(server.port, { expect: /\+OK/g, healthyThreshold: 3 });
     endpoint.reachable = false;
     const verdict = nextVerdict();
@@ -161,14 +162,15 @@ describe('health check', { timeout: 10_000 }, () => {
   });
 
   it('stop() ends the schedule and aborts a check in flight', async () => {
-    const server: TestServer = await startServer(0, () => {});
+    // Not half-open: the accepted socket closes as soon as the check's socket goes away.
+    const server: TestServer = await startServer(() => {}, '127.0.0.1', { allowHalfOpen: false });
     const { check, verdicts } = watch(server.port, { intervalMs: 10, timeoutMs: 5_000, expect: Buffer.from('x') }, () => 0);
     check.start();
     const [socket] = (await within(once(server.server, 'connection'), 3_000, 'a check')) as [Socket];
     check.stop();
     await within(once(socket, 'close'), 3_000, 'the check socket to close'); // the check's socket was destroyed, not left to time out
     await pause(60);
-    assert.equal(server.accepted, 1);
+    assert.equal(server.accepted.length, 1);
     assert.equal(verdicts.length, 0);
     await server.close();
   });

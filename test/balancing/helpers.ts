@@ -1,7 +1,5 @@
-import { EventEmitter, once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { pino, type Logger } from 'pino';
 import { Endpoint } from '../../src/balancing/endpoint.js';
+import type { LogLine } from '../helpers/log-collector.js';
 
 /** Endpoints 127.0.0.1:9000, 127.0.0.2:9000 ... with the given weights. */
 export function makeEndpoints(weights: readonly number[], maxConnections?: number): Endpoint[] {
@@ -27,91 +25,7 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export type LogLine = Record<string, unknown>;
-
-/** A real pino logger whose JSON lines are kept, with a way to wait for one. */
-export function captureLog(): { logger: Logger; lines: LogLine[]; next(match: (line: LogLine) => boolean): Promise<LogLine> } {
-  const lines: LogLine[] = [];
-  const emitter = new EventEmitter();
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(text: string) {
-        const line = JSON.parse(text) as LogLine;
-        lines.push(line);
-        emitter.emit('line', line);
-      },
-    },
-  );
-  const next = (match: (line: LogLine) => boolean): Promise<LogLine> =>
-    new Promise((resolve) => {
-      const onLine = (line: LogLine): void => {
-        if (!match(line)) return;
-        emitter.off('line', onLine);
-        resolve(line);
-      };
-      emitter.on('line', onLine);
-    });
-  return { logger, lines, next };
-}
-
 /** Matches the upstream_state line for `label` going to `to`. */
 export function stateChange(label: string, to: string): (line: LogLine) => boolean {
   return (line) => line['event'] === 'upstream_state' && line['upstream'] === label && line['to'] === to;
-}
-
-export interface TestServer {
-  server: Server;
-  port: number;
-  /** Connections accepted so far. */
-  accepted: number;
-  close(): Promise<void>;
-}
-
-/** A TCP server on 127.0.0.1 (port 0 unless given); `onConnection` defaults to closing at once. */
-export async function startServer(port = 0, onConnection: (socket: Socket) => void = (s) => s.end()): Promise<TestServer> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    result.accepted++;
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-    onConnection(socket);
-  });
-  server.on('error', () => {});
-  server.listen(port, '127.0.0.1');
-  await once(server, 'listening');
-  const result: TestServer = {
-    server,
-    port: (server.address() as AddressInfo).port,
-    accepted: 0,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-  return result;
-}
-
-/**
- * Waits for `promise`, failing after `ms` with `what` in the message. The pool's timers
- * and check sockets are unref'ed by design, so a test waiting on them needs this ref'ed
- * timer to keep the event loop alive.
- */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves after `ms`; only for asserting that something does NOT happen within a time. */
-export function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

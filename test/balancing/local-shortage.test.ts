@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { localShortage, ShortageWarnings } from '../../src/balancing/local-shortage.js';
-import { captureLog } from './helpers.js';
+import { memoryLogger } from '../helpers/log-collector.js';
 
 describe('local shortages', () => {
   it("tells this host's own shortages from the upstream's failures", () => {
@@ -14,7 +14,7 @@ describe('local shortages', () => {
   it('warns at most once per code per interval, and says how many it left out', () => {
     let now = 0;
     const warnings = new ShortageWarnings(1000, () => now);
-    const log = captureLog();
+    const log = memoryLogger();
     const warn = (code: string): void => warnings.warn(log.logger, code, { listener: 'main', during: 'connect' }, 'refused');
     warn('EMFILE');
     warn('EMFILE');

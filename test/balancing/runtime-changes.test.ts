@@ -8,14 +8,15 @@ import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamChangeError, UpstreamPool, type BalanceStrategy, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
-import { captureLog, seededRandom, tally } from './helpers.js';
+import { seededRandom, tally } from './helpers.js';
+import { memoryLogger } from '../helpers/log-collector.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
   return { address: `${host}:${port}`, host, port, weight: 1, ...extra };
 }
 
 async function startedPool(balance: BalanceStrategy, upstreams: UpstreamSpec[], extra: { lookup?: (host: string) => Promise<ResolvedAddress[]> } = {}) {
-  const pool = new UpstreamPool({ listener: 'main', balance, upstreams, logger: captureLog().logger, random: seededRandom(7), ...extra });
+  const pool = new UpstreamPool({ listener: 'main', balance, upstreams, logger: memoryLogger().logger, random: seededRandom(7), ...extra });
   await pool.start();
   return pool;
 }

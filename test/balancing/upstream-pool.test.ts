@@ -5,7 +5,10 @@ import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamPool, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
-import { captureLog, pause, startServer, stateChange, within, type TestServer } from './helpers.js';
+import { stateChange } from './helpers.js';
+import { endAtOnce, startServer, type TestServer } from '../helpers/servers.js';
+import { pause, until, within } from '../helpers/wait.js';
+import { memoryLogger } from '../helpers/log-collector.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -13,7 +16,7 @@ function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): Up
 }
 
 function makePool(options: Partial<UpstreamPoolOptions> & Pick<UpstreamPoolOptions, 'upstreams'>) {
-  const log = captureLog();
+  const log = memoryLogger();
   const pool = new UpstreamPool({ listener: 'main', balance: 'round_robin', logger: log.logger, ...options });
   return { pool, log };
 }
@@ -26,8 +29,8 @@ const fastChecks = { intervalMs: 25, timeoutMs: 500, healthyThreshold: 2, unheal
 
 describe('upstream pool', { timeout: 20_000 }, () => {
   it('health checks take a closed server out and bring it back when it listens again', async () => {
-    const a = await startServer();
-    const b = await startServer();
+    const a = await startServer(endAtOnce);
+    const b = await startServer(endAtOnce);
     const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', a.port), spec('127.0.0.1', b.port)], healthCheck: fastChecks });
     await pool.start();
     const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
@@ -46,7 +49,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     assert.ok(pickMany(pool, 10).every((e) => e === epB));
 
     const up = log.next(stateChange(epA.label, 'healthy'));
-    const again: TestServer = await startServer(a.port);
+    const again: TestServer = await startServer(endAtOnce, '127.0.0.1', { port: a.port });
     await within(up, 5_000, 'A healthy again');
     assert.equal(pool.healthyCount(), 2);
     assert.ok(pickMany(pool, 4).includes(epA));
@@ -55,8 +58,8 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   });
 
   it('uses send/expect to judge an upstream by its reply', async () => {
-    const good = await startServer(0, (socket) => socket.on('data', () => socket.end('+PONG\r\n')));
-    const bad = await startServer(0, (socket) => socket.on('data', () => socket.end('-LOADING\r\n')));
+    const good = await startServer((socket) => socket.on('data', () => socket.end('+PONG\r\n')));
+    const bad = await startServer((socket) => socket.on('data', () => socket.end('-LOADING\r\n')));
     const { pool, log } = makePool({
       upstreams: [spec('127.0.0.1', good.port), spec('127.0.0.1', bad.port)],
       healthCheck: { ...fastChecks, send: Buffer.from('PING\r\n'), expect: /^\+PONG/ },
@@ -129,7 +132,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   });
 
   it('with health checks configured, a failed connect takes it out until a check passes', async () => {
-    const server = await startServer();
+    const server = await startServer(endAtOnce);
     const { pool } = makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 100 } });
     await pool.start();
     const [endpoint] = pool.endpoints() as [Endpoint];
@@ -138,7 +141,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     assert.equal(endpoint.failures, 1);
     assert.equal(pool.pick('10.0.0.1').endpoint, undefined);
     // The server is listening: the next passing check brings it back (no back-off timer).
-    while ((endpoint.state as string) !== 'healthy') await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(() => (endpoint.state as string) === 'healthy', 'a passing check to bring the endpoint back', 10_000);
     assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
     pool.close();
     await server.close();
@@ -202,7 +205,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   });
 
   it("resolves 'localhost' through the system resolver into one endpoint per address", async () => {
-    const server = await startServer();
+    const server = await startServer(endAtOnce);
     const { pool } = makePool({ upstreams: [spec('localhost', server.port, { weight: 2 })] });
     await pool.start();
     const expected = (await dns.lookup('localhost', { all: true })).map((r) =>
@@ -367,8 +370,8 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       },
     });
     // Answers nothing: checks with `expect` stay in flight until their timeout.
-    const silent = await startServer(0, () => {});
-    const closed = await startServer();
+    const silent = await startServer(() => {});
+    const closed = await startServer(endAtOnce);
     await closed.close();
     const before = new Set(live.keys());
     hook.enable();

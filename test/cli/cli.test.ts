@@ -5,8 +5,9 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { connect, readAll, startEchoServer } from '../helpers/servers.js';
+import { startEchoServer } from '../helpers/servers.js';
 import { configFile, REPO_ROOT, runBin } from '../helpers/repo.js';
+import { connect, readToEnd } from '../helpers/sockets.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'tcpproxy');
 
@@ -129,7 +130,7 @@ describe('cli', { timeout: 180_000 }, () => {
     const { child, port, lines } = await startBin(['127.0.0.1', '0', '127.0.0.1', String(echo.port)]);
     try {
       const client = await connect(port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('round trip');
       assert.equal((await reply).toString(), 'round trip');
       child.kill('SIGTERM');

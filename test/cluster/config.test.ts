@@ -9,8 +9,9 @@ import { describe, it } from 'node:test';
 import { buildSnapshot, ConfigError } from '../../src/config/load.js';
 import { BIN, ConfigFile } from '../helpers/ops.js';
 import { startProxy } from '../helpers/proxy.js';
-import { connectClient, startWhoami } from '../helpers/integration.js';
+import { startWhoami } from '../helpers/integration.js';
 import { refusedPort, startServer } from '../helpers/servers.js';
+import { connect } from '../helpers/sockets.js';
 
 function problems(raw: Record<string, unknown>): string[] {
   try {
@@ -95,7 +96,7 @@ describe('cluster config', { timeout: 60_000 }, () => {
       const down = await proxy.waitForLog((l) => l.event === 'cluster_down');
       assert.equal(down.on_error, 'allow');
       // Over the limit, yet admitted: nobody can count without Redis, and on_error says allow.
-      const clients = await Promise.all([connectClient(proxy.port), connectClient(proxy.port)]);
+      const clients = await Promise.all([connect(proxy.port), connect(proxy.port)]);
       await Promise.all(clients.map((c) => once(c, 'data')));
       for (const c of clients) c.destroy();
       assert.equal(proxy.logs.filter((l) => l.event === 'cluster_down').length, 1);

@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventually, sampleValue, type ProxyProcess } from '../helpers/ops.js';
+import { sampleValue, type ProxyProcess } from '../helpers/ops.js';
 import { instancesFixture } from '../helpers/cluster-instances.js';
 import { sharedCounts } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 describe('limits_scope: cluster across processes: failures', { timeout: 120_000 }, () => {
   const instances = instancesFixture();

@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventually, type ProxyProcess } from '../helpers/ops.js';
+import { type ProxyProcess } from '../helpers/ops.js';
 import { instancesFixture, rejectLines } from '../helpers/cluster-instances.js';
 import { sharedCounts, type Attempt } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 describe('limits_scope: cluster across processes: the limits', { timeout: 120_000 }, () => {
   const instances = instancesFixture();

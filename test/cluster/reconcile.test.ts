@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { eventually } from '../helpers/ops.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { attempt, clusterFixture, sharedCounts } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 /** The socket of an admitted connection, or undefined when it was refused. */
 async function tryConnect(port: number, localAddress: string): Promise<Socket | undefined> {

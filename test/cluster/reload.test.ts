@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { buildSnapshot } from '../../src/config/load.js';
-import { eventually } from '../helpers/ops.js';
 import { startProxy } from '../helpers/proxy.js';
 import { attempt, clusterFixture, sharedCounts } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 describe('limits_scope: cluster and reloads', { timeout: 60_000 }, () => {
   const fixture = clusterFixture();

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { eventually } from '../helpers/ops.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { attempt, clusterFixture, sharedCounts, type Attempt } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 describe('limits_scope: cluster with a hung Redis', { timeout: 60_000 }, () => {
   const fixture = clusterFixture();

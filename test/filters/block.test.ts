@@ -1,7 +1,8 @@
 /** The block filter, through the real proxy: what passes, how the peers see the close, and the access log. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DIRECTIONS, closeOutcome, ends, readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { DIRECTIONS, ends, startFilterProxy } from '../helpers/filter-proxy.js';
+import { closeOutcome, readBytes, readToEnd, readUntilClosed } from '../helpers/sockets.js';
 
 for (const direction of DIRECTIONS) {
   test(`block, ${direction}: the match closes the connection and nothing from the match on passes`, { timeout: 10_000 }, async () => {
@@ -9,7 +10,7 @@ for (const direction of DIRECTIONS) {
     try {
       const proxied = await harness.open();
       const { sender, receiver } = ends(proxied, direction);
-      const received = readToEnd(receiver);
+      const received = readUntilClosed(receiver);
       const senderClosed = closeOutcome(sender);
       sender.write('SELECT 1; DROP TA');
       await readBytes(receiver, 'SELECT 1; '.length);
@@ -45,7 +46,7 @@ test('block with a regex; data without a match passes in full, in both direction
     assert.deepEqual([firstLine.bytes_from_client, firstLine.bytes_to_client], [17, 7]);
 
     const second = await harness.open();
-    const received = readToEnd(second.upstream);
+    const received = readUntilClosed(second.upstream);
     second.client.write('echo; RM   -RF /');
     assert.equal((await second.closed).reason, 'filter');
     assert.equal((await received).toString(), 'echo; ');
@@ -58,7 +59,7 @@ test('a match completed after the hold released its start still closes the conne
   const harness = await startFilterProxy({ filters: [{ type: 'block', direction: 'to_upstream', match: 'abcdef', hold: '20ms' }] });
   try {
     const proxied = await harness.open();
-    const received = readToEnd(proxied.upstream);
+    const received = readUntilClosed(proxied.upstream);
     proxied.client.write('xxabc');
     // After the hold, the held "abc" is released...
     assert.equal((await readBytes(proxied.upstream, 5)).toString(), 'xxabc');

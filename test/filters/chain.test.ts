@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FilterChain, FilterError, type ChainStage } from '../../src/filters/chain.js';
 import type { Filter, Push } from '../../src/filters/filter.js';
-import { memoryLogger } from '../helpers/filter-proxy.js';
+import { memoryLogger } from '../helpers/log-collector.js';
 
 function chainOf(filters: Filter[]): { chain: FilterChain; out: string[]; failures: FilterError[]; lines: Record<string, unknown>[] } {
   const { logger, lines } = memoryLogger();

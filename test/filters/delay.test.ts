@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DIRECTIONS, captured, ends, payloads, readBytes, readToEnd, startFilterProxy, streamLabels, type StreamLabels } from '../helpers/filter-proxy.js';
+import { DIRECTIONS, captured, ends, payloads, startFilterProxy, streamLabels, type StreamLabels } from '../helpers/filter-proxy.js';
+import { readBytes, readToEnd } from '../helpers/sockets.js';
 
 /** Where a direction's data enters the proxy and where it leaves it, as capture endpoints. */
 function hops(labels: StreamLabels, direction: (typeof DIRECTIONS)[number]): { into: [string, string]; out: [string, string] } {

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { closeOutcome, exchange, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { exchange, startFilterProxy } from '../helpers/filter-proxy.js';
+import { closeOutcome, readUntilClosed } from '../helpers/sockets.js';
 
 test('drop_connection_probability 1: every connection is reset before a byte passes', { timeout: 10_000 }, async () => {
   const harness = await startFilterProxy({ filters: [{ type: 'drop_connection_probability', probability: 1 }] });
   try {
     for (let i = 0; i < 3; i++) {
       const proxied = await harness.open();
-      const atUpstream = readToEnd(proxied.upstream);
+      const atUpstream = readUntilClosed(proxied.upstream);
       const outcome = closeOutcome(proxied.client);
       proxied.client.write('hello');
       const line = await proxied.closed;

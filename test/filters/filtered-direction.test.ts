@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { startFilterProxy } from '../helpers/filter-proxy.js';
+import { readBytes, readToEnd } from '../helpers/sockets.js';
+import { until } from '../helpers/wait.js';
 
 test('half-close: one direction ends, the other keeps flowing', { timeout: 10_000 }, async () => {
   const harness = await startFilterProxy({ filters: [{ type: 'replace', match: 'a', with: 'b' }] });
@@ -42,7 +44,7 @@ test('a slow reader slows the sender: the proxy does not buffer without bound', 
       let drained = false;
       client.once('drain', () => (drained = true));
       // Either the client may write again, or the proxy has stopped reading it for good.
-      while (!drained && !proxyStopped()) await new Promise((resolve) => setTimeout(resolve, 10));
+      await until(() => drained || proxyStopped(), 'a drain, or the proxy to stop reading', 30_000);
       if (!drained) break;
       assert.ok(written < 256 * 1024 * 1024, 'the proxy never stopped reading');
     }

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigFile, spawnProxy } from '../helpers/ops.js';
 import { REPO_ROOT } from '../helpers/repo.js';
-import { connect, readAll, startEchoServer } from '../helpers/servers.js';
+import { startEchoServer } from '../helpers/servers.js';
+import { connect, readToEnd } from '../helpers/sockets.js';
 
 const PLUGIN = join(REPO_ROOT, 'examples/plugins/uppercase.js');
 
@@ -21,7 +22,7 @@ function config(upstream: string, mode: string) {
 
 async function echoed(port: number, text: string): Promise<string> {
   const client = await connect(port);
-  const reply = readAll(client);
+  const reply = readToEnd(client);
   client.end(text);
   return (await reply).toString();
 }

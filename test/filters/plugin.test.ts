@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildPipelineFactory, PipelineSetupError } from '../../src/pipeline/pipeline.js';
 import { REPO_ROOT } from '../helpers/repo.js';
-import { exchange, memoryLogger, pipelineSpec, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { exchange, pipelineSpec, startFilterProxy } from '../helpers/filter-proxy.js';
+import { readToEnd, readUntilClosed } from '../helpers/sockets.js';
+import { memoryLogger } from '../helpers/log-collector.js';
 
 /** A folder of plugin files for one test; removed afterwards. */
 async function pluginDir(files: Record<string, string>): Promise<{ dir: string; remove: () => Promise<void> }> {
@@ -52,7 +54,7 @@ for (const plugin of ['./throws.js', './rejects.js']) {
     try {
       const healthy = await harness.open();
       const failing = await harness.open();
-      const failingAtUpstream = readToEnd(failing.upstream);
+      const failingAtUpstream = readUntilClosed(failing.upstream);
       failing.client.write('fine, then boom');
       const line = await failing.closed;
       assert.equal(line.reason, 'filter');
@@ -85,7 +87,7 @@ test('a plugin factory that throws closes the connection before any byte passes'
   const harness = await startFilterProxy({ filters: [{ module: './factory-throws.js', direction: 'to_client' }] }, { baseDir: plugins.dir });
   try {
     const proxied = await harness.open();
-    const atClient = readToEnd(proxied.client);
+    const atClient = readUntilClosed(proxied.client);
     proxied.upstream.write('banner');
     const line = await proxied.closed;
     assert.equal(line.reason, 'filter');

@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import type { Filter } from '../../src/filters/filter.js';
 import { parsePattern } from '../../src/filters/pattern.js';
 import { createReplaceFilter } from '../../src/filters/replace.js';
-import { DIRECTIONS, ends, exchange, readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { DIRECTIONS, ends, exchange, startFilterProxy } from '../helpers/filter-proxy.js';
+import { readBytes, readToEnd } from '../helpers/sockets.js';
 
 /** Runs chunks through a filter synchronously, as the chain would, and ends it. */
 function run(filter: Filter, chunks: readonly Buffer[]): Buffer {

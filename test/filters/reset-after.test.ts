@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DIRECTIONS, closeOutcome, ends, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { DIRECTIONS, ends, startFilterProxy } from '../helpers/filter-proxy.js';
+import { closeOutcome, readUntilClosed } from '../helpers/sockets.js';
 
 for (const direction of DIRECTIONS) {
   test(`reset_after bytes, ${direction}: that many bytes pass, then the connection is reset`, { timeout: 10_000 }, async () => {
@@ -8,7 +9,7 @@ for (const direction of DIRECTIONS) {
     try {
       const proxied = await harness.open();
       const { sender, receiver } = ends(proxied, direction);
-      const received = readToEnd(receiver);
+      const received = readUntilClosed(receiver);
       const receiverOutcome = closeOutcome(receiver);
       const senderOutcome = closeOutcome(sender);
       sender.write('0123456');
@@ -34,7 +35,7 @@ for (const direction of DIRECTIONS) {
     try {
       const proxied = await harness.open();
       const { sender, receiver } = ends(proxied, direction);
-      const received = readToEnd(receiver);
+      const received = readUntilClosed(receiver);
       const outcomes = Promise.all([closeOutcome(sender), closeOutcome(receiver)]);
       sender.write('x');
       assert.deepEqual(await outcomes, ['ECONNRESET', 'ECONNRESET']);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { createSliceFilter } from '../../src/filters/slice.js';
-import { DIRECTIONS, ends, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { DIRECTIONS, ends, startFilterProxy } from '../helpers/filter-proxy.js';
+import { readToEnd } from '../helpers/sockets.js';
 
 test('slice cuts a chunk into pushes of at most `size` bytes', () => {
   const pieces: string[] = [];

@@ -10,8 +10,9 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { defaultBurst } from '../../src/filters/throttle.js';
-import { DIRECTIONS, captured, ends, payloads, readToEnd, startFilterProxy, streamLabels, type StreamLabels } from '../helpers/filter-proxy.js';
+import { DIRECTIONS, captured, ends, payloads, startFilterProxy, streamLabels, type StreamLabels } from '../helpers/filter-proxy.js';
 import type { Segment } from '../inspect/pcap-reader.js';
+import { readToEnd } from '../helpers/sockets.js';
 
 /** Writes `total` bytes in 64 KiB chunks, honouring the socket's backpressure, then ends it. */
 async function pump(socket: Socket, total: number): Promise<void> {

@@ -6,8 +6,9 @@
 import type { Socket } from 'node:net';
 import { afterEach } from 'node:test';
 import type { LogLine } from './log-collector.js';
-import { ConfigFile, eventually, spawnProxy, type ProxyProcess } from './ops.js';
+import { ConfigFile, spawnProxy, type ProxyProcess } from './ops.js';
 import { attempt, clusterFixture, type Attempt, type ClusterFixture } from './redis.js';
+import { eventually } from './wait.js';
 
 export interface Instances {
   readonly fixture: ClusterFixture;

@@ -8,15 +8,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import type { PipelineSpec } from '../../src/pipeline/pipeline.js';
 import { filterSpecSchema, inspectSpecSchema } from '../../src/config/filter-schema.js';
 import { startProxy, type LogLine, type TestProxy } from './proxy.js';
 import { startServer, type TestServer } from './servers.js';
-import { until } from './integration.js';
 import type { Bridge } from '../../src/proxy/bridge.js';
 import { readPcap, type Segment } from '../inspect/pcap-reader.js';
+import { readToEnd } from './sockets.js';
+import { until } from './wait.js';
 
 export type { LogLine };
 
@@ -26,18 +25,6 @@ export function pipelineSpec(raw: { inspect?: unknown; filters?: unknown[] }): P
     inspect: raw.inspect === undefined ? undefined : inspectSpecSchema.parse(raw.inspect),
     filters: raw.filters?.map((entry) => filterSpecSchema.parse(entry)),
   };
-}
-
-/** A logger that keeps its JSON lines in memory (for unit tests of filter logic). */
-export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as LogLine);
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 export interface Proxied {
@@ -154,23 +141,6 @@ export function peerLabel(address: string, port: number): string {
 }
 
 /**
- * Resolves with everything `socket` receives until its end (FIN) or close. A socket the
- * peer already closed (before the test looked) resolves empty if nothing was left unread.
- */
-export function readToEnd(socket: Socket): Promise<Buffer> {
-  if (socket.destroyed || socket.readableEnded) {
-    return socket.readableLength === 0 ? Promise.resolve(Buffer.alloc(0)) : Promise.reject(new Error(`closed with ${socket.readableLength} bytes unread`));
-  }
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve) => {
-    const done = (): void => resolve(Buffer.concat(chunks));
-    socket.once('end', done);
-    socket.once('close', done);
-  });
-}
-
-/**
  * Sends `toUpstream` from the client and `toClient` from the upstream, each followed by FIN,
  * and resolves with what arrived at each end, as text.
  */
@@ -180,50 +150,6 @@ export async function exchange(proxied: Proxied, toUpstream: string, toClient: s
   proxied.client.end(toUpstream);
   proxied.upstream.end(toClient);
   return { atUpstream: (await atUpstream).toString(), atClient: (await atClient).toString() };
-}
-
-/** Resolves with the first `count` bytes `socket` receives (rejects if it closes first). */
-export function readBytes(socket: Socket, count: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let received = 0;
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      received += chunk.length;
-      if (received >= count) {
-        cleanup();
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new Error(`closed after ${received} of ${count} bytes: ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`));
-    };
-    const cleanup = (): void => {
-      socket.off('data', onData);
-      socket.off('close', onClose);
-    };
-    socket.on('data', onData);
-    socket.on('close', onClose);
-  });
-}
-
-/**
- * How the peer ended `socket`: 'end' (a FIN), or the error code (ECONNRESET for a reset).
- * Reads and discards whatever still arrives.
- */
-export function closeOutcome(socket: Socket): Promise<string> {
-  // Ended already (the peer was quicker than the test): the socket remembers how.
-  if (socket.destroyed || socket.readableEnded) {
-    const error = socket.errored as NodeJS.ErrnoException | null;
-    return Promise.resolve(error ? (error.code ?? error.message) : socket.readableEnded ? 'end' : 'closed');
-  }
-  return new Promise((resolve) => {
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-    socket.once('end', () => resolve('end'));
-    socket.once('close', () => resolve('closed'));
-    socket.resume();
-  });
 }
 
 export const DIRECTIONS = ['to_upstream', 'to_client'] as const;

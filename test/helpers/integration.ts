@@ -4,51 +4,38 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { LogLine, TestProxy } from './proxy.js';
 import { startServer, type TestServer } from './servers.js';
+import { connect, readToEnd } from './sockets.js';
 
 /**
  * An upstream that writes its name as soon as a client connects. By default it then
  * ends; with `hold`, it keeps the connection until the client ends it (so the proxy's
  * count of active connections on it stays up for as long as the test wants).
  */
-export function startWhoami(name: string, options: { hold?: boolean; host?: string } = {}): Promise<TestServer> {
+export function startWhoami(name: string, options: { hold?: boolean; host?: string; port?: number } = {}): Promise<TestServer> {
   return startServer((socket) => {
     if (!options.hold) return void socket.end(name);
     socket.write(name);
     socket.resume();
     socket.on('end', () => socket.end());
-  }, options.host);
-}
-
-/**
- * A client socket that tolerates being reset: a refused client that has sent bytes is
- * reset by the proxy (unread data), and that must not surface as an unhandled error.
- */
-export async function connectClient(port: number, host = '127.0.0.1', localAddress?: string): Promise<Socket> {
-  const socket = net.connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
-  socket.on('error', () => undefined);
-  await once(socket, 'connect');
-  return socket;
+  }, options.host, { port: options.port });
 }
 
 /** Connects through the proxy to a non-holding whoami upstream and returns its name. */
 export async function whoAnswers(port: number, localAddress?: string, host = '127.0.0.1'): Promise<string> {
-  const socket = await connectClient(port, host, localAddress);
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise<void>((resolve) => {
-    socket.once('end', () => resolve());
-    socket.once('close', () => resolve());
-  });
-  socket.destroy();
-  return Buffer.concat(chunks).toString();
+  const socket = await connect(port, host, localAddress);
+  try {
+    return (await readToEnd(socket)).toString();
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** A held connection through the proxy to a holding whoami upstream: who answered, and the socket. */
 export async function holdConnection(port: number, localAddress?: string): Promise<{ name: string; socket: Socket }> {
-  const socket = await connectClient(port, '127.0.0.1', localAddress);
+  const socket = await connect(port, '127.0.0.1', localAddress);
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   return { name: chunk.toString(), socket };
 }
@@ -72,18 +59,6 @@ export async function waitForLogCount(proxy: TestProxy, predicate: (line: LogLin
   let seen = 0;
   // waitForLog tries the lines logged so far in order, then each new one: every match counts once.
   await proxy.waitForLog((line) => predicate(line) && ++seen >= count, timeoutMs);
-}
-
-/**
- * Polls `condition` every 10 ms until it holds, failing after `timeoutMs` with `what`.
- * For state that changes without a log line (counters settling after a close).
- */
-export async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Ends a held client connection and waits for the proxy's access-log line for it. */

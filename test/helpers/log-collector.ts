@@ -1,7 +1,10 @@
 /**
- * Collects a proxy's JSON log lines (from an in-process destination or a child's stdout)
- * and lets tests wait for a line matching a predicate, now or later.
+ * Collects JSON log lines (from an in-process destination, a child's stdout, or the pino
+ * logger of `memoryLogger()`) and lets tests wait for a line matching a predicate, now or later.
  */
+import { Writable } from 'node:stream';
+import { pino, type Level, type Logger } from 'pino';
+
 export interface LogLine {
   event?: string;
   reason?: string;
@@ -38,6 +41,16 @@ export class LogCollector {
     }
   }
 
+  /** A stream to give a logger as its destination: what is written to it is fed here. */
+  destination(): Writable {
+    return new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.feed(chunk.toString());
+        callback();
+      },
+    });
+  }
+
   waitFor(predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
     const found = this.lines.find(predicate);
     if (found) return Promise.resolve(found);
@@ -58,6 +71,11 @@ export class LogCollector {
     });
   }
 
+  /** The next line matching, among those still to come (a later state change, say); bound it with `within`. */
+  next(predicate: (line: LogLine) => boolean): Promise<LogLine> {
+    return new Promise((resolve) => this.waiters.add({ predicate, resolve }));
+  }
+
   private parse(text: string): LogLine {
     if (!this.options.keepUnparsed) return JSON.parse(text) as LogLine;
     try {
@@ -76,4 +94,12 @@ export class LogCollector {
       }
     }
   }
+}
+
+/** A real pino logger (JSON, level `debug` by default) whose lines are collected in memory, for unit tests. */
+export function memoryLogger(level: Level = 'debug'): LogCollector & { readonly logger: Logger } {
+  const collector = new LogCollector();
+  // pino writes each line synchronously to an object destination: a line is there as soon as it is logged.
+  const logger = pino({ level }, { write: (text: string) => collector.feed(text) });
+  return Object.assign(collector, { logger });
 }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { request, type Response } from '../admin/http-client.js';
 import { rssKiB } from '../../bench/proxy-process.js';
 import { LogCollector, type LogLine } from './log-collector.js';
+import { readBytes } from './sockets.js';
 
 export { sampleValue } from '../admin/prometheus-text.js';
 export type { Response } from '../admin/http-client.js';
@@ -57,22 +58,6 @@ export class AdminClient {
 
 /** What /api/stats and /api/connections answer: the admin API's own types. */
 export type { ConnectionInfo as Connection, StatsSnapshot as Stats } from '../../src/admin/admin-runtime.js';
-
-/** Polls `probe` until it returns something other than undefined (for figures gathered over IPC). */
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A process's resident memory in bytes now (the benchmark's /proc VmRSS reader). */
 export function rssBytes(pid: number): number {
@@ -185,21 +170,9 @@ export async function spawnProxy(
 
 /** Sends `payload` on an open connection to an echo upstream and waits until it has come back. */
 export async function roundTrip(client: Socket, payload: string | Buffer): Promise<void> {
-  const expected = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-  let received = 0;
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received < expected) return;
-      client.off('data', onData);
-      client.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => reject(new Error(`closed after ${received} of ${expected} bytes`));
-    client.on('data', onData);
-    client.once('close', onClose);
-    client.write(payload);
-  });
+  const back = readBytes(client, typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length);
+  client.write(payload);
+  await back;
 }
 
 /**

@@ -1,5 +1,4 @@
 /** An in-process proxy for the tests, with its access log captured as parsed JSON lines. */
-import { Writable } from 'node:stream';
 import { buildSnapshot } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { ProxyRuntime } from '../../src/runtime/runtime.js';
@@ -25,12 +24,7 @@ export interface TestProxy {
  */
 export async function startProxy(raw: Record<string, unknown>, options: { baseDir?: string; now?: () => number } = {}): Promise<TestProxy> {
   const collector = new LogCollector();
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      collector.feed(chunk.toString());
-      callback();
-    },
-  });
+  const destination = collector.destination();
   const snapshot = buildSnapshot({ log: { level: 'info' }, ...raw }, options.baseDir === undefined ? {} : { baseDir: options.baseDir });
   const runtime = new ProxyRuntime(snapshot, createLogger({ level: snapshot.log.level, destination }), undefined, options.now ? { now: options.now } : {});
   await runtime.start();

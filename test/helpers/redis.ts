@@ -7,8 +7,9 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
-import { connectClient, startWhoami } from './integration.js';
+import { startWhoami } from './integration.js';
 import { refusedPort, type TestServer } from './servers.js';
+import { connect } from './sockets.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -125,7 +126,7 @@ export interface Attempt {
 
 /** Connects through a proxy to a holding whoami upstream: admitted (its name arrives) or closed without a byte. */
 export async function attempt(port: number, localAddress?: string): Promise<Attempt> {
-  const socket = await connectClient(port, '127.0.0.1', localAddress);
+  const socket = await connect(port, '127.0.0.1', localAddress);
   const admitted = await new Promise<boolean>((resolve) => {
     socket.once('data', () => resolve(true));
     socket.once('close', () => resolve(false));

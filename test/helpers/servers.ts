@@ -1,6 +1,5 @@
 /** Real loopback servers for the tests: echo, sink, greeter, and a black hole. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 
@@ -13,14 +12,24 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(onSocket: (socket: Socket) => void, host = '127.0.0.1'): Promise<TestServer> {
+export interface ServerOptions {
+  /** 0 (default): any free port; a fixed one to bring an upstream back where it was. */
+  port?: number;
+  /** Default true: the tests drive half-close themselves. */
+  allowHalfOpen?: boolean;
+  /** Accepted sockets start paused, as the proxy's listener accepts them. */
+  pauseOnConnect?: boolean;
+}
+
+/** A TCP server on loopback that hands each accepted socket (with an 'error' handler) to `onSocket`. */
+export async function startServer(onSocket: (socket: Socket) => void, host = '127.0.0.1', options: ServerOptions = {}): Promise<TestServer> {
   const accepted: Socket[] = [];
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  const server = net.createServer({ allowHalfOpen: options.allowHalfOpen ?? true, pauseOnConnect: options.pauseOnConnect ?? false }, (socket) => {
     accepted.push(socket);
     socket.on('error', () => undefined);
     onSocket(socket);
   });
-  server.listen(0, host);
+  server.listen(options.port ?? 0, host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   return {
@@ -33,6 +42,11 @@ export async function startServer(onSocket: (socket: Socket) => void, host = '12
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Accepts and ends at once: the connect succeeds, nothing more (health checks, pools). */
+export function endAtOnce(socket: Socket): void {
+  socket.end();
 }
 
 /** Echoes every byte back and carries half-close (ends after the client ends). */
@@ -79,55 +93,4 @@ export async function startBlackHole(): Promise<{ port: number; close(): Promise
       if (child.exitCode === null) await once(child, 'exit');
     },
   };
-}
-
-export function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** Reads a socket to its end, returning everything received. */
-export async function readAll(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await once(socket, 'end');
-  return Buffer.concat(chunks);
-}
-
-/**
- * Resolves when the peer ends `socket` (FIN: 'end', the socket being half-open) or it
- * closes for any reason; reports whether it saw an error and which.
- */
-export function closed(socket: Socket): Promise<{ error: NodeJS.ErrnoException | undefined }> {
-  let error: NodeJS.ErrnoException | undefined;
-  socket.on('error', (err) => (error = err));
-  return new Promise((resolve) => {
-    if (socket.destroyed && !socket.connecting) return resolve({ error });
-    const done = (): void => {
-      // An error may follow the end within the same tick (a reset after FIN).
-      setImmediate(() => {
-        socket.destroy();
-        resolve({ error });
-      });
-    };
-    socket.once('close', done);
-    socket.once('end', done);
-    socket.resume();
-  });
-}
-
-export async function connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<Socket> {
-  const socket = net.connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
-  await once(socket, 'connect');
-  return socket;
-}
-
-/** Promise.withResolvers for Node 20. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { readBytes, readToEnd, startFilterProxy, streamLabels, type StreamLabels as Labels } from '../helpers/filter-proxy.js';
+import { startFilterProxy, streamLabels, type StreamLabels as Labels } from '../helpers/filter-proxy.js';
 import { IPV6_LOOPBACK, TSHARK, requires } from '../helpers/requirements.js';
 import { ACK, SYN, followStream, readPcap, type Segment } from './pcap-reader.js';
+import { readBytes, readToEnd } from '../helpers/sockets.js';
 
 const run = promisify(execFile);
 

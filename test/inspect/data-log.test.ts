@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readBytes, readToEnd, startFilterProxy } from '../helpers/filter-proxy.js';
+import { startFilterProxy } from '../helpers/filter-proxy.js';
+import { readBytes, readToEnd } from '../helpers/sockets.js';
 
 test('log_data hex: each chunk with id, direction, offset, length and a dump', { timeout: 10_000 }, async () => {
   const harness = await startFilterProxy({ inspect: { log_data: 'hex' } });

@@ -17,24 +17,14 @@ import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import type { ConnectionLimits } from '../../src/admission/limits.js';
-import {
-  assertClosedWithoutAByte,
-  connectClient,
-  endHeld,
-  holdConnection,
-  otherDays,
-  startWhoami,
-  until,
-  wallClock,
-  whoAnswers,
-  windowFromNow,
-  zoneWhereHourIs,
-} from '../helpers/integration.js';
+import { assertClosedWithoutAByte, endHeld, holdConnection, otherDays, startWhoami, wallClock, whoAnswers, windowFromNow, zoneWhereHourIs } from '../helpers/integration.js';
 import { IPV6_LOOPBACK, requires } from '../helpers/requirements.js';
 import { oneListener, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
-import { closed, readAll, refusedPort, sha256, startServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startServer, type TestServer } from '../helpers/servers.js';
 import { request } from '../admin/http-client.js';
 import { makeTestCertificates } from '../protocol/test-certs.js';
+import { until } from '../helpers/wait.js';
+import { closed, readToEnd, sha256, connect } from '../helpers/sockets.js';
 
 /** A proxy in front of one whoami upstream ("a"); `listen` overrides the listener address. */
 async function guarded(keys: Record<string, unknown>, options: { hold?: boolean; listen?: string } = {}): Promise<{ proxy: TestProxy; upstream: TestServer }> {
@@ -55,7 +45,7 @@ async function teardown(proxy: TestProxy, ...servers: TestServer[]): Promise<voi
  */
 async function assertRefused(proxy: TestProxy, upstream: TestServer, reason: string, source?: string, host = '127.0.0.1'): Promise<LogLine> {
   const upstreamBefore = upstream.accepted.length;
-  const client = await connectClient(proxy.port, host, source);
+  const client = await connect(proxy.port, host, source);
   const label = formatClient(client);
   client.write('let me in');
   await assertClosedWithoutAByte(client, `client from ${source ?? host}`);
@@ -355,17 +345,17 @@ describe('on_limit: queue', { timeout: 30_000 }, () => {
     const { server, order } = await labelledEcho();
     const proxy = await startProxy(oneListener([server.address], { max_connections: 1, on_limit: 'queue', queue_timeout: '10s' }));
     try {
-      const first = await connectClient(proxy.port);
+      const first = await connect(proxy.port);
       first.write('client-0');
       await once(first, 'data');
       const payloads: Buffer[] = [];
       const replies: Promise<Buffer>[] = [];
       for (let i = 1; i <= 4; i++) {
-        const client = await connectClient(proxy.port, '127.0.0.1', `127.0.0.${60 + i}`);
+        const client = await connect(proxy.port, '127.0.0.1', `127.0.0.${60 + i}`);
         // 256 KiB and the FIN, all while queued: the kernel holds what the proxy does not read.
         const payload = Buffer.concat([Buffer.from(`client-${i}`), randomBytes(256 * 1024)]);
         payloads.push(payload);
-        replies.push(readAll(client));
+        replies.push(readToEnd(client));
         client.end(payload);
         await until(() => queueLength(proxy) === i, `${i} clients queued`);
       }
@@ -427,7 +417,7 @@ describe('on_limit: queue', { timeout: 30_000 }, () => {
     try {
       const held = await holdConnection(proxy.port);
       sockets.push(held.socket);
-      const quitter = await connectClient(proxy.port, '127.0.0.1', '127.0.0.75');
+      const quitter = await connect(proxy.port, '127.0.0.1', '127.0.0.75');
       quitter.write('gone soon');
       await until(() => queueLength(proxy) === 1, 'the quitter queued');
       const waiting = holdConnection(proxy.port, '127.0.0.76');
@@ -627,12 +617,12 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
     };
     /** On listener "tight" (1 slot, a queue of 1): one holds the slot, one waits out queue_timeout, one finds the queue full. */
     const tightRound = async (round: number): Promise<void> => {
-      const holder = await connectClient(portOf('tight'), '127.0.0.1', `127.0.7.${round + 1}`);
+      const holder = await connect(portOf('tight'), '127.0.0.1', `127.0.7.${round + 1}`);
       holder.write('hold');
       await once(holder, 'data');
-      const waiter = await connectClient(portOf('tight'), '127.0.0.1', `127.0.8.${round + 1}`);
+      const waiter = await connect(portOf('tight'), '127.0.0.1', `127.0.8.${round + 1}`);
       await until(() => proxy.runtime.stats().listeners.find((l) => l.name === 'tight')!.queue_length === 1, 'a waiter in the tight queue');
-      const overflow = await connectClient(portOf('tight'), '127.0.0.1', `127.0.9.${round + 1}`);
+      const overflow = await connect(portOf('tight'), '127.0.0.1', `127.0.9.${round + 1}`);
       await assertClosedWithoutAByte(overflow, 'a client over max_queue');
       await assertClosedWithoutAByte(waiter, 'a client past queue_timeout');
       await endHeld(proxy, holder);
@@ -767,7 +757,7 @@ describe('connections gone before the proxy accepted them', { timeout: 30_000 },
 
 /** A connection through the proxy to an echo upstream, open once a byte went round trip. */
 async function holdOpenEcho(port: number, localAddress: string): Promise<Socket> {
-  const socket = await connectClient(port, '127.0.0.1', localAddress);
+  const socket = await connect(port, '127.0.0.1', localAddress);
   socket.write('x');
   await once(socket, 'data');
   return socket;

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { ConfigFile, rssBytes, spawnProxy } from '../helpers/ops.js';
-import { deferred, startServer, type TestServer } from '../helpers/servers.js';
+import { startServer, type TestServer } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
 
 const TOTAL = 256 * 1024 * 1024;
 /** The stream is this block repeated; an odd length so that chunks and block rarely align. */

@@ -8,19 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import {
-  assertClosedWithoutAByte,
-  connectClient,
-  endHeld,
-  holdConnection,
-  startWhoami,
-  until,
-  waitForLogCount,
-  whoAnswers,
-} from '../helpers/integration.js';
+import { assertClosedWithoutAByte, endHeld, holdConnection, startWhoami, waitForLogCount, whoAnswers } from '../helpers/integration.js';
 import { buildSnapshot } from '../../src/config/load.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { connect, readAll, refusedPort, startBlackHole, startServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startBlackHole, startServer, type TestServer } from '../helpers/servers.js';
+import { until } from '../helpers/wait.js';
+import { connect, readToEnd } from '../helpers/sockets.js';
 
 /** Starts whoami upstreams named a, b, c ... */
 async function whoamis(count: number, options: { hold?: boolean } = {}): Promise<TestServer[]> {
@@ -50,29 +43,6 @@ function startNamedEcho(name: string): Promise<TestServer> {
     socket.write(name + ':');
     socket.pipe(socket);
   });
-}
-
-/** A whoami upstream on a given port (an upstream coming back where it was). */
-async function startWhoamiOn(port: number, name: string): Promise<TestServer> {
-  const accepted: net.Socket[] = [];
-  const server = net.createServer((socket) => {
-    accepted.push(socket);
-    socket.on('error', () => undefined);
-    socket.end(name);
-  });
-  server.on('error', () => undefined);
-  server.listen(port, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    server,
-    port,
-    address: `127.0.0.1:${port}`,
-    accepted,
-    close: async () => {
-      for (const socket of accepted) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 describe('round_robin', { timeout: 30_000 }, () => {
@@ -275,7 +245,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
         const client = await connect(proxy.port);
         const payload = randomBytes(1024).toString('hex');
         // Sent at once, while the proxy may still be failing over: must arrive all the same.
-        const reply = readAll(client);
+        const reply = readToEnd(client);
         client.end(payload);
         const text = (await reply).toString();
         assert.match(text, /^[ab]:/);
@@ -299,7 +269,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
     try {
       const started = Date.now();
       const client = await connect(proxy.port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('hello');
       assert.equal((await reply).toString(), 'a:hello');
       const elapsed = Date.now() - started;
@@ -310,7 +280,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
       assert.equal(upstreamStats(proxy, `127.0.0.1:${hole.port}`).state, 'down');
       // Ejected: the next client is not sent to the black hole again.
       const second = await connect(proxy.port);
-      const secondReply = readAll(second);
+      const secondReply = readToEnd(second);
       second.end('again');
       assert.equal((await secondReply).toString(), 'a:again');
       const holeStats = upstreamStats(proxy, `127.0.0.1:${hole.port}`);
@@ -332,7 +302,7 @@ describe('failover and retries', { timeout: 30_000 }, () => {
       assert.equal(await whoAnswers(proxy.port), 'b'); // a refused, retried on b
       const down = await proxy.waitForLog((l) => l.event === 'upstream_state' && l.to === 'down');
       assert.equal(down.reason, 'connect_failed');
-      revived = await startWhoamiOn(port, 'a');
+      revived = await startWhoami('a', { port });
       // Until the back-off runs out (1 s by default), a gets nothing though it listens again.
       assert.equal(await whoAnswers(proxy.port), 'b');
       assert.equal(revived.accepted.length, 0);
@@ -383,7 +353,7 @@ describe('active health checks', { timeout: 30_000 }, () => {
       for (let i = 0; i < 4; i++) assert.equal(await whoAnswers(proxy.port), 'b');
       assert.equal(upstreamStats(proxy, a.address).connect_failures, 0, 'a connect was attempted to the down upstream');
 
-      revived = await startWhoamiOn(a.port, 'a');
+      revived = await startWhoami('a', { port: a.port });
       const up = await proxy.waitForLog((l) => l.event === 'upstream_state' && l.upstream === a.address && l.to === 'healthy');
       assert.equal(up.reason, 'health_check_passed');
       assert.equal(upstreamStats(proxy, a.address).state, 'healthy');
@@ -421,7 +391,7 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
     try {
       // First client: both tried and failed. Second: both already ejected.
       for (let i = 0; i < 2; i++) {
-        const client = await connectClient(proxy.port);
+        const client = await connect(proxy.port);
         client.write('hello?');
         await assertClosedWithoutAByte(client);
       }
@@ -530,14 +500,14 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     const echo = await startNamedEcho('e');
     const proxy = await startProxy(oneListener([{ address: echo.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }));
     try {
-      const first = await connectClient(proxy.port);
+      const first = await connect(proxy.port);
       await once(first, 'data');
       const payload = randomBytes(1 << 20);
-      const second = await connectClient(proxy.port);
+      const second = await connect(proxy.port);
       second.end(payload);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
       await endHeld(proxy, first);
-      const echoed = await readAll(second);
+      const echoed = await readToEnd(second);
       assert.equal(echoed.subarray(0, 2).toString(), 'e:');
       assert.ok(echoed.subarray(2).equals(payload), 'the bytes sent while queued did not arrive intact');
     } finally {
@@ -549,9 +519,9 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     const { a, proxy, held } = await fullUpstream();
     const sockets = [held];
     try {
-      const second = await connectClient(proxy.port);
+      const second = await connect(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const third = await connectClient(proxy.port);
+      const third = await connect(proxy.port);
       await until(() => queueLength(proxy) === 2, 'the third client queued');
       sockets.push(second, third);
       let thirdGotIn = false;
@@ -572,7 +542,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   it('refused with queue_timeout when no slot frees in time, without a byte or an upstream connection', async () => {
     const { a, proxy, held } = await fullUpstream({ queue_timeout: '200ms' });
     try {
-      const waiting = await connectClient(proxy.port);
+      const waiting = await connect(proxy.port);
       await assertClosedWithoutAByte(waiting);
       const line = await proxy.waitForLog((l) => l.event === 'reject');
       assert.equal(line.reason, 'queue_timeout');
@@ -589,9 +559,9 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
     const { a, proxy, held } = await fullUpstream({ max_queue: 1 });
     const sockets = [held];
     try {
-      sockets.push(await connectClient(proxy.port));
+      sockets.push(await connect(proxy.port));
       await until(() => queueLength(proxy) === 1, 'the second client queued');
-      const third = await connectClient(proxy.port);
+      const third = await connect(proxy.port);
       await assertClosedWithoutAByte(third);
       const line = await proxy.waitForLog((l) => l.event === 'reject');
       assert.equal(line.reason, 'limit');
@@ -639,7 +609,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
       const onA = await holdConnection(proxy.port);
       const onB = await holdConnection(proxy.port);
       sockets.push(onA.socket, onB.socket);
-      const x = await connectClient(proxy.port);
+      const x = await connect(proxy.port);
       sockets.push(x);
       x.write(randomBytes(8 << 20));
       await until(() => queueLength(proxy) === 1, 'X queued');
@@ -679,7 +649,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   it('waiters from before a reload stay counted in queue_length and are refused shutdown on shutdown', async () => {
     const { a, proxy, held } = await fullUpstream();
     try {
-      const waiting = await connectClient(proxy.port);
+      const waiting = await connect(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
       await reloadQueueing(proxy, a.address, 1);
       assert.equal(queueLength(proxy), 1, 'the waiter vanished from queue_length with the reload');
@@ -697,7 +667,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   it('a queued client that goes away leaves the queue and holds no slot', async () => {
     const { a, proxy, held } = await fullUpstream();
     try {
-      const waiting = await connectClient(proxy.port);
+      const waiting = await connect(proxy.port);
       await until(() => queueLength(proxy) === 1, 'the second client queued');
       waiting.resetAndDestroy();
       await until(() => queueLength(proxy) === 0, 'the departed client to leave the queue');

@@ -17,10 +17,10 @@ import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import type { ConnectionLimits } from '../../src/admission/limits.js';
 import { deadPeerSweep } from '../../src/proxy/dead-peer-sweep.js';
-import { until } from '../helpers/integration.js';
 import { AdminClient, sampleValue, type Connection } from '../helpers/ops.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { deferred, startServer } from '../helpers/servers.js';
+import { startServer } from '../helpers/servers.js';
+import { deferred, pause, until, within } from '../helpers/wait.js';
 
 const CONNECTIONS = 600;
 /** Scenarios per connection index (i % SCENARIOS.length); the stalling ones are the expensive ones. */
@@ -46,19 +46,6 @@ function openFds(): number {
 
 function timers(): number {
   return process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-}
-
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resolves as `promise` does, or rejects after `ms` (its timer cleared either way). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)));
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Whether `socket` drains within `ms` (false also when it closes first). */

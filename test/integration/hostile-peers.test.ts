@@ -15,11 +15,12 @@ import tls from 'node:tls';
 import pino from 'pino';
 import { AdminServer } from '../../src/admin/server.js';
 import { FakeRuntime } from '../admin/fake-runtime.js';
-import { until } from '../helpers/integration.js';
 import { roundTrip } from '../helpers/ops.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
+import { until } from '../helpers/wait.js';
+import { connect } from '../helpers/sockets.js';
 
 /** A real ClientHello (what tls.connect sends first), captured from a raw server. */
 async function captureClientHello(servername: string): Promise<Buffer> {

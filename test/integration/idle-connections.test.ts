@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { startEchoProcess, type EchoProcess } from '../helpers/echo-process.js';
-import { ConfigFile, descriptorHardLimit, eventually, openDescriptors, roundTrip, rssBytes, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { ConfigFile, descriptorHardLimit, openDescriptors, roundTrip, rssBytes, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
+import { eventually } from '../helpers/wait.js';
 
 /** The figure. */
 const WANTED = 10_000;

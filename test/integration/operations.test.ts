@@ -9,9 +9,10 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { buildSnapshot } from '../../src/config/load.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
 import { AdminClient, roundTrip, sampleValue, type Connection, type Stats } from '../helpers/ops.js';
 import type { Socket } from 'node:net';
+import { closed, connect, readToEnd } from '../helpers/sockets.js';
 
 const TOKEN = 'ops-secret';
 
@@ -102,7 +103,7 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
     const sizes = [1000, 20_000, 300_000];
     for (const size of sizes) {
       const client = await connect(port('main'));
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end(Buffer.alloc(size, 7));
       assert.equal((await reply).length, size);
     }
@@ -173,19 +174,19 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
   it('refusals are counted by reason: acl, limit, no_upstream', async () => {
     // acl: closed at once, without a byte.
     const denied = await connect(port('guarded'));
-    assert.equal((await readAll(denied)).length, 0);
+    assert.equal((await readToEnd(denied)).length, 0);
     await proxy.waitForLog((l) => l.event === 'reject' && l.listener === 'guarded' && l.reason === 'acl');
     // limit: the second of two concurrent connections.
     const holder = await connect(port('limited'));
     await roundTrip(holder, Buffer.from('hold'));
     const over = await connect(port('limited'));
-    assert.equal((await readAll(over)).length, 0);
+    assert.equal((await readToEnd(over)).length, 0);
     await proxy.waitForLog((l) => l.event === 'reject' && l.listener === 'limited' && l.reason === 'limit');
     holder.destroy();
     // no_upstream: the only upstream refuses; it is then ejected, so the next one is refused at once.
     for (let i = 0; i < 2; i++) {
       const orphan = await connect(port('dead'));
-      assert.equal((await readAll(orphan)).length, 0);
+      assert.equal((await readToEnd(orphan)).length, 0);
     }
     await proxy.waitForLog(() => proxy.accessLog().filter((l) => l.listener === 'dead' && l.reason === 'no_upstream').length === 2);
 

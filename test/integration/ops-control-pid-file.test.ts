@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { ConfigFile, roundTrip, spawnProxy } from '../helpers/ops.js';
 import { runBin } from '../helpers/repo.js';
+import { connect } from '../helpers/sockets.js';
 
 /** A pid that certainly runs no tcpproxy: a process that has already exited. */
 async function deadPid(): Promise<number> {

@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { AdminClient, ConfigFile, roundTrip, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { runBin } from '../helpers/repo.js';
+import { connect } from '../helpers/sockets.js';
 
 const TOKEN = 'control-test-token';
 

@@ -13,9 +13,10 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
-import { BIN, ConfigFile, eventually, spawnProxy } from '../helpers/ops.js';
+import { BIN, ConfigFile, spawnProxy } from '../helpers/ops.js';
 import { runBin } from '../helpers/repo.js';
 import type { LogLine } from '../helpers/proxy.js';
+import { eventually } from '../helpers/wait.js';
 
 /**
  * One echo exchange through the proxy; returns the client's "ip:port" as the access log

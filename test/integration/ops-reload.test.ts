@@ -9,14 +9,16 @@ import { writeFile } from 'node:fs/promises';
 import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { closed, connect, readAll, refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { ConfigFile, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { PRLIMIT, requires } from '../helpers/requirements.js';
+import { eventually } from '../helpers/wait.js';
+import { closed, connect, readToEnd } from '../helpers/sockets.js';
 
 /** One short connection through `port`; resolves when its echo came back and it closed. */
 async function oneShot(port: number, text = 'ping'): Promise<void> {
   const client = await connect(port);
-  const reply = readAll(client);
+  const reply = readToEnd(client);
   client.end(text);
   assert.equal((await reply).toString(), text);
 }
@@ -110,7 +112,7 @@ describe('reload through the CLI process', { timeout: 45_000 }, () => {
       const [listed, ...others] = await admin.json<Connection[]>('/api/connections');
       assert.deepEqual(others, []);
       assert.equal(listed?.upstream, a.address);
-      const ended = readAll(established);
+      const ended = readToEnd(established);
       established.end('bye');
       assert.equal((await ended).toString(), 'bye');
       const line = await proxy.waitForLog((l) => l.event === 'close' && l.id === listed.id);
@@ -256,7 +258,7 @@ describe('reload: a listener that moves', { timeout: 20_000 }, () => {
       await oneShot(newPort);
       await assert.rejects(connect(oldPort), /ECONNREFUSED/);
       await roundTrip(established, 'still on the old port');
-      const ended = readAll(established);
+      const ended = readToEnd(established);
       established.end();
       await ended;
       const line = await proxy.waitForLog((l) => l.event === 'close' && l.bytes_from_client === 'on the old port'.length + 'still on the old port'.length);
@@ -319,7 +321,7 @@ describe('SIGTERM through the CLI process', { timeout: 30_000 }, () => {
       await assert.rejects(connect(proxy.port), /ECONNREFUSED/, 'no new connection is accepted while draining');
       await roundTrip(client, 'still here'); // the active connection keeps working
       assert.equal(proxy.child.exitCode, null, 'the process waits for the connection');
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('done');
       assert.equal((await reply).toString(), 'done');
       assert.equal(await proxy.exited, 0);

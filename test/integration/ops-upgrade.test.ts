@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { ConfigFile, spawnProxy, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import { runBin } from '../helpers/repo.js';
+import { connect } from '../helpers/sockets.js';
 
 /** Short connections in `parallel` loops: connect, send, half-close, read the echo to its end. */
 class Traffic {

@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../admin/http-client.js';
-import { ConfigFile, eventually, roundTrip, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { ConfigFile, roundTrip, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
+import { eventually } from '../helpers/wait.js';
+import { connect } from '../helpers/sockets.js';
 
 function workerOf(connection: Connection): string {
   return connection.id.split('-')[0]!;

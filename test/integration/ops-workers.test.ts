@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { closed, connect, readAll, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, eventually, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
+import { ConfigFile, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
 import type { LogLine } from '../helpers/proxy.js';
+import { eventually } from '../helpers/wait.js';
+import { closed, connect, readToEnd } from '../helpers/sockets.js';
 
 /** Worker ids prefix connection ids ("2-17"). */
 function workerOf(connection: Connection): string {
@@ -60,7 +62,7 @@ describe('--workers 2', { timeout: 60_000 }, () => {
   async function endAll(clients: Socket[]): Promise<void> {
     await Promise.all(
       clients.map(async (client) => {
-        const done = readAll(client);
+        const done = readToEnd(client);
         client.end();
         await done;
       }),
@@ -190,7 +192,7 @@ describe('--workers 2', { timeout: 60_000 }, () => {
     proxy.child.kill('SIGTERM');
     const draining = await proxy.waitForLines((l) => l.event === 'shutdown', 2);
     assert.equal(draining.reduce((sum, l) => sum + (l.active as number), 0), 1);
-    const reply = readAll(client);
+    const reply = readToEnd(client);
     client.end('bye');
     assert.equal((await reply).toString(), 'bye');
     assert.equal(await proxy.exited, 0);

@@ -12,10 +12,10 @@ import { after, before, describe, it } from 'node:test';
 import { buildSnapshot } from '../../src/config/load.js';
 import type { UpstreamView } from '../../src/admin/admin-runtime.js';
 import { request } from '../admin/http-client.js';
-import { connectClient } from '../helpers/integration.js';
 import { AdminClient } from '../helpers/ops.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { readAll, sha256, startServer, type TestServer } from '../helpers/servers.js';
+import { startServer, type TestServer } from '../helpers/servers.js';
+import { readToEnd, sha256, connect } from '../helpers/sockets.js';
 
 const TOKEN = 'runtime-upstreams';
 
@@ -36,7 +36,7 @@ async function send(admin: AdminClient, method: string, path: string, body?: unk
 
 /** Who answers a fresh connection (its first line); the connection is then closed. */
 async function who(port: number, localAddress?: string): Promise<string> {
-  const socket = await connectClient(port, '127.0.0.1', localAddress);
+  const socket = await connect(port, '127.0.0.1', localAddress);
   const [first] = (await once(socket, 'data')) as [Buffer];
   socket.destroy();
   return first.toString().split('\n')[0] as string;
@@ -151,7 +151,7 @@ describe('run-time upstream management on the real runtime', { timeout: 60_000 }
     // Hold one connection on C, then remove C.
     let held: Socket | undefined;
     for (let i = 0; i < 8 && held === undefined; i++) {
-      const socket = await connectClient(port('main'));
+      const socket = await connect(port('main'));
       const [first] = (await once(socket, 'data')) as [Buffer];
       if (first.toString() === 'C\n') held = socket;
       else socket.destroy();
@@ -168,7 +168,7 @@ describe('run-time upstream management on the real runtime', { timeout: 60_000 }
     assert.equal(servers.C!.accepted.length, acceptedByC, 'C got no new connection');
     // The held connection still carries data both ways, unchanged, to its end.
     const payload = randomBytes(512 * 1024);
-    const echoed = readAll(held);
+    const echoed = readToEnd(held);
     held.end(payload);
     assert.equal(sha256(await echoed), sha256(payload));
     const close = await proxy.waitForLog((l) => l.event === 'close' && l.upstream === servers.C!.address && l.bytes_from_client === payload.length);

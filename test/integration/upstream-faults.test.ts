@@ -10,7 +10,9 @@ import { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { peerIsGone } from '../../src/proxy/peer-probe.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { connect, deferred, startServer } from '../helpers/servers.js';
+import { startServer } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
+import { connect } from '../helpers/sockets.js';
 
 const IDLE_MS = 500;
 

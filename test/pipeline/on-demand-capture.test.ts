@@ -14,6 +14,7 @@ import { followStream, readPcap } from '../inspect/pcap-reader.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const tsharkMissing = await run('tshark', ['--version']).then(
@@ -28,12 +29,6 @@ async function call(proxy: TestProxy, method: string, path: string): Promise<{ s
 
 const json = (answer: { body: Buffer }): Record<string, unknown> => JSON.parse(answer.body.toString()) as Record<string, unknown>;
 
-async function exchange(client: EchoClient, text: string): Promise<void> {
-  const done = client.receivedAtLeast(client.received + text.length);
-  client.socket.write(text);
-  await done;
-}
-
 /** The id of the one open connection. */
 async function onlyConnection(proxy: TestProxy): Promise<string> {
   const list = JSON.parse((await call(proxy, 'GET', '/api/connections')).body.toString()) as { id: string }[];
@@ -47,18 +42,18 @@ describe('on-demand capture', { timeout: 60_000 }, () => {
     const proxy = await startProxy({ admin: { listen: '127.0.0.1:0' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address], live_filters: true }] });
     try {
       const client = await EchoClient.open(proxy.port);
-      await exchange(client, 'before the capture;');
+      await client.exchange('before the capture;');
       const id = await onlyConnection(proxy);
       assert.equal((await call(proxy, 'GET', `/api/connections/${id}/capture`)).status, 404);
       const started = await call(proxy, 'POST', `/api/connections/${id}/capture?seconds=30`);
       assert.equal(started.status, 201);
       assert.equal(json(started).state, 'running');
       assert.equal((await call(proxy, 'POST', `/api/connections/${id}/capture`)).status, 409, 'one at a time');
-      await exchange(client, 'captured both ways');
+      await client.exchange('captured both ways');
       assert.equal((await call(proxy, 'GET', `/api/connections/${id}/capture`)).status, 409, 'still running');
       const stopped = await call(proxy, 'DELETE', `/api/connections/${id}/capture`);
       assert.deepEqual([json(stopped).state, json(stopped).bytes], ['stopped', 36]);
-      await exchange(client, 'after;');
+      await client.exchange('after;');
       const file = await call(proxy, 'GET', `/api/connections/${id}/capture`);
       assert.equal(file.type, 'application/vnd.tcpdump.pcap');
       const segments = readPcap(file.body);
@@ -85,7 +80,7 @@ describe('on-demand capture', { timeout: 60_000 }, () => {
     const proxy = await startProxy({ admin: { listen: '127.0.0.1:0' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address] }] });
     try {
       const plain = await EchoClient.open(proxy.port);
-      await exchange(plain, 'x');
+      await plain.exchange('x');
       const plainId = await onlyConnection(proxy);
       assert.equal((await call(proxy, 'POST', `/api/connections/${plainId}/capture`)).status, 409, 'a plain-path connection');
       plain.close();
@@ -93,15 +88,14 @@ describe('on-demand capture', { timeout: 60_000 }, () => {
       assert.equal((await call(proxy, 'POST', '/api/listeners/nope/capture')).status, 404);
       assert.equal((await call(proxy, 'POST', '/api/listeners/main/capture?max_bytes=1000')).status, 201);
       const client = await EchoClient.open(proxy.port);
-      await exchange(client, 'y'.repeat(800));
-      await exchange(client, 'z'.repeat(800));
+      await client.exchange('y'.repeat(800));
+      await client.exchange('z'.repeat(800));
       await proxy.waitForLog((line) => line.event === 'capture' && line.action === 'start');
       // It stopped by itself: the file can be read without a DELETE.
-      let file = await call(proxy, 'GET', '/api/listeners/main/capture');
-      for (let i = 0; file.status === 409 && i < 200; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        file = await call(proxy, 'GET', '/api/listeners/main/capture');
-      }
+      const file = await eventually(async () => {
+        const answer = await call(proxy, 'GET', '/api/listeners/main/capture');
+        return answer.status === 409 ? undefined : answer;
+      }, 'the capture to stop by itself', 5_000, 25);
       assert.equal(file.status, 200);
       assert.equal(json(await call(proxy, 'DELETE', '/api/listeners/main/capture')).stop_reason, 'max_bytes');
       const payload = readPcap(file.body).filter((s) => s.payload.length > 0);

@@ -1,9 +1,9 @@
 /**
- * Loopback plumbing for the protocol tests: a plain TCP server whose accepted sockets are
- * handed out paused (as the proxy's listener will accept them), and a matching client.
+ * Loopback plumbing for the protocol tests: a TCP server whose accepted sockets are
+ * handed out paused, one by one (as the proxy's listener will accept them).
  */
-import { once } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
+import { startServer } from '../helpers/servers.js';
 
 export interface LoopbackServer {
   port: number;
@@ -13,53 +13,29 @@ export interface LoopbackServer {
 }
 
 export async function startLoopbackServer(options: { pauseOnConnect?: boolean } = {}): Promise<LoopbackServer> {
-  const sockets = new Set<net.Socket>();
   const waiting: ((socket: net.Socket) => void)[] = [];
   const ready: net.Socket[] = [];
-  const server = net.createServer({ pauseOnConnect: options.pauseOnConnect ?? true }, (socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {}); // resets are part of several tests; the assertions look elsewhere
-    socket.on('close', () => sockets.delete(socket));
-    const waiter = waiting.shift();
-    if (waiter !== undefined) waiter(socket);
-    else ready.push(socket);
-  });
-  server.on('error', () => {}); // a listen failure rejects the once() below
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const server = await startServer(
+    (socket) => {
+      const waiter = waiting.shift();
+      if (waiter !== undefined) waiter(socket);
+      else ready.push(socket);
+    },
+    '127.0.0.1',
+    { pauseOnConnect: options.pauseOnConnect ?? true, allowHalfOpen: false },
+  );
   return {
-    port: (server.address() as net.AddressInfo).port,
+    port: server.port,
     accepted: () => {
       const socket = ready.shift();
       return socket !== undefined ? Promise.resolve(socket) : new Promise((resolve) => waiting.push(resolve));
     },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
+    close: () => server.close(),
   };
-}
-
-/** A connected client socket with an 'error' handler, Nagle off so each write leaves at once. */
-export async function connectClient(port: number): Promise<net.Socket> {
-  const client = net.connect({ port, host: '127.0.0.1', noDelay: true });
-  client.on('error', () => {});
-  await once(client, 'connect');
-  return client;
 }
 
 /** Listener counts of the events a prefix reader may touch, to prove it left none behind. */
 export function listenerCounts(socket: net.Socket): Record<string, number> {
   const events = ['readable', 'data', 'end', 'close', 'error'];
   return Object.fromEntries(events.map((event) => [event, socket.listenerCount(event)]));
-}
-
-/** Everything the socket delivers from now until its end. */
-export async function readToEnd(socket: net.Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  socket.resume();
-  await once(socket, 'end');
-  return Buffer.concat(chunks);
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { addressesFromSocket, encodeV1, encodeV2, ProxyProtocolError, readProxyHeader } from '../../src/protocol/proxy-protocol.js';
-import { connectClient, listenerCounts, readToEnd, startLoopbackServer, type LoopbackServer } from './loopback.js';
+import { listenerCounts, startLoopbackServer, type LoopbackServer } from './loopback.js';
+import { connect, readToEnd } from '../helpers/sockets.js';
 
 const addresses = {
   family: 'tcp6' as const,
@@ -18,7 +19,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   after(() => server.close());
 
   test('a header split across writes, client bytes after it preserved, socket left paused and clean', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     const baseline = listenerCounts(socket);
     const header = encodeV2(addresses);
@@ -42,7 +43,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('a v1 header and data in one segment', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     client.end(Buffer.concat([encodeV1(addresses), Buffer.from('payload')]));
     const { header, rest } = await readProxyHeader(socket, 'v1', 5_000);
@@ -51,7 +52,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('bytes that arrived before the call are read too', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     const arrived = once(socket, 'readable');
     client.write(encodeV2(undefined));
@@ -64,7 +65,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('a slow header times out', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     const baseline = listenerCounts(socket);
     client.write('PROXY TCP4 10.0.0.');
@@ -81,7 +82,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('a malformed header is refused at once', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     const baseline = listenerCounts(socket);
     client.write('GET / HTTP/1.1\r\n');
@@ -91,14 +92,14 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('a connection closed mid-header is refused', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     client.end(encodeV2(addresses).subarray(0, 20));
     await assert.rejects(readProxyHeader(socket, 'any', 5_000), /connection closed before the PROXY protocol header was complete/);
   });
 
   test('a reset connection rejects with the socket error', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     const reading = readProxyHeader(socket, 'any', 5_000);
     client.resetAndDestroy();
@@ -110,7 +111,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('a socket already closed is refused without waiting', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     socket.destroy();
     await assert.rejects(readProxyHeader(socket, 'any', 5_000), /connection closed before/);
@@ -118,7 +119,7 @@ describe('readProxyHeader over loopback', { timeout: 10_000 }, () => {
   });
 
   test('addressesFromSocket describes an accepted connection, and undefined once it is gone', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     assert.deepEqual(addressesFromSocket(socket), {
       family: 'tcp4',

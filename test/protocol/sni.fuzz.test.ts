@@ -12,8 +12,9 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ClientHelloError, peekServerName, readClientHello } from '../../src/protocol/sni.js';
-import { connectClient, listenerCounts, startLoopbackServer, type LoopbackServer } from './loopback.js';
+import { listenerCounts, startLoopbackServer, type LoopbackServer } from './loopback.js';
 import { FUZZ_TIMEOUT_MS, fuzzParameters } from '../helpers/fuzz.js';
+import { connect } from '../helpers/sockets.js';
 
 const HOST_NAME = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 
@@ -130,7 +131,7 @@ describe('SNI parser fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
   test('readClientHello over loopback: settles with a verdict or a ClientHelloError, however the bytes are cut', async () => {
     await fc.assert(
       fc.asyncProperty(input, fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 6 }), async (bytes, sizes) => {
-        const client = await connectClient(server.port);
+        const client = await connect(server.port);
         const socket = await server.accepted();
         const baseline = listenerCounts(socket);
         const reading = readClientHello(socket, 10_000).then(

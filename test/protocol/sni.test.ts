@@ -11,7 +11,8 @@ import {
   readClientHello,
   type ClientHello,
 } from '../../src/protocol/sni.js';
-import { connectClient, listenerCounts, startLoopbackServer, type LoopbackServer } from './loopback.js';
+import { listenerCounts, startLoopbackServer, type LoopbackServer } from './loopback.js';
+import { connect } from '../helpers/sockets.js';
 
 // --- hand-built ClientHellos, for the cases a real client never sends -----------------
 
@@ -181,7 +182,7 @@ describe('readClientHello over loopback', { timeout: 10_000 }, () => {
   after(() => server.close());
 
   test('a ClientHello arriving byte by byte', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     const baseline = listenerCounts(socket);
     const bytes = Buffer.concat([records(handshake([serverNameExtension([0, 'slow.example'])]), 40), Buffer.from('next record')]);
@@ -200,7 +201,7 @@ describe('readClientHello over loopback', { timeout: 10_000 }, () => {
   });
 
   test('plain text resolves at once as not TLS, keeping the bytes', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     client.write('GET / HTTP/1.1\r\n');
     const hello = await readClientHello(socket, 5_000);
@@ -210,7 +211,7 @@ describe('readClientHello over loopback', { timeout: 10_000 }, () => {
   });
 
   test('the read budget ends a hello that never completes', async () => {
-    const client = await connectClient(server.port);
+    const client = await connect(server.port);
     const socket = await server.accepted();
     client.write(records(handshake([extension(21, Buffer.alloc(3000))])).subarray(0, 1500));
     const hello = await readClientHello(socket, 5_000, 1000);
@@ -221,12 +222,12 @@ describe('readClientHello over loopback', { timeout: 10_000 }, () => {
   });
 
   test('silence times out, an early close is refused', async () => {
-    const silent = await connectClient(server.port);
+    const silent = await connect(server.port);
     const silentSocket = await server.accepted();
     await assert.rejects(readClientHello(silentSocket, 100), (err: unknown) => err instanceof ClientHelloError && /not complete within 100 ms/.test(err.message));
     silent.destroy();
 
-    const closing = await connectClient(server.port);
+    const closing = await connect(server.port);
     const closingSocket = await server.accepted();
     closing.end(Buffer.from([22, 3, 1, 0, 200, 1]));
     await assert.rejects(readClientHello(closingSocket, 5_000), /connection closed before the TLS ClientHello was complete/);

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { closed, connect, deferred, readAll, refusedPort, sha256, startBlackHole, startEchoServer, startServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startBlackHole, startEchoServer, startServer, type TestServer } from '../helpers/servers.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { assertClosedWithoutAByte } from '../helpers/integration.js';
 import { deadlineWheel } from '../../src/proxy/deadline-wheel.js';
+import { deferred } from '../helpers/wait.js';
+import { closed, connect, readToEnd, sha256 } from '../helpers/sockets.js';
 
 describe('bridge: data integrity', { timeout: 120_000 }, () => {
   let echo: TestServer;
@@ -72,7 +74,7 @@ describe('bridge: data integrity', { timeout: 120_000 }, () => {
     const payloads = clients.map(() => randomBytes(32 * 1024));
     const results = await Promise.all(
       clients.map(async (client, i) => {
-        const done = readAll(client);
+        const done = readToEnd(client);
         client.end(payloads[i]);
         return done;
       }),
@@ -91,7 +93,7 @@ describe('bridge: half-close, close and reset', { timeout: 30_000 }, () => {
     const proxy = await startProxy(oneListener([server.address]));
     try {
       const client = await connect(proxy.port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('question');
       assert.equal((await reply).toString(), 'got question');
       const line = await proxy.waitForLog((l) => l.event === 'close');
@@ -113,7 +115,7 @@ describe('bridge: half-close, close and reset', { timeout: 30_000 }, () => {
     const proxy = await startProxy(oneListener([server.address]));
     try {
       const client = await connect(proxy.port);
-      assert.equal((await readAll(client)).toString(), 'bye');
+      assert.equal((await readToEnd(client)).toString(), 'bye');
       client.end('still talking');
       await serverDone.promise;
       assert.equal(serverReceived, 'still talking');
@@ -264,7 +266,7 @@ describe('bridge: access log and teardown', { timeout: 60_000 }, () => {
     try {
       const client = await connect(proxy.port);
       const clientPort = client.localPort;
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.write(Buffer.alloc(777, 2));
       assert.equal((await reply).length, 1234);
       client.end();
@@ -298,7 +300,7 @@ describe('bridge: access log and teardown', { timeout: 60_000 }, () => {
               client.resetAndDestroy();
               return;
             }
-            const reply = readAll(client);
+            const reply = readToEnd(client);
             client.end('hello');
             await reply;
           }),

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeadPeerSweep, type Watched } from '../../src/proxy/dead-peer-sweep.js';
-import { deferred } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
 
 /** An item that answers `answers` in turn, then false; `done` resolves at its last probe. */
 function item(...answers: boolean[]): Watched & { probes: number; done: Promise<void> } {

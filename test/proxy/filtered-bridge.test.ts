@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { connect, deferred, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
+import { startEchoServer, startServer } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
+import { connect, readToEnd, sha256 } from '../helpers/sockets.js';
 
 describe('filtered bridge', { timeout: 60_000 }, () => {
   it('replace works both ways and large payloads stay intact around it', async () => {
@@ -18,7 +20,7 @@ describe('filtered bridge', { timeout: 60_000 }, () => {
     );
     try {
       const client = await connect(proxy.port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       const filler = randomBytes(4 * 1024 * 1024).toString('base64').replace(/cat|dog|wolf/gi, 'xxx');
       client.write('a ca');
       client.write(`t and ${filler}`);
@@ -58,7 +60,7 @@ describe('filtered bridge', { timeout: 60_000 }, () => {
     const proxy = await startProxy(oneListener([echo.address], { inspect: { log_data: 'hex' } }));
     try {
       const client = await connect(proxy.port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('hello');
       assert.equal((await reply).toString(), 'hello');
       const line = await proxy.waitForLog((l) => l.event === 'data' && l.direction === 'to_upstream');

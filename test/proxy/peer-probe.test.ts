@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { endIfPeerGone, peerIsGone } from '../../src/proxy/peer-probe.js';
-import { until } from '../helpers/integration.js';
 import { makeTestCertificates } from '../protocol/test-certs.js';
+import { until } from '../helpers/wait.js';
 
 /** A connected pair; the accepted side stays paused (never read), as the proxy's paused directions. */
 async function pair(): Promise<{ server: Server; client: Socket; accepted: Socket }> {

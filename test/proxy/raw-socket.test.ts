@@ -14,7 +14,8 @@ import { RawSocket } from '../../src/proxy/raw-socket.js';
 import { deadlineWheel } from '../../src/proxy/deadline-wheel.js';
 import { destroySocket } from '../../src/proxy/destroy-socket.js';
 import { endWasReset } from '../../src/proxy/peer-probe.js';
-import { deferred, refusedPort } from '../helpers/servers.js';
+import { refusedPort } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
 
 const handles = tcpHandles as TcpHandles;
 

@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { readInPlace } from '../../src/proxy/read-in-place.js';
-import { until } from '../helpers/integration.js';
-import { sha256 } from '../helpers/servers.js';
+import { until } from '../helpers/wait.js';
+import { sha256 } from '../helpers/sockets.js';
 
 async function acceptPaused(): Promise<{ server: Server; client: Socket; accepted: Socket }> {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });

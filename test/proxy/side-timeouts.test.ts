@@ -15,7 +15,8 @@ import { describe, it } from 'node:test';
 import { buildSnapshot } from '../../src/config/load.js';
 import { parseCommandLine } from '../../src/cli/args.js';
 import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { closed, connect, startServer, type TestServer } from '../helpers/servers.js';
+import { startServer, type TestServer } from '../helpers/servers.js';
+import { closed, connect } from '../helpers/sockets.js';
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
 const EQUAL = { client_timeout: '300ms', server_timeout: '300ms' };

@@ -11,7 +11,9 @@ import { before, describe, it } from 'node:test';
 import { ProxyHeaderParser, encodeV2 } from '../../src/protocol/proxy-protocol.js';
 import { makeTestCertificates, type TestCertificates } from '../protocol/test-certs.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { closed, connect, deferred, readAll, sha256, startEchoServer, startServer } from '../helpers/servers.js';
+import { startEchoServer, startServer } from '../helpers/servers.js';
+import { deferred } from '../helpers/wait.js';
+import { closed, connect, readToEnd, sha256 } from '../helpers/sockets.js';
 
 describe('PROXY protocol', { timeout: 30_000 }, () => {
   for (const version of ['v1', 'v2'] as const) {
@@ -105,7 +107,7 @@ describe('PROXY protocol', { timeout: 30_000 }, () => {
     try {
       const good = await connect(proxy.port);
       const goodPort = good.localPort;
-      const reply = readAll(good);
+      const reply = readToEnd(good);
       good.write('PROXY TCP4 198.51.100.9 10.0.0.1 40000 443\r\n');
       good.end('hello');
       assert.equal((await reply).toString(), 'hello');
@@ -151,7 +153,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       await once(client, 'secureConnect');
       const version = client.getProtocol();
       const cipher = client.getCipher().name;
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('secret');
       assert.equal((await reply).toString(), 'secret');
       const line = await proxy.waitForLog((l) => l.event === 'close');
@@ -179,7 +181,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       raw.write('PROXY TCP4 198.51.100.7 10.0.0.1 40007 443\r\n');
       const client = tls.connect({ socket: raw, ca, servername: 'localhost' });
       await once(client, 'secureConnect');
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('through the header and the handshake');
       assert.equal((await reply).toString(), 'through the header and the handshake');
       const line = await terminating.waitForLog((l) => l.event === 'close');
@@ -195,7 +197,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       second.write(encodeV2({ family: 'tcp4', source: { address: '198.51.100.8', port: 40008 }, destination: { address: '10.0.0.1', port: 443 } }));
       const routedClient = tls.connect({ socket: second, ca, servername: 'a.example.com' });
       await once(routedClient, 'secureConnect');
-      const routedReply = readAll(routedClient);
+      const routedReply = readToEnd(routedClient);
       routedClient.end('routed by name');
       assert.equal((await routedReply).toString(), 'routed by name');
       const routedLine = await routing.waitForLog((l) => l.event === 'close');
@@ -222,7 +224,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       const [cert, key] = await Promise.all([readFile(certs.clientCert), readFile(certs.clientKey)]);
       const trusted = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, cert, key, servername: 'localhost' });
       await once(trusted, 'secureConnect');
-      const reply = readAll(trusted);
+      const reply = readToEnd(trusted);
       trusted.end('with cert');
       assert.equal((await reply).toString(), 'with cert');
       assert.equal(echo.accepted.length, 1);
@@ -240,7 +242,7 @@ describe('TLS', { timeout: 60_000 }, () => {
     const proxy = await startProxy(oneListener([`127.0.0.1:${port}`], { upstream_tls: { ca: certs.caCert, servername: 'localhost' } }));
     try {
       const client = await connect(proxy.port);
-      const reply = readAll(client);
+      const reply = readToEnd(client);
       client.end('to a TLS server');
       assert.equal((await reply).toString(), 'to a TLS server');
     } finally {
@@ -268,7 +270,7 @@ describe('TLS', { timeout: 60_000 }, () => {
       const ask = async (servername: string, payload: Buffer) => {
         const client = tls.connect({ port: proxy.port, host: '127.0.0.1', ca, servername });
         await once(client, 'secureConnect');
-        const reply = readAll(client);
+        const reply = readToEnd(client);
         client.end(payload);
         return (await reply).toString();
       };

@@ -8,8 +8,10 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import type { Proxy } from 'toxiproxy-node-client';
-import { connect, refusedPort, startServer, type TestServer } from '../helpers/servers.js';
+import { refusedPort, startServer, type TestServer } from '../helpers/servers.js';
 import { EchoClient, portOf, timeToClose, TIMER_SLACK_MS, toxiproxyAndEcho } from './helpers.js';
+import { connect } from '../helpers/sockets.js';
+import { pause, until } from '../helpers/wait.js';
 
 describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () => {
   const fixture = toxiproxyAndEcho();
@@ -106,10 +108,10 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
     client.write('held');
     await arrived;
     // Nothing may pass while the toxic is there: give it time to (wrongly) pass.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await pause(200);
     assert.equal(received, 0);
     await toxic.remove();
-    while (received < 4) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => received >= 4, 'the held bytes to pass once the toxic is gone');
     assert.equal(received, 4);
     client.destroy();
   });

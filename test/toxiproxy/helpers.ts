@@ -2,13 +2,13 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { after, before } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { createLogger } from '../../src/observability/logger.js';
 import { ToxiproxyServer } from '../../src/cli/toxiproxy-server.js';
 import { LogCollector } from '../helpers/log-collector.js';
-import { connect, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
+import { connect } from '../helpers/sockets.js';
 
 export interface TestToxiproxy {
   readonly url: string;
@@ -20,12 +20,7 @@ export interface TestToxiproxy {
 
 export async function startToxiproxy(configFile?: string): Promise<TestToxiproxy> {
   const logs = new LogCollector();
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logs.feed(chunk.toString());
-      callback();
-    },
-  });
+  const destination = logs.destination();
   const server = new ToxiproxyServer({ host: '127.0.0.1', port: 0, configFile, logger: createLogger({ level: 'info', destination }) });
   const { port } = await server.start();
   const url = `http://127.0.0.1:${port}`;
@@ -76,6 +71,18 @@ export class EchoClient {
     this.socket.write(Buffer.alloc(size, 0x61));
     await back;
     return performance.now() - started;
+  }
+
+  /** Sends `text` and resolves with what came back (through an echo upstream) once `length` bytes arrived. */
+  async exchange(text: string, length = text.length): Promise<string> {
+    let got = '';
+    const onData = (chunk: Buffer): void => void (got += chunk.toString());
+    this.socket.on('data', onData);
+    const done = this.receivedAtLeast(this.received + length);
+    this.socket.write(text);
+    await done;
+    this.socket.off('data', onData);
+    return got;
   }
 
   /** Resolves once `bytes` bytes in total have been received. */

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LogCollector } from '../helpers/log-collector.js';
 import { oneListener, startProxy } from '../helpers/proxy.js';
-import { connect, readAll, sha256, startEchoServer } from '../helpers/servers.js';
+import { startEchoServer } from '../helpers/servers.js';
 import { EchoClient, portOf, toxiproxyAndEcho } from './helpers.js';
+import { connect, readToEnd, sha256 } from '../helpers/sockets.js';
 
 interface Answer {
   status: number;
@@ -123,7 +124,7 @@ describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
     await api('POST', '/proxies/h4/toxics', { name: 'slow-up', type: 'latency', stream: 'upstream', attributes: { latency: 100, jitter: 50 } });
     await api('POST', '/proxies/h4/toxics', { name: 'thin', type: 'bandwidth', stream: 'downstream', attributes: { rate: 2000 } });
     const client = await connect(port);
-    const reply = readAll(client);
+    const reply = readToEnd(client);
     const payload = randomBytes(2 * 1024 * 1024);
     let written = 0;
     const step = 64 * 1024;

@@ -2,9 +2,12 @@
  * The dashboard served at GET /: one self-contained HTML page (inline style, inline script,
  * SVG charts drawn by the script; nothing is fetched from elsewhere). The Content-Security-Policy
  * allows exactly this style and this script, by hash, and network access only to this origin.
+ *
+ * The script is browser/dashboard.ts, compiled by its own tsconfig next to this module. It is
+ * read on the first request for the page, not at start: a proxy nobody looks at never pays for it.
  */
 import { createHash } from 'node:crypto';
-import { DASHBOARD_SCRIPT } from './script.js';
+import { readFile } from 'node:fs/promises';
 import { DASHBOARD_STYLE } from './style.js';
 
 export interface DashboardPage {
@@ -69,15 +72,18 @@ function sha256Source(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }
 
-function buildPage(): DashboardPage {
+const SCRIPT_FILE = new URL('./browser/dashboard.js', import.meta.url);
+
+async function buildPage(): Promise<DashboardPage> {
+  const script = await readFile(SCRIPT_FILE, 'utf8');
   const html =
     '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
     '<title>tcpproxy dashboard</title><link rel="icon" href="data:,">' +
-    `<style>${DASHBOARD_STYLE}</style></head><body>${BODY}<script>${DASHBOARD_SCRIPT}</script></body></html>\n`;
+    `<style>${DASHBOARD_STYLE}</style></head><body>${BODY}<script>${script}</script></body></html>\n`;
   const contentSecurityPolicy = [
     "default-src 'none'",
-    `script-src ${sha256Source(DASHBOARD_SCRIPT)}`,
+    `script-src ${sha256Source(script)}`,
     `style-src ${sha256Source(DASHBOARD_STYLE)}`,
     "connect-src 'self'",
     'img-src data:',
@@ -88,8 +94,13 @@ function buildPage(): DashboardPage {
   return { html, contentSecurityPolicy };
 }
 
-const PAGE = buildPage();
+let page: Promise<DashboardPage> | undefined;
 
-export function dashboardPage(): DashboardPage {
-  return PAGE;
+/** The page, built once; a failed read (a build without the script) is retried on the next request. */
+export function dashboardPage(): Promise<DashboardPage> {
+  page ??= buildPage().catch((error: unknown) => {
+    page = undefined;
+    throw error;
+  });
+  return page;
 }

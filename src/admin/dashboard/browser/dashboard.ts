@@ -1,30 +1,69 @@
 /**
- * The dashboard's browser script (plain modern JavaScript; it runs in the page, not in Node,
- * so it is a string here). Every REFRESH it fetches /api/stats and the ten busiest connections,
- * derives rates from counter differences, keeps a short history for the charts, and updates
- * the page in place (rows are keyed, so a button under the pointer is never replaced mid-click).
- * Data is only ever inserted as text, never as HTML.
+ * The dashboard's browser script (compiled by its own tsconfig against the DOM library and
+ * inlined into the page by ../page.ts). Every REFRESH it fetches /api/stats and the ten
+ * busiest connections, derives rates from counter differences, keeps a short history for the
+ * charts, and updates the page in place (rows are keyed, so a button under the pointer is never
+ * replaced mid-click). Data is only ever inserted as text, never as HTML.
  *
  * `?refresh=MS` changes the poll interval (minimum 200 ms); `#token=T` hands over the admin
  * token, which is then kept in sessionStorage and removed from the address bar.
  *
- * Written without template literals: this file is itself one.
+ * A classic script, not a module (no top-level import or export), wrapped in a function so
+ * that nothing leaks into the page's globals.
  */
-export const DASHBOARD_SCRIPT = String.raw`
+type StatsPayload = import('../../api-payloads.js').StatsPayload;
+type ConnectionInfo = import('../../api-payloads.js').ConnectionInfo;
+type ListenerInfo = import('../../api-payloads.js').ListenerInfo;
+type UpstreamView = import('../../api-payloads.js').UpstreamView;
+type ListenerStats = StatsPayload['listeners'][number];
+type UpstreamStats = StatsPayload['upstreams'][number];
+
 (() => {
-  'use strict';
+  /** One listener's figures of this poll, with the rates derived from the previous one. */
+  interface ListenerRow {
+    listener: ListenerStats;
+    refused: number;
+    newRate: number;
+    inRate: number;
+    outRate: number;
+    refusedRate: number;
+  }
+  type ChartField = 'active' | 'throughput';
+  interface HistoryPoint {
+    time: number;
+    listeners: Record<string, Record<ChartField, number>>;
+  }
+
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
   const refreshParam = Number(new URLSearchParams(location.search).get('refresh'));
   const REFRESH_MS = refreshParam >= 200 ? refreshParam : 1000;
   const HISTORY_POINTS = 60;
 
-  const state = { token: takeToken(), previous: null, history: [], colors: new Map(), timer: 0, capturing: new Set() };
-  const el = (id) => document.getElementById(id);
+  const state = {
+    token: takeToken(),
+    previous: null as StatsPayload | null,
+    history: [] as HistoryPoint[],
+    colors: new Map<string, string>(),
+    timer: 0,
+    capturing: new Set<string>(),
+  };
+
+  /** The page's fixed elements (page.ts): a missing one is a bug in the page, not a state to handle. */
+  function el<T extends Element = HTMLElement>(id: string): T {
+    const node = document.getElementById(id);
+    if (node === null) throw new Error('dashboard: no element #' + id);
+    return node as unknown as T;
+  }
+  function summaryValue(name: string): HTMLElement {
+    const node = document.querySelector<HTMLElement>('[data-testid="summary-' + name + '"]');
+    if (node === null) throw new Error('dashboard: no summary ' + name);
+    return node;
+  }
 
   class AuthError extends Error {}
 
-  function takeToken() {
+  function takeToken(): string {
     const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
     if (fromHash) {
       sessionStorage.setItem('tcpproxy-admin-token', fromHash);
@@ -33,51 +72,65 @@ export const DASHBOARD_SCRIPT = String.raw`
     return sessionStorage.getItem('tcpproxy-admin-token') || '';
   }
 
-  async function api(method, path, body) {
-    const headers = state.token ? { Authorization: 'Bearer ' + state.token } : {};
-    const init = { method: method, headers: headers, cache: 'no-store' };
+  function authHeaders(): Record<string, string> {
+    return state.token ? { Authorization: 'Bearer ' + state.token } : {};
+  }
+
+  async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers = authHeaders();
+    const init: RequestInit = { method: method, headers: headers, cache: 'no-store' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
     const response = await fetch(path, init);
     if (response.status === 401) throw new AuthError('token required');
-    const answer = await response.json().catch(() => null);
-    if (!response.ok) throw new Error((answer && answer.error) || method + ' ' + path + ': HTTP ' + response.status);
-    return answer;
+    const answer = (await response.json().catch(() => null)) as unknown;
+    if (!response.ok) throw new Error(errorText(answer) || method + ' ' + path + ': HTTP ' + response.status);
+    return answer as T;
+  }
+
+  /** The `error` field of an API error document, when there is one. */
+  function errorText(answer: unknown): string {
+    if (typeof answer !== 'object' || answer === null || !('error' in answer)) return '';
+    return answer.error ? String(answer.error) : '';
+  }
+
+  function messageOf(error: unknown): string {
+    return error instanceof Error ? error.message : String(error);
   }
 
   // ---- formatting ----
   const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
   const decimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
-  function count(n) { return integer.format(n); }
-  function rate(n) { return n < 10 && n > 0 ? decimal.format(n) : integer.format(n); }
-  function bytes(n) {
+  function count(n: number): string { return integer.format(n); }
+  function rate(n: number): string { return n < 10 && n > 0 ? decimal.format(n) : integer.format(n); }
+  function bytes(n: number): string {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i === 0 ? integer.format(n) : decimal.format(n)) + ' ' + units[i];
   }
-  function duration(ms) {
+  function duration(ms: number): string {
     const s = Math.floor(ms / 1000);
     if (s < 60) return s + 's';
     if (s < 3600) return Math.floor(s / 60) + 'm ' + String(s % 60).padStart(2, '0') + 's';
     return Math.floor(s / 3600) + 'h ' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
   }
-  function sum(record) { let total = 0; for (const key in record) total += record[key]; return total; }
+  function sum(record: Readonly<Record<string, number>>): number { let total = 0; for (const key in record) total += record[key]; return total; }
 
   // ---- small DOM helpers ----
-  function setValue(node, value, text) {
+  function setValue(node: HTMLElement, value: number | string, text: string): void {
     node.dataset.value = String(value);
     node.textContent = text;
   }
-  function cell(text, className) {
+  function cell(text: string, className?: string): HTMLTableCellElement {
     const td = document.createElement('td');
     if (className) td.className = className;
     td.textContent = text;
     return td;
   }
-  function button(label, action, data, danger) {
+  function button(label: string, action: string, data: Record<string, string>, danger?: boolean): HTMLButtonElement {
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = label;
@@ -87,10 +140,10 @@ export const DASHBOARD_SCRIPT = String.raw`
     return b;
   }
   // Updates tbody to one row per item, reusing rows by key and moving them only when out of order.
-  function syncRows(tbody, items, keyOf, fill, emptyText, columns) {
-    const existing = new Map();
+  function syncRows<T>(tbody: HTMLTableSectionElement, items: readonly T[], keyOf: (item: T) => string, fill: (tr: HTMLTableRowElement, item: T) => void, emptyText: string, columns: number): void {
+    const existing = new Map<string | undefined, HTMLTableRowElement>();
     for (const tr of Array.from(tbody.rows)) existing.set(tr.dataset.key, tr);
-    const wanted = new Set();
+    const wanted = new Set<string>();
     items.forEach((item, index) => {
       const key = keyOf(item);
       wanted.add(key);
@@ -99,7 +152,7 @@ export const DASHBOARD_SCRIPT = String.raw`
       fill(tr, item);
       if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
     });
-    for (const [key, tr] of existing) if (!wanted.has(key)) tr.remove();
+    for (const [key, tr] of existing) if (key === undefined || !wanted.has(key)) tr.remove();
     if (items.length === 0) {
       const tr = document.createElement('tr');
       tr.dataset.key = '';
@@ -109,39 +162,44 @@ export const DASHBOARD_SCRIPT = String.raw`
       tbody.replaceChildren(tr);
     }
   }
-  function colorOf(name) {
-    if (!state.colors.has(name)) state.colors.set(name, COLORS[state.colors.size % COLORS.length]);
-    return state.colors.get(name);
+  function colorOf(name: string): string {
+    let color = state.colors.get(name);
+    if (color === undefined) {
+      color = COLORS[state.colors.size % COLORS.length];
+      state.colors.set(name, color);
+    }
+    return color;
   }
 
   // ---- charts: SVG line charts over the kept history ----
-  function niceCeiling(v) {
+  function niceCeiling(v: number): number {
     if (v <= 0) return 1;
     const magnitude = Math.pow(10, Math.floor(Math.log10(v)));
     for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= v) return step * magnitude;
     return 10 * magnitude;
   }
-  function svg(tag, attributes) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const key in attributes) node.setAttribute(key, attributes[key]);
+  function svg(tag: string, attributes: Record<string, string | number>): SVGElement {
+    const node = document.createElementNS(SVG_NS, tag) as SVGElement;
+    for (const key in attributes) node.setAttribute(key, String(attributes[key]));
     return node;
   }
-  function drawChart(svgNode, legendNode, field, format) {
+  function drawChart(svgNode: SVGSVGElement, legendNode: HTMLElement, field: ChartField, format: (value: number) => string): void {
     const width = svgNode.clientWidth || 600;
     const height = svgNode.clientHeight || 190;
     const left = 64, right = 8, top = 8, bottom = 20;
     const plotW = width - left - right, plotH = height - top - bottom;
     svgNode.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
     const points = state.history;
-    const names = points.length ? Object.keys(points[points.length - 1].listeners) : [];
+    const last = points[points.length - 1];
+    const names = last ? Object.keys(last.listeners) : [];
     let max = 0;
-    for (const p of points) for (const name of names) max = Math.max(max, (p.listeners[name] || {})[field] || 0);
+    for (const p of points) for (const name of names) max = Math.max(max, p.listeners[name]?.[field] || 0);
     max = niceCeiling(max);
-    const newest = points.length ? points[points.length - 1].time : 0;
+    const newest = last ? last.time : 0;
     const span = HISTORY_POINTS * REFRESH_MS;
-    const x = (t) => left + plotW * (1 - (newest - t) / span);
-    const y = (v) => top + plotH * (1 - v / max);
-    const nodes = [];
+    const x = (t: number) => left + plotW * (1 - (newest - t) / span);
+    const y = (v: number) => top + plotH * (1 - v / max);
+    const nodes: SVGElement[] = [];
     for (const fraction of [0, 0.5, 1]) {
       const yy = y(max * fraction);
       nodes.push(svg('line', { class: 'gridline', x1: left, x2: width - right, y1: yy, y2: yy }));
@@ -155,11 +213,16 @@ export const DASHBOARD_SCRIPT = String.raw`
     now.textContent = 'now';
     nodes.push(ago, now);
     for (const name of names) {
-      const series = points.filter((p) => p.listeners[name] !== undefined);
-      if (series.length < 2) continue;
-      const line = series.map((p, i) => (i ? 'L' : 'M') + x(p.time).toFixed(1) + ' ' + y(p.listeners[name][field]).toFixed(1)).join(' ');
+      const series = points.flatMap((p) => {
+        const values = p.listeners[name];
+        return values === undefined ? [] : [{ time: p.time, value: values[field] }];
+      });
+      const first = series[0];
+      const final = series[series.length - 1];
+      if (first === undefined || final === undefined || series.length < 2) continue;
+      const line = series.map((p, i) => (i ? 'L' : 'M') + x(p.time).toFixed(1) + ' ' + y(p.value).toFixed(1)).join(' ');
       const base = y(0).toFixed(1);
-      const area = line + ' L' + x(series[series.length - 1].time).toFixed(1) + ' ' + base + ' L' + x(series[0].time).toFixed(1) + ' ' + base + ' Z';
+      const area = line + ' L' + x(final.time).toFixed(1) + ' ' + base + ' L' + x(first.time).toFixed(1) + ' ' + base + ' Z';
       nodes.push(svg('path', { class: 'area', d: area, fill: colorOf(name) }));
       nodes.push(svg('path', { class: 'line', d: line, stroke: colorOf(name), 'data-listener': name }));
     }
@@ -175,12 +238,12 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // ---- rendering ----
-  function render(stats, connections, control) {
+  function render(stats: StatsPayload, connections: ConnectionInfo[], control: ListenerInfo[]): void {
     const previous = state.previous;
     const seconds = previous ? (stats.time - previous.time) / 1000 : 0;
     const before = new Map(previous ? previous.listeners.map((l) => [l.name, l]) : []);
-    const perSecond = (now, then) => (seconds > 0 && then !== undefined ? Math.max(0, (now - then) / seconds) : 0);
-    const rows = stats.listeners.map((l) => {
+    const perSecond = (now: number, then: number | undefined) => (seconds > 0 && then !== undefined ? Math.max(0, (now - then) / seconds) : 0);
+    const rows = stats.listeners.map((l): ListenerRow => {
       const p = before.get(l.name);
       return {
         listener: l,
@@ -193,15 +256,15 @@ export const DASHBOARD_SCRIPT = String.raw`
     });
     state.previous = stats;
     if (previous) {
-      const point = { time: stats.time, listeners: {} };
+      const point: HistoryPoint = { time: stats.time, listeners: {} };
       for (const r of rows) point.listeners[r.listener.name] = { active: r.listener.active, throughput: r.inRate + r.outRate };
       state.history.push(point);
       if (state.history.length > HISTORY_POINTS) state.history.shift();
     }
     renderSummary(rows, stats.upstreams);
     renderCluster(stats.cluster);
-    drawChart(el('chart-active'), el('legend-active'), 'active', count);
-    drawChart(el('chart-throughput'), el('legend-throughput'), 'throughput', (v) => bytes(v) + '/s');
+    drawChart(el<SVGSVGElement>('chart-active'), el('legend-active'), 'active', count);
+    drawChart(el<SVGSVGElement>('chart-throughput'), el('legend-throughput'), 'throughput', (v) => bytes(v) + '/s');
     el('window-hint').textContent = 'last ' + Math.round((HISTORY_POINTS * REFRESH_MS) / 1000) + ' s';
     renderListeners(rows, new Map(control.map((l) => [l.name, l])));
     renderUpstreams(stats.upstreams);
@@ -209,37 +272,36 @@ export const DASHBOARD_SCRIPT = String.raw`
     renderConnections(connections, stats.run_time_control === true);
   }
 
-  function total(rows, pick) { let t = 0; for (const r of rows) t += pick(r); return t; }
+  function total(rows: readonly ListenerRow[], pick: (row: ListenerRow) => number): number { let t = 0; for (const r of rows) t += pick(r); return t; }
 
-  function renderSummary(rows, upstreams) {
-    const summary = (name) => document.querySelector('[data-testid="summary-' + name + '"]');
+  function renderSummary(rows: readonly ListenerRow[], upstreams: readonly UpstreamStats[]): void {
     const active = total(rows, (r) => r.listener.active);
-    setValue(summary('active'), active, count(active));
+    setValue(summaryValue('active'), active, count(active));
     el('summary-active-sub').textContent = rows.length + (rows.length === 1 ? ' listener' : ' listeners') +
       ', ' + count(total(rows, (r) => r.listener.queue_length)) + ' queued';
     const newRate = total(rows, (r) => r.newRate);
-    setValue(summary('connection-rate'), newRate, rate(newRate) + '/s');
+    setValue(summaryValue('connection-rate'), newRate, rate(newRate) + '/s');
     el('summary-connection-rate-sub').textContent = count(total(rows, (r) => r.listener.connections_total)) + ' in total';
     const inRate = total(rows, (r) => r.inRate);
-    setValue(summary('in-rate'), inRate, bytes(inRate) + '/s');
+    setValue(summaryValue('in-rate'), inRate, bytes(inRate) + '/s');
     el('summary-in-rate-sub').textContent = bytes(total(rows, (r) => r.listener.bytes_from_client)) + ' in total';
     const outRate = total(rows, (r) => r.outRate);
-    setValue(summary('out-rate'), outRate, bytes(outRate) + '/s');
+    setValue(summaryValue('out-rate'), outRate, bytes(outRate) + '/s');
     el('summary-out-rate-sub').textContent = bytes(total(rows, (r) => r.listener.bytes_to_client)) + ' in total';
     const refused = total(rows, (r) => r.refused);
-    setValue(summary('refusals'), refused, count(refused));
+    setValue(summaryValue('refusals'), refused, count(refused));
     el('summary-refusals-sub').textContent = rate(total(rows, (r) => r.refusedRate)) + '/s now';
     const up = upstreams.filter((u) => u.state !== 'down').length;
-    setValue(summary('upstreams'), up, up + ' / ' + upstreams.length);
+    setValue(summaryValue('upstreams'), up, up + ' / ' + upstreams.length);
     const draining = upstreams.filter((u) => u.state === 'draining').length;
     el('summary-upstreams-sub').textContent = draining + ' draining, ' + (upstreams.length - up) + ' down';
   }
 
   // limits_scope: cluster: the Redis link's state and, per listener, connections here / in the whole cluster.
-  function renderCluster(cluster) {
+  function renderCluster(cluster: StatsPayload['cluster']): void {
     el('cluster-card').hidden = !cluster;
     if (!cluster) return;
-    const value = document.querySelector('[data-testid="summary-cluster"]');
+    const value = summaryValue('cluster');
     setValue(value, cluster.state, cluster.state);
     value.className = 'value ' + (cluster.state === 'up' ? 'ok' : 'bad');
     const counts = cluster.listeners.map((l) => l.name + ' ' + count(l.local) + ' here / ' + count(l.cluster) + ' all');
@@ -248,8 +310,8 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // Run-time control: listeners created at run time are marked, live filters named.
-  function renderListeners(rows, control) {
-    syncRows(el('listeners'), rows, (r) => r.listener.name, (tr, r) => {
+  function renderListeners(rows: readonly ListenerRow[], control: ReadonlyMap<string, ListenerInfo>): void {
+    syncRows(el<HTMLTableSectionElement>('listeners'), rows, (r) => r.listener.name, (tr, r) => {
       const l = r.listener;
       tr.dataset.listener = l.name;
       const swatch = document.createElement('span');
@@ -257,14 +319,15 @@ export const DASHBOARD_SCRIPT = String.raw`
       swatch.style.background = colorOf(l.name);
       const name = cell('');
       name.append(swatch, l.name);
+      const info = control.get(l.name);
       const cells = [
         name,
         cell(count(l.active), 'num'), cell(count(l.connections_total), 'num'), cell(rate(r.newRate), 'num'),
         cell(bytes(r.inRate) + '/s', 'num'), cell(bytes(r.outRate) + '/s', 'num'),
         cell(count(l.queue_length), 'num'), cell(count(r.refused), 'num'),
-        cell((control.get(l.name) || { live_filters: [] }).live_filters.map((f) => f.name + ' (' + f.type + ')').join(', ')),
+        cell((info ? info.live_filters : []).map((f) => String(f.name) + ' (' + String(f.type) + ')').join(', ')),
       ];
-      if (control.get(l.name) && control.get(l.name).runtime) name.append(' (run time)');
+      if (info && info.runtime) name.append(' (run time)');
       const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused', 'live_filters'];
       cells.forEach((c, i) => { c.dataset.field = fields[i]; });
       cells[1].dataset.value = String(l.active);
@@ -273,8 +336,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     }, 'No listeners', 9);
   }
 
-  function renderUpstreams(upstreams) {
-    syncRows(el('upstreams'), upstreams, (u) => u.listener + ' ' + u.address, (tr, u) => {
+  function renderUpstreams(upstreams: readonly UpstreamStats[]): void {
+    syncRows(el<HTMLTableSectionElement>('upstreams'), upstreams, (u) => u.listener + ' ' + u.address, (tr, u) => {
       tr.dataset.upstream = u.listener + ' ' + u.address;
       const badge = document.createElement('span');
       badge.className = 'badge ' + u.state;
@@ -289,8 +352,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     }, 'No upstreams', 7);
   }
 
-  function renderRefusals(listeners) {
-    const byReason = {};
+  function renderRefusals(listeners: readonly ListenerStats[]): void {
+    const byReason: Record<string, number> = {};
     for (const l of listeners) for (const reason in l.rejections) byReason[reason] = (byReason[reason] || 0) + l.rejections[reason];
     const reasons = Object.keys(byReason);
     const max = Math.max(1, ...reasons.map((r) => byReason[r]));
@@ -318,8 +381,8 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // On-demand capture: "Capture" starts a pcap of the connection, "Save pcap" stops it and downloads it.
-  function renderConnections(connections, canCapture) {
-    syncRows(el('connections'), connections, (c) => c.id, (tr, c) => {
+  function renderConnections(connections: readonly ConnectionInfo[], canCapture: boolean): void {
+    syncRows(el<HTMLTableSectionElement>('connections'), connections, (c) => c.id, (tr, c) => {
       tr.dataset.connectionId = c.id;
       const actionCell = cell('', 'num');
       if (canCapture) {
@@ -333,10 +396,10 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // ---- run-time upstream management ----
-  function upstreamsPath(listener) { return '/api/listeners/' + encodeURIComponent(listener) + '/upstreams'; }
+  function upstreamsPath(listener: string): string { return '/api/listeners/' + encodeURIComponent(listener) + '/upstreams'; }
 
-  function syncListenerChoice(listeners) {
-    const select = el('manage-listener');
+  function syncListenerChoice(listeners: readonly ListenerStats[]): string {
+    const select = el<HTMLSelectElement>('manage-listener');
     const names = listeners.map((l) => l.name);
     if (Array.from(select.options).map((o) => o.value).join('\n') !== names.join('\n')) {
       const chosen = select.value;
@@ -352,7 +415,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   // An input the operator is editing keeps what they typed until saved.
-  function numberInput(name, value) {
+  function numberInput(name: string, value: number | null): HTMLInputElement {
     const input = document.createElement('input');
     input.type = 'number';
     input.min = '1';
@@ -363,13 +426,13 @@ export const DASHBOARD_SCRIPT = String.raw`
     input.addEventListener('input', () => { input.dataset.dirty = '1'; });
     return input;
   }
-  function refreshInput(input, value) {
+  function refreshInput(input: HTMLInputElement, value: number | null): void {
     if (input.dataset.dirty || document.activeElement === input) return;
     input.value = value === null ? '' : String(value);
   }
 
-  function renderManaged(listener, upstreams) {
-    syncRows(el('manage-upstreams'), upstreams, (u) => u.address, (tr, u) => {
+  function renderManaged(listener: string, upstreams: readonly UpstreamView[]): void {
+    syncRows(el<HTMLTableSectionElement>('manage-upstreams'), upstreams, (u) => u.address, (tr, u) => {
       tr.dataset.managed = u.address;
       tr.dataset.listener = listener;
       if (!tr.querySelector('input')) {
@@ -382,137 +445,145 @@ export const DASHBOARD_SCRIPT = String.raw`
           ' ', button('Remove', 'remove-upstream', { listener: listener, address: u.address }, true));
         tr.replaceChildren(cell(u.address, 'mono'), cell('', 'mono'), cell('', 'num'), weight, max, actions);
       }
+      // The row's six cells, made above when the row was new.
       const cells = tr.cells;
       cells[1].textContent = u.endpoints.map((e) => e.address + ' ' + e.state).join(', ') || 'unresolved';
       let active = 0;
       for (const e of u.endpoints) active += e.active;
       setValue(cells[2], active, count(active));
       cells[3].dataset.value = String(u.weight);
-      refreshInput(cells[3].firstChild, u.weight);
-      refreshInput(cells[4].firstChild, u.max_connections);
+      refreshInput(cells[3].firstChild as HTMLInputElement, u.weight);
+      refreshInput(cells[4].firstChild as HTMLInputElement, u.max_connections);
     }, 'No upstreams', 6);
   }
 
-  async function refreshManaged(listeners) {
+  async function refreshManaged(listeners: readonly ListenerStats[]): Promise<void> {
     const listener = syncListenerChoice(listeners);
     if (!listener) return;
-    renderManaged(listener, await api('GET', upstreamsPath(listener)));
+    renderManaged(listener, await api<UpstreamView[]>('GET', upstreamsPath(listener)));
   }
 
-  function positiveOrNull(text) {
+  function positiveOrNull(text: string): number | null {
     return text.trim() === '' ? null : Number(text);
   }
 
-  async function saveUpstream(d) {
-    const row = Array.from(el('manage-upstreams').rows).find((tr) => tr.dataset.managed === d.address);
-    const weight = row.querySelector('input[name=weight]');
-    const max = row.querySelector('input[name=max_connections]');
-    const body = { max_connections: positiveOrNull(max.value) };
+  async function saveUpstream(d: DOMStringMap): Promise<void> {
+    const address = d.address ?? '';
+    const row = Array.from(el<HTMLTableSectionElement>('manage-upstreams').rows).find((tr) => tr.dataset.managed === address);
+    const weight = row?.querySelector<HTMLInputElement>('input[name=weight]');
+    const max = row?.querySelector<HTMLInputElement>('input[name=max_connections]');
+    if (!weight || !max) throw new Error('no upstream ' + address + ' on the page');
+    const body: { max_connections: number | null; weight?: number } = { max_connections: positiveOrNull(max.value) };
     if (weight.value.trim() !== '') body.weight = Number(weight.value);
-    await api('PATCH', upstreamsPath(d.listener) + '/' + encodeURIComponent(d.address), body);
+    await api('PATCH', upstreamsPath(d.listener ?? '') + '/' + encodeURIComponent(address), body);
     delete weight.dataset.dirty;
     delete max.dataset.dirty;
-    toast('saved ' + d.address);
+    toast('saved ' + address);
   }
 
   // ---- status, polling, actions ----
-  function setStatus(kind, text) {
+  function setStatus(kind: 'live' | 'offline', text: string): void {
     const pill = el('status');
     pill.className = 'pill ' + kind;
-    pill.textContent = kind === 'live' ? 'live' : kind === 'offline' ? 'offline' : 'connecting';
+    pill.textContent = kind;
     el('updated').textContent = text;
   }
-  function toast(text) {
+  function toast(text: string): void {
     el('toast').textContent = text;
   }
 
-  async function refresh() {
+  async function refresh(): Promise<void> {
     clearTimeout(state.timer);
     try {
-      const results = await Promise.all([api('GET', '/api/stats'), api('GET', '/api/connections?sort=bytes&limit=10')]);
+      const [stats, connections] = await Promise.all([
+        api<StatsPayload>('GET', '/api/stats'),
+        api<ConnectionInfo[]>('GET', '/api/connections?sort=bytes&limit=10'),
+      ]);
       // Run-time control is there with one process only (the stats say so).
-      const control = results[0].run_time_control ? await api('GET', '/api/listeners') : [];
+      const control = stats.run_time_control ? await api<ListenerInfo[]>('GET', '/api/listeners') : [];
       el('auth').hidden = true;
-      render(results[0], results[1], control);
-      await refreshManaged(results[0].listeners);
-      setStatus('live', 'updated ' + new Date(results[0].time).toLocaleTimeString());
+      render(stats, connections, control);
+      await refreshManaged(stats.listeners);
+      setStatus('live', 'updated ' + new Date(stats.time).toLocaleTimeString());
     } catch (error) {
       if (error instanceof AuthError) {
         el('auth').hidden = false;
         setStatus('offline', 'token required');
         return; // polling resumes when a token is entered
       }
-      setStatus('offline', error.message);
+      setStatus('offline', messageOf(error));
     }
     state.timer = setTimeout(refresh, REFRESH_MS);
   }
 
-  async function act(target) {
+  async function act(target: HTMLElement): Promise<void> {
     const d = target.dataset;
+    const id = d.id ?? '';
+    const address = d.address ?? '';
     try {
-      const capturePath = '/api/connections/' + encodeURIComponent(d.id) + '/capture';
+      const capturePath = '/api/connections/' + encodeURIComponent(id) + '/capture';
       if (d.action === 'close') {
-        await api('DELETE', '/api/connections/' + encodeURIComponent(d.id));
-        toast('closed connection ' + d.id);
+        await api('DELETE', '/api/connections/' + encodeURIComponent(id));
+        toast('closed connection ' + id);
       } else if (d.action === 'save-upstream') {
         await saveUpstream(d);
       } else if (d.action === 'remove-upstream') {
-        await api('DELETE', upstreamsPath(d.listener) + '/' + encodeURIComponent(d.address));
-        toast('removed ' + d.address + ': open connections finish');
+        await api('DELETE', upstreamsPath(d.listener ?? '') + '/' + encodeURIComponent(address));
+        toast('removed ' + address + ': open connections finish');
       } else if (d.action === 'capture') {
         await api('POST', capturePath);
-        state.capturing.add(d.id);
-        toast('capturing connection ' + d.id);
+        state.capturing.add(id);
+        toast('capturing connection ' + id);
       } else if (d.action === 'save-capture') {
-        state.capturing.delete(d.id);
+        state.capturing.delete(id);
         await api('DELETE', capturePath);
-        const response = await fetch(capturePath, { headers: state.token ? { Authorization: 'Bearer ' + state.token } : {}, cache: 'no-store' });
+        const response = await fetch(capturePath, { headers: authHeaders(), cache: 'no-store' });
         if (!response.ok) throw new Error('capture download: HTTP ' + response.status);
         const link = document.createElement('a');
         link.href = URL.createObjectURL(await response.blob());
-        link.download = 'tcpproxy-connection-' + d.id + '.pcap';
+        link.download = 'tcpproxy-connection-' + id + '.pcap';
         link.click();
         setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-        toast('saved the capture of connection ' + d.id);
+        toast('saved the capture of connection ' + id);
       } else {
-        await api('POST', '/api/upstreams/' + encodeURIComponent(d.listener) + '/' + encodeURIComponent(d.address) + '/' + d.action);
-        toast(d.action + ' ' + d.address);
+        await api('POST', '/api/upstreams/' + encodeURIComponent(d.listener ?? '') + '/' + encodeURIComponent(address) + '/' + d.action);
+        toast(d.action + ' ' + address);
       }
     } catch (error) {
-      toast(error.message);
+      toast(messageOf(error));
     }
-    refresh();
+    void refresh();
   }
 
   document.addEventListener('click', (event) => {
-    const target = event.target.closest('button[data-action]');
-    if (target) act(target);
+    const target = event.target instanceof Element ? event.target.closest<HTMLElement>('button[data-action]') : null;
+    if (target) void act(target);
   });
   el('manage-listener').addEventListener('change', () => {
     el('manage-upstreams').replaceChildren();
-    refresh();
+    void refresh();
   });
-  el('add-upstream').addEventListener('submit', async (event) => {
+  const addForm = el<HTMLFormElement>('add-upstream');
+  addForm.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const form = event.target;
-    const body = { address: form.elements.address.value.trim() };
-    if (form.elements.weight.value !== '') body.weight = Number(form.elements.weight.value);
-    if (form.elements.max_connections.value !== '') body.max_connections = Number(form.elements.max_connections.value);
+    const field = (name: string) => (addForm.elements.namedItem(name) as HTMLInputElement).value;
+    const body: { address: string; weight?: number; max_connections?: number } = { address: field('address').trim() };
+    if (field('weight') !== '') body.weight = Number(field('weight'));
+    if (field('max_connections') !== '') body.max_connections = Number(field('max_connections'));
     try {
-      await api('POST', upstreamsPath(el('manage-listener').value), body);
+      await api('POST', upstreamsPath(el<HTMLSelectElement>('manage-listener').value), body);
       toast('added ' + body.address);
-      form.reset();
+      addForm.reset();
     } catch (error) {
-      toast(error.message);
+      toast(messageOf(error));
     }
-    refresh();
+    void refresh();
   });
   el('auth').addEventListener('submit', (event) => {
     event.preventDefault();
-    state.token = el('token').value.trim();
+    state.token = el<HTMLInputElement>('token').value.trim();
     sessionStorage.setItem('tcpproxy-admin-token', state.token);
-    refresh();
+    void refresh();
   });
-  refresh();
+  void refresh();
 })();
-`;
