@@ -1,4 +1,5 @@
-import { createBalancer, type BalanceStrategy } from './balancer.js';
+import type { BalanceStrategy } from './balancer.js';
+import { createBalancer } from './create-balancer.js';
 import { Endpoint } from './endpoint.js';
 
 /** Connections held at once in the simulation: picks see endpoints with varying load. */

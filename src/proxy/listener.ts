@@ -16,6 +16,7 @@ import { formatPeer, logClose, logReject, unmapIPv4, type RejectReason } from '.
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
 import type { ListenerContext } from './listener-context.js';
+import type { ListenerState } from './listener-state.js';
 
 export class ListenError extends Error {
   constructor(
@@ -35,21 +36,22 @@ export function listenError(what: string, host: string, port: number, error: Nod
 export class Listener {
   private readonly server: net.Server;
 
-  constructor(private context: ListenerContext) {
+  /** Each accepted client gets the plan `state` has in force then (a reload swaps it there). */
+  constructor(private readonly state: ListenerState) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
   }
 
   get name(): string {
-    return this.context.name;
+    return this.state.name;
   }
 
   get connections(): Set<Bridge> {
-    return this.context.connections;
+    return this.state.connections;
   }
 
   /** Binds the port; rejects with a one-line ListenError saying which address and why. */
-  listen(): Promise<AddressInfo> {
-    const { host, port } = this.context.config.listen;
+  listen(address: { readonly host: string; readonly port: number }): Promise<AddressInfo> {
+    const { host, port } = address;
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => {
         this.server.off('listening', onListening);
@@ -71,11 +73,6 @@ export class Listener {
     return this.server.address() as AddressInfo;
   }
 
-  /** Reload: new connections follow the new context; established ones keep theirs. */
-  use(context: ListenerContext): void {
-    this.context = context;
-  }
-
   /**
    * Stops accepting; established connections are left to the caller (drain or close).
    * The listening socket is closed at once; net.Server's own close callback would also
@@ -88,7 +85,7 @@ export class Listener {
   // -- the accept path -----------------------------------------------------------------
 
   private readonly onConnection = (socket: Socket): void => {
-    const context = this.context;
+    const context = this.state.context;
     socket.on('error', ignoreEarlyError);
     const address = socket.remoteAddress;
     if (address === undefined) {
@@ -170,7 +167,7 @@ export class Listener {
    * other accept errors (ENOBUFS, ENOMEM...).
    */
   private readonly onServerError = (error: NodeJS.ErrnoException): void => {
-    shortageWarnings.warn(this.context.logger, error.code ?? error.message, { event: 'accept_error', listener: this.name, during: 'accept' }, 'accept failed; waiting clients may be closed unserved');
+    shortageWarnings.warn(this.state.context.logger, error.code ?? error.message, { event: 'accept_error', listener: this.name, during: 'accept' }, 'accept failed; waiting clients may be closed unserved');
   };
 }
 
