@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { promises as dns } from 'node:dns';
 import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamPool, type PoolSettings, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
+import { trackHandles } from '../helpers/handles.js';
 import { captureLog, pause, startServer, stateChange, within, type TestServer } from './helpers.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
@@ -323,21 +323,12 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   });
 
   it('close() leaves no timer or socket behind', async () => {
-    const live = new Map<number, string>();
-    const hook = createHook({
-      init(id, type) {
-        if (type === 'Timeout' || type === 'TCPWRAP' || type === 'TCPCONNECTWRAP') live.set(id, type);
-      },
-      destroy(id) {
-        live.delete(id);
-      },
-    });
+    const handles = trackHandles();
     // Answers nothing: checks with `expect` stay in flight until their timeout.
     const silent = await startServer(0, () => {});
     const closed = await startServer();
     await closed.close();
-    const before = new Set(live.keys());
-    hook.enable();
+    handles.start();
     const { pool } = await makePool({
       upstreams: [spec('127.0.0.1', silent.port), spec('127.0.0.1', closed.port), spec('svc.test', 9001)],
       healthCheck: { ...fastChecks, intervalMs: 10, timeoutMs: 10_000, expect: Buffer.from('x') },
@@ -346,14 +337,13 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     });
     await within(new Promise((resolve) => silent.server.once('connection', resolve)), 3_000, 'a check in flight');
     await pause(30);
-    assert.ok([...live.values()].includes('Timeout'));
+    assert.ok(handles.live().includes('Timeout'));
     pool.close();
     await silent.close();
     // Handles are destroyed asynchronously; give them a few turns of the loop.
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-    hook.disable();
-    const leaked = [...live.entries()].filter(([id]) => !before.has(id));
-    assert.deepEqual(leaked, []);
+    handles.stop();
+    assert.deepEqual(handles.live(), []);
   });
 });
 

@@ -4,11 +4,11 @@
  * reloads untouched, and reloads leave nothing running behind them.
  */
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { buildSnapshot } from '../../src/config/load.js';
+import { trackHandles } from '../helpers/handles.js';
 import { assertClosedWithoutAByte, connectClient, startWhoami, until } from '../helpers/integration.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { readAll, startEchoServer } from '../helpers/servers.js';
@@ -171,17 +171,9 @@ describe('reload: nothing left behind', { timeout: 60_000 }, () => {
       })),
     });
     const proxy = await startProxy(config(0));
-    const live = new Map<number, string>();
-    const hook = createHook({
-      init(id, type) {
-        if (type === 'Timeout' || type === 'TCPWRAP' || type === 'TCPCONNECTWRAP') live.set(id, type);
-      },
-      destroy(id) {
-        live.delete(id);
-      },
-    });
+    const handles = trackHandles();
     try {
-      hook.enable();
+      handles.start();
       let reloading = true;
       let exchanged = 0;
       const traffic = async (client: number): Promise<void> => {
@@ -201,16 +193,16 @@ describe('reload: nothing left behind', { timeout: 60_000 }, () => {
       assert.ok(exchanged > 0, 'traffic flowed during the reloads');
       await until(() => proxy.runtime.connections().length === 0, 'every connection closed');
       for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-      hook.disable();
+      handles.stop();
       // What the last plan runs: a check per endpoint (two or three: localhost may be ::1 too)
       // and a re-resolution timer, per listener. A leak would be one or more per reload.
-      const timers = [...live.values()].filter((type) => type === 'Timeout').length;
+      const timers = handles.live().filter((type) => type === 'Timeout').length;
       assert.ok(timers <= 2 * 4, `${timers} timers left from the reloads`);
-      assert.deepEqual([...live.values()].filter((type) => type !== 'Timeout'), [], 'sockets left from the traffic or the checks');
+      assert.deepEqual(handles.live().filter((type) => type !== 'Timeout'), [], 'sockets left from the traffic or the checks');
       assert.equal(proxy.runtime.stats().listeners.length, 2);
       for (const { name, queue_length } of proxy.runtime.stats().listeners) assert.equal(queue_length, 0, name);
     } finally {
-      hook.disable();
+      handles.stop();
       await proxy.stop();
       await Promise.all([echo.close(), other.close()]);
     }
