@@ -26,6 +26,7 @@ import { selectAccessFields } from '../observability/access-log.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
+import type { ListenerContext } from '../proxy/listener-context.js';
 import { ListenerState } from '../proxy/listener-state.js';
 import { buildListenerPlan, retirePlan } from './build-context.js';
 import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
@@ -45,7 +46,7 @@ interface Staged {
   readonly name: string;
   readonly state: ListenerState;
   /** The plan to swap in (already in force when the listener is new). */
-  readonly context: ListenerState['context'];
+  readonly context: ListenerContext;
   readonly listener: Listener;
   /** A listener bound for this reload (new, or moved to another address). */
   readonly bound: boolean;
@@ -203,7 +204,7 @@ export class ProxyRuntime implements AdminRuntime {
     // Swap: one pointer per listener; from here on new connections follow the new snapshot.
     const previous = new Map(this.running);
     this.running.clear();
-    const replaced = [];
+    const replaced: ListenerContext[] = [];
     for (const entry of staged) {
       const old = previous.get(entry.name);
       if (old) {
