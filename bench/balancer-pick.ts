@@ -1,4 +1,5 @@
-import { createBalancer, type BalanceStrategy } from '../src/balancing/balancer.js';
+import type { BalanceStrategy } from '../src/balancing/balancer.js';
+import { createBalancer } from '../src/balancing/create-balancer.js';
 import { Endpoint } from '../src/balancing/endpoint.js';
 
 /** Connections held at once in the simulation: picks see endpoints with varying load. */

@@ -12,11 +12,10 @@
  * client to wait(): it is admitted when a slot frees or refused with 'queue_timeout'.
  * Rules 1-3 are judged once, on arrival; a waiter is not judged again.
  *
- * Queue order: on every release, the first waiter (FIFO) that fits takes the slot,
- * synchronously, so nobody can take it in between. A waiter held back by its own
- * per-IP limit does not block waiters from other addresses behind it. Because waiters
- * are served the moment room appears, a newcomer who fits never overtakes a waiter who
- * would have fitted. Finding that waiter scans at most `maxQueue` entries.
+ * The rules are a config snapshot's (a reload builds a new Admission); the counts and the
+ * waiting line they act on are the listener's (ConnectionLimits, AdmissionQueue), kept
+ * across reloads. Because waiters are served the moment room appears, a newcomer who fits
+ * never overtakes a waiter who would have fitted.
  *
  * With `limits_scope: cluster`, rules 3-5 are one check-and-take in Redis (`shared`):
  * admit() then answers a promise (settled within `cluster.timeout`); there is no queue.
@@ -29,9 +28,9 @@ import { unmapIPv4 } from '../net/address.js';
 import type { ConnectionLimits, Slot } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Schedule } from './schedule.js';
-import { WaitQueue } from './wait-queue.js';
+import type { AdmissionQueue } from './admission-queue.js';
 
-/** Why a client was refused; 'shutdown' is for waiters still queued when close() runs. */
+/** Why a client was refused; 'shutdown' is for clients arriving or queued when the listener closes. */
 export type RefusalReason = 'acl' | 'schedule' | 'rate_limit' | 'limit' | 'queue_timeout' | 'shutdown' | 'cluster_unavailable';
 
 export type AdmissionResult = { admitted: true; slot: Slot } | { admitted: false; reason: RefusalReason };
@@ -52,19 +51,14 @@ export interface AdmissionOptions {
   shared?: SharedLimits;
   onLimit: OnLimit;
   queueTimeoutMs: number;
-  /** most waiters at once (`max_queue`, default 1000 in the config) */
-  maxQueue: number;
+  /** The listener's waiting line (used with `on_limit: queue`); once closed, everyone is refused 'shutdown'. */
+  queue: AdmissionQueue;
   /** the clock for the schedule; tests pass fixed instants */
   now?: () => Date;
 }
 
-interface Waiter {
-  ip: string;
-  done: (result: AdmissionResult) => void;
-}
-
 /** Refusals carry no per-connection data, so each is one shared frozen object. */
-const REFUSED: { readonly [R in RefusalReason]: AdmissionResult } = {
+export const REFUSED: { readonly [R in RefusalReason]: AdmissionResult } = {
   acl: refusal('acl'),
   schedule: refusal('schedule'),
   rate_limit: refusal('rate_limit'),
@@ -82,10 +76,6 @@ function refusal(reason: RefusalReason): AdmissionResult {
   return Object.freeze({ admitted: false, reason });
 }
 
-function refuseOnTimeout(waiter: Waiter): void {
-  waiter.done(REFUSED.queue_timeout);
-}
-
 export class Admission {
   readonly #access: AccessList | undefined;
   readonly #schedule: Schedule | undefined;
@@ -95,9 +85,7 @@ export class Admission {
   readonly #queueing: boolean;
   readonly #queueTimeoutMs: number;
   readonly #now: () => Date;
-  readonly #queue: WaitQueue<Waiter>;
-  readonly #unsubscribe: () => void;
-  #closed = false;
+  readonly #queue: AdmissionQueue;
 
   constructor(options: AdmissionOptions) {
     this.#access = options.access?.isOpen ? undefined : options.access;
@@ -109,13 +97,7 @@ export class Admission {
     this.#queueing = options.onLimit === 'queue' && limits !== undefined;
     this.#queueTimeoutMs = options.queueTimeoutMs;
     this.#now = options.now ?? (() => new Date());
-    this.#queue = new WaitQueue({ maxSize: this.#queueing ? options.maxQueue : 0 });
-    if (this.#queueing && limits !== undefined) {
-      const fits = (waiter: Waiter): boolean => limits.canAcquire(waiter.ip);
-      this.#unsubscribe = limits.onRelease(() => this.#serveWaiters(limits, fits));
-    } else {
-      this.#unsubscribe = noop;
-    }
+    this.#queue = options.queue;
   }
 
   /**
@@ -147,76 +129,25 @@ export class Admission {
 
   /** Rules 1 and 2 (and a closed admission): the refusal, or undefined to go on. */
   #refuseOnArrival(client: string): AdmissionResult | undefined {
-    if (this.#closed) return REFUSED.shutdown;
+    if (this.#queue.closed) return REFUSED.shutdown;
     if (this.#access !== undefined && !this.#access.allows(client)) return REFUSED.acl;
     if (this.#schedule !== undefined && !this.#schedule.isOpen(this.#now())) return REFUSED.schedule;
     return undefined;
   }
 
   /**
-   * Queues a client that admit() answered 'queue' for. `done` runs exactly once:
-   * admitted with a slot, or refused ('queue_timeout', 'shutdown', or 'limit' if the
-   * queue filled up meanwhile); it runs before wait() returns when the answer is
-   * immediate (room already free, queue full, admission closed). The returned function
-   * withdraws the client (it left): `done` then never runs.
+   * Queues a client that admit() answered 'queue' for, for up to `queue_timeout`: see
+   * AdmissionQueue.wait() for the answers `done` gets. Returns the withdrawal.
    */
   wait(ip: string, done: (result: AdmissionResult) => void): () => void {
-    const client = unmapIPv4(ip);
-    if (this.#closed) {
-      done(REFUSED.shutdown);
-      return noop;
-    }
-    const slot = this.#limits?.tryAcquire(client) ?? UNLIMITED_SLOT;
-    if (slot !== 'limit') {
-      done(slot === UNLIMITED_SLOT ? ADMITTED_UNLIMITED : { admitted: true, slot });
-      return noop;
-    }
-    const ticket = this.#queue.enqueue({ ip: client, done }, this.#queueTimeoutMs, refuseOnTimeout);
-    if (ticket === undefined) {
-      done(REFUSED.limit);
-      return noop;
-    }
-    return () => void ticket.cancel();
+    return this.#queue.wait(unmapIPv4(ip), this.#queueTimeoutMs, done);
   }
 
-  get queueLength(): number {
-    return this.#queue.length;
-  }
-
-  /**
-   * Stops admitting: admit() and wait() answer 'shutdown' from now on, every queued
-   * client is refused with 'shutdown' (its timer cleared), and the release listener is
-   * removed. On a config reload, share the ConnectionLimits (reconfigure it) with the
-   * new Admission so counts carry over, and close the old one after `queueTimeoutMs`:
-   * by then each of its waiters has been served or timed out, so nobody is refused.
-   */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#unsubscribe();
-    for (let waiter = this.#queue.shift(); waiter !== undefined; waiter = this.#queue.shift()) {
-      waiter.done(REFUSED.shutdown);
-    }
-  }
-
-  /** A shared answer becomes a result; one that comes after close() gives its slot back. */
+  /** A shared answer becomes a result; one that comes after the listener closed gives its slot back. */
   readonly #settleShared = (answer: Slot | 'rate_limit' | 'limit' | 'cluster_unavailable'): AdmissionResult => {
     if (typeof answer === 'string') return REFUSED[answer];
-    if (!this.#closed) return { admitted: true, slot: answer };
+    if (!this.#queue.closed) return { admitted: true, slot: answer };
     answer.release();
     return REFUSED.shutdown;
   };
-
-  /** Hands freed slots to the first waiters that fit, in queue order. */
-  #serveWaiters(limits: ConnectionLimits, fits: (waiter: Waiter) => boolean): void {
-    while (!limits.full && this.#queue.length > 0) {
-      const waiter = this.#queue.removeFirst(fits);
-      if (waiter === undefined) return;
-      // Cannot be 'limit': canAcquire just said yes and nothing ran in between.
-      const slot = limits.tryAcquire(waiter.ip) as Slot;
-      waiter.done({ admitted: true, slot });
-    }
-  }
 }
-
-function noop(): void {}

@@ -88,6 +88,11 @@ export class RateLimiter {
     return true;
   }
 
+  /** Whether this limiter enforces `limit` per `perMs` (a reload that keeps the rate keeps the buckets). */
+  enforces(limit: number, perMs: number): boolean {
+    return this.#limit === limit && this.#perMs === perMs;
+  }
+
   /** Keys currently tracked. */
   get size(): number {
     return this.#buckets.size;

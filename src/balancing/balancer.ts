@@ -1,8 +1,4 @@
 import type { Endpoint } from './endpoint.js';
-import { LeastConnectionsBalancer } from './least-connections.js';
-import { RandomBalancer } from './random.js';
-import { RoundRobinBalancer } from './round-robin.js';
-import { SourceHashBalancer } from './source-hash.js';
 
 export type BalanceStrategy = 'round_robin' | 'least_connections' | 'random' | 'source_hash';
 
@@ -19,18 +15,4 @@ export interface Balancer {
   loadChanged(endpoint: Endpoint): void;
   /** An endpoint for which canTake() holds, or undefined when there is none. */
   pick(clientIp: string, exclude: ReadonlySet<Endpoint> | undefined): Endpoint | undefined;
-}
-
-/** `random` is the source of randomness of the `random` strategy (tests pass a seeded one). */
-export function createBalancer(strategy: BalanceStrategy, random: () => number = Math.random): Balancer {
-  switch (strategy) {
-    case 'round_robin':
-      return new RoundRobinBalancer();
-    case 'least_connections':
-      return new LeastConnectionsBalancer();
-    case 'random':
-      return new RandomBalancer(random);
-    case 'source_hash':
-      return new SourceHashBalancer();
-  }
 }

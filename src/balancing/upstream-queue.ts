@@ -2,7 +2,8 @@
  * `on_limit: queue` for upstream capacity: connections that found every eligible upstream
  * at its `max_connections` wait here, in FIFO order, instead of being refused `limit`.
  *
- * One queue per pool (the listener's, or an SNI route's), subscribed to the pool's
+ * One queue per pool (the listener's, or an SNI route's), as long-lived as the pool: reloads
+ * keep it and its waiters, whatever they change. It is subscribed to the pool's
  * capacity signal only while someone waits: one listener per queue, never one per
  * connection. When capacity may have freed, the waiters at the front try again in order;
  * the first that still finds no room stops the round (first come, first served).
@@ -35,7 +36,7 @@ export class UpstreamQueue {
   private closed = false;
 
   constructor(
-    private pool: UpstreamPool,
+    private readonly pool: UpstreamPool,
     options: UpstreamQueueOptions,
   ) {
     this.waiters = new WaitQueue({ maxSize: options.maxSize });
@@ -54,12 +55,8 @@ export class UpstreamQueue {
     return this.waiters.length;
   }
 
-  /**
-   * A reload committed: the pool that replaced this queue's pool, and the new limits for those
-   * who queue from now on (waiters keep their deadlines; the subscription follows the pool).
-   */
-  reconfigure(pool: UpstreamPool, options: UpstreamQueueOptions): void {
-    this.pool = pool;
+  /** A reload's limits, for those who queue from now on (waiters keep their deadlines). */
+  reconfigure(options: UpstreamQueueOptions): void {
     this.waiters.maxSize = options.maxSize;
     this.timeoutMs = options.timeoutMs;
   }

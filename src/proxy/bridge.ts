@@ -111,13 +111,13 @@ export class Bridge implements Watched, Deadline {
     this.clientLabel = formatHostPort(identity.ip, identity.port);
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
-    context.connections.add(this);
+    context.state.connections.add(this);
   }
 
   /** accept -> admitted: pick an upstream and connect (the client stays paused meanwhile). */
   start(): void {
     const { config } = this.context;
-    this.filtered = this.context.pipeline !== undefined || this.context.live.engaged;
+    this.filtered = this.context.pipeline !== undefined || this.context.state.live.engaged;
     // One timer for both ends of life: max_lifetime, and an enforced schedule window's end.
     const windowEnd = this.context.scheduleCloses?.(new Date(this.startedAt));
     const untilWindowEnd = windowEnd ? Math.max(0, windowEnd.getTime() - this.startedAt) : Infinity;
@@ -361,7 +361,7 @@ export class Bridge implements Watched, Deadline {
   // -- filtered mode -------------------------------------------------------------------
 
   private startFiltered(upstream: Socket, endpoint: Endpoint): void {
-    const pipeline = connectionPipeline(this.context.pipeline, this.context.live, {
+    const pipeline = connectionPipeline(this.context.pipeline, this.context.state.live, {
       id: this.id,
       listener: this.context.name,
       log: this.context.logger,
@@ -448,7 +448,7 @@ export class Bridge implements Watched, Deadline {
     }
     this.pipeline?.destroy();
     if (this.endpoint) this.pool.release(this.endpoint);
-    this.context.connections.delete(this);
+    this.context.state.connections.delete(this);
     if (this.clientBuffer) giveBackReadBuffer(this.clientBuffer);
     if (this.upstreamBuffer) giveBackReadBuffer(this.upstreamBuffer);
     this.releaseAdmission();

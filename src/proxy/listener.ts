@@ -26,6 +26,7 @@ import type { ListenerContext } from './listener-context.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { tcpHandles, type ServerHandle, type TcpHandle } from './tcp-handle.js';
 import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
+import type { ListenerState } from './listener-state.js';
 
 export class ListenError extends TcpProxyError {
   constructor(message: string, systemCode: string | undefined) {
@@ -48,25 +49,23 @@ export class Listener {
   private readonly server: net.Server;
   /** Node's own onconnection (makes a net.Socket and emits 'connection'), for the other clients. */
   private nodeOnConnection: ServerHandle['onconnection'] | undefined;
-  /** Whether the current context's clients take the plain path on raw handles. */
-  private rawPath = false;
 
-  constructor(private context: ListenerContext) {
+  /** Each accepted client gets the plan `state` has in force then (a reload swaps it there). */
+  constructor(private readonly state: ListenerState) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
-    this.rawPath = isPlain(context);
   }
 
   get name(): string {
-    return this.context.name;
+    return this.state.name;
   }
 
   get connections(): Set<Bridge> {
-    return this.context.connections;
+    return this.state.connections;
   }
 
   /** Binds the port; rejects with a one-line ListenError saying which address and why. */
-  listen(): Promise<AddressInfo> {
-    const { host, port } = this.context.config.listen;
+  listen(address: { readonly host: string; readonly port: number }): Promise<AddressInfo> {
+    const { host, port } = address;
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => {
         this.server.off('listening', onListening);
@@ -87,12 +86,6 @@ export class Listener {
 
   address(): AddressInfo {
     return this.server.address() as AddressInfo;
-  }
-
-  /** Reload: new connections follow the new context; established ones keep theirs. */
-  use(context: ListenerContext): void {
-    this.context = context;
-    this.rawPath = isPlain(context);
   }
 
   /**
@@ -122,20 +115,20 @@ export class Listener {
 
   /** From onServerConnection: a raw client handle, or Node's way for everything else. */
   accepted(serverHandle: ServerHandle, status: number, client: TcpHandle | undefined): void {
-    if (status !== 0 || client === undefined || !this.rawPath) return this.nodeOnConnection!.call(serverHandle, status, client);
-    const context = this.context;
+    const context = this.state.context;
+    if (status !== 0 || client === undefined || !isPlain(context)) return this.nodeOnConnection!.call(serverHandle, status, client);
     const socket = new RawSocket(tcpHandles!, client);
     client.setNoDelay(true);
     const peer: { address?: string; port?: number } = {};
     if (client.getpeername(peer) !== 0 || peer.address === undefined) {
       socket.destroy();
-      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET' });
+      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
     }
     this.admit(context, socket, { ip: unmapIPv4(peer.address), port: peer.port ?? 0 });
   }
 
   private readonly onConnection = (socket: Socket): void => {
-    const context = this.context;
+    const context = this.state.context;
     socket.on('error', ignoreEarlyError);
     const address = socket.remoteAddress;
     if (address === undefined) {
@@ -219,7 +212,7 @@ export class Listener {
    * other accept errors (ENOBUFS, ENOMEM...).
    */
   private readonly onServerError = (error: NodeJS.ErrnoException): void => {
-    shortageWarnings.warn(this.context.logger, error.code ?? error.message, { event: 'accept_error', listener: this.name, during: 'accept' }, 'accept failed; waiting clients may be closed unserved');
+    shortageWarnings.warn(this.state.context.logger, error.code ?? error.message, { event: 'accept_error', listener: this.name, during: 'accept' }, 'accept failed; waiting clients may be closed unserved');
   };
 }
 
@@ -260,7 +253,7 @@ function startOrRefuse(context: ListenerContext, socket: PlainSocket, identity: 
 
 function startBridge(context: ListenerContext, client: PlainSocket, identity: ClientIdentity, release: () => void, pool: UpstreamPool): void {
   // Live filters engaged since the accept: the filtered path needs a net.Socket.
-  const socket = context.live.engaged ? asNetSocket(client) : client;
+  const socket = context.state.live.engaged ? asNetSocket(client) : client;
   socket.off('error', ignoreEarlyError);
   new Bridge(context, socket, identity, release, pool).start();
 }

@@ -1,130 +1,121 @@
 /**
- * Turning one listener's config into its ListenerContext: the upstream pool, the
- * admission rules, the data pipeline and the PROXY-protocol encoder, all resolved once
- * so that the accept path and the bridge only act on decisions already made.
+ * Turning one listener's config into a plan (listener-context.ts) for its state: the pools'
+ * settings, the admission rules, the data pipeline and the PROXY-protocol encoder, all
+ * resolved once so that the accept path and the bridge only act on decisions already made.
+ * Building reads the state (which pools and rate buckets it has) and never changes it: a
+ * plan that is not applied (another listener's failed) leaves nothing behind but what
+ * retirePlan() releases.
  */
 import type { Logger } from 'pino';
 import { AccessList } from '../admission/access-list.js';
 import { Admission } from '../admission/admission.js';
-import { ConnectionLimits, type ConnectionLimitOptions } from '../admission/limits.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import { Schedule } from '../admission/schedule.js';
 import { parseExpectation } from '../balancing/health-check.js';
-import { UpstreamPool, type HealthCheckOptions } from '../balancing/upstream-pool.js';
+import { UpstreamPool, type HealthCheckOptions, type PoolSettings } from '../balancing/upstream-pool.js';
 import { UpstreamQueue } from '../balancing/upstream-queue.js';
 import { formatHostPort } from '../net/address.js';
 import { ConfigError, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { loadClientOptions, loadServerContext, TlsConfigError } from '../protocol/tls.js';
 import { buildPipelineFactory, checkFilters, PipelineSetupError, type DataPipelineFactory } from '../pipeline/pipeline.js';
-import { LiveFilters } from '../pipeline/live.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
 import type { RedisLink } from '../cluster/redis-link.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../protocol/proxy-protocol.js';
 import type { ClientIdentity } from '../proxy/bridge.js';
-import type { ListenerContext, LocalEnd } from '../proxy/listener-context.js';
+import { DEFAULT_ROUTE, type ListenerContext, type LocalEnd, type PlannedPool } from '../proxy/listener-context.js';
+import type { ListenerState } from '../proxy/listener-state.js';
 
 export interface BuildOptions {
   readonly snapshot: ConfigSnapshot;
   readonly logger: Logger;
   readonly metrics: ProxyMetrics;
-  /** The same listener's context in the running config: pools carry state over, bridges stay listed. */
-  readonly previous: ListenerContext | undefined;
-  /** A listener created at run time brings its own live filters (a toxiproxy proxy keeps its toxics while disabled). */
-  readonly live?: LiveFilters | undefined;
   /** The process's Redis link, when some listener has `limits_scope: cluster`. */
   readonly cluster?: RedisLink | undefined;
   /** The clock the access schedule (and the rate limit) read, epoch ms; tests inject one. Default: real time. */
   readonly now?: (() => number) | undefined;
 }
 
-export async function buildListenerContext(config: ListenerConfig, options: BuildOptions): Promise<ListenerContext> {
-  const { snapshot, logger, metrics, previous, cluster } = options;
+/** The plan of `config` for `state` (a new listener's fresh state, or the running one's). Throws a ConfigError or a RangeError. */
+export async function buildListenerPlan(config: ListenerConfig, state: ListenerState, options: BuildOptions): Promise<ListenerContext> {
+  const { snapshot, logger, metrics, cluster } = options;
   const now = options.now ?? Date.now;
   const send = config.proxy_protocol?.send;
-  const newPool = (upstreams: ListenerConfig['upstreams'], balance: ListenerConfig['balance'], previousPool: UpstreamPool | undefined): UpstreamPool =>
-    new UpstreamPool({
-      listener: config.name,
-      upstreams: upstreams.map((upstream) => ({
-        address: formatHostPort(upstream.address.host, upstream.address.port),
-        host: upstream.address.host,
-        port: upstream.address.port,
-        weight: upstream.weight,
-        ...(upstream.max_connections !== undefined && { maxConnections: upstream.max_connections }),
-      })),
-      balance,
-      logger,
-      ...(config.health_check && { healthCheck: healthCheckOptions(config, send) }),
-      ...(previousPool && { previous: previousPool }),
-    });
-  // The running pool a new one replaces: the listener's own, or the route's with the same sni.
-  const previousPool = (sni?: string): UpstreamPool | undefined =>
-    sni === undefined ? previous?.pool : previous?.routes?.find((r) => r.sni === sni)?.pool;
-  const pool = newPool(config.upstreams, config.balance, previousPool());
-  const routes = config.routes?.map((route) => ({
-    sni: route.sni,
-    pool: newPool(route.upstreams, route.balance ?? config.balance, previousPool(route.sni)),
-  }));
+  const healthCheck = config.health_check && healthCheckOptions(config, send);
+  const routeSettings: [string, PoolSettings][] = [
+    [DEFAULT_ROUTE, { upstreams: upstreamSpecs(config.upstreams), balance: config.balance, healthCheck }],
+    ...(config.routes ?? []).map((route): [string, PoolSettings] => [route.sni, { upstreams: upstreamSpecs(route.upstreams), balance: route.balance ?? config.balance, healthCheck }]),
+  ];
   const { tls, upstreamTls } = loadTls(config, snapshot.baseDir);
+  const pools = new Map(
+    await Promise.all(routeSettings.map(async ([route, settings]): Promise<[string, PlannedPool]> => [route, await planPool(state, route, settings, config, logger)])),
+  );
+  const pool = pools.get(DEFAULT_ROUTE)!.pool;
   const access = config.access;
-  // The same limits object across reloads: connections of the old config stay counted (its
-  // new limits apply at commit, so that a failed reload leaves the running ones).
-  const limits = previous?.limits ?? new ConnectionLimits(limitOptions(config));
   const schedule = access?.schedule && new Schedule(access.schedule);
   const shared = config.limits_scope === 'cluster' ? cluster?.limits(config.name) : undefined;
+  const rate = config.new_connections_per_ip;
+  // The same rate keeps its buckets: a reload does not hand every client a fresh burst.
+  const running = state.applied?.rateLimiter;
+  const rateLimiter = rate && (running?.enforces(rate.limit, rate.per) ? running : new RateLimiter({
+    limit: rate.limit,
+    perMs: rate.per,
+    // An injected clock drives the rate too; by default the limiter keeps its monotonic one.
+    ...(options.now && { now: options.now }),
+  }));
   const admission = new Admission({
     ...(shared && { shared }),
     ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule, now: () => new Date(now()) }),
-    ...(config.new_connections_per_ip && {
-      rateLimit: new RateLimiter({
-        limit: config.new_connections_per_ip.limit,
-        perMs: config.new_connections_per_ip.per,
-        // An injected clock drives the rate too; by default the limiter keeps its monotonic one.
-        ...(options.now && { now: options.now }),
-      }),
-    }),
-    limits,
+    ...(rateLimiter && { rateLimit: rateLimiter }),
+    limits: state.limits,
     onLimit: config.on_limit,
     queueTimeoutMs: config.queue_timeout,
-    maxQueue: config.max_queue,
+    queue: state.waiting,
   });
   const pipeline = await loadPipeline(config, snapshot.baseDir, logger);
 
   const trusted = config.proxy_protocol?.trusted;
   const trustedList = trusted && trusted.length > 0 ? AccessList.parse(trusted, undefined) : undefined;
-  const pools = [pool, ...(routes ?? []).map((route) => route.pool)];
-  const upstreamQueues = new Map<UpstreamPool, UpstreamQueue>();
-  if (config.on_limit === 'queue') {
-    // A pool's waiting line carries over a reload (like the limits): its waiters keep their places.
-    const previousQueue = (sni?: string): UpstreamQueue | undefined => {
-      const replaced = previousPool(sni);
-      return replaced && previous?.upstreamQueues.get(replaced);
-    };
-    const queueOptions = { maxSize: config.max_queue, timeoutMs: config.queue_timeout };
-    upstreamQueues.set(pool, previousQueue() ?? new UpstreamQueue(pool, queueOptions));
-    for (const route of routes ?? []) upstreamQueues.set(route.pool, previousQueue(route.sni) ?? new UpstreamQueue(route.pool, queueOptions));
-  }
-  await Promise.all(pools.map((p) => p.start()));
-  return {
+  const upstreamQueues = config.on_limit === 'queue' ? new Map([...pools.values()].map(({ pool, queue }) => [pool, queue])) : new Map();
+  return Object.freeze({
+    state,
     name: config.name,
     config,
     logger,
-    pool,
-    limits,
-    admission,
-    shared,
-    upstreamQueues,
-    pipeline,
     metrics: metrics.listenerMetrics(config.name),
-    connections: previous?.connections ?? new Set(),
-    live: previous?.live ?? options.live ?? new LiveFilters(config.live_filters),
+    admission,
+    pool,
+    routes: config.routes?.map((route) => ({ sni: route.sni, pool: pools.get(route.sni)!.pool })),
+    pools,
+    upstreamQueues,
+    rateLimiter,
+    shared,
+    pipeline,
     proxyHeader: send ? proxyHeaderEncoder(send) : undefined,
     tls,
     upstreamTls,
-    routes,
-    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at) => windowEnd(schedule, at, now) : undefined,
-    proxyTrusted: trustedList ? (ip) => trustedList.allows(ip) : undefined,
-  };
+    scheduleCloses: schedule && access?.schedule?.enforce === 'close' ? (at: Date) => windowEnd(schedule, at, now) : undefined,
+    proxyTrusted: trustedList ? (ip: string) => trustedList.allows(ip) : undefined,
+  });
+}
+
+/** A route's pool: the state's (kept across reloads: endpoints, counters, health, its queue), or a new one. */
+async function planPool(state: ListenerState, route: string, settings: PoolSettings, config: ListenerConfig, logger: Logger): Promise<PlannedPool> {
+  const queueOptions = { maxSize: config.max_queue, timeoutMs: config.queue_timeout };
+  const kept = state.pools.get(route);
+  const pool = kept?.pool ?? new UpstreamPool({ listener: config.name, logger });
+  const queue = kept?.queue ?? new UpstreamQueue(pool, queueOptions);
+  return { pool, queue, plan: await pool.prepare(settings) };
+}
+
+function upstreamSpecs(upstreams: ListenerConfig['upstreams']): PoolSettings['upstreams'] {
+  return upstreams.map((upstream) => ({
+    address: formatHostPort(upstream.address.host, upstream.address.port),
+    host: upstream.address.host,
+    port: upstream.address.port,
+    weight: upstream.weight,
+    ...(upstream.max_connections !== undefined && { maxConnections: upstream.max_connections }),
+  }));
 }
 
 /**
@@ -137,47 +128,8 @@ function windowEnd(schedule: Schedule, at: Date, now: () => number): Date | unde
   return end && new Date(end.getTime() - skew);
 }
 
-/**
- * The context now serves new connections (start, or a reload's swap): its pools take over
- * from the ones they replace, and its upstream queues (some carried over) take its limits.
- * Waiters in a queue the new config has no more (no longer `on_limit: queue`, route gone)
- * are left to run out, as the old admission queue is.
- */
-export function commitContext(context: ListenerContext, previous: ListenerContext | undefined): void {
-  for (const pool of contextPools(context)) pool.takeOver();
-  context.limits.reconfigure(limitOptions(context.config));
-  context.shared?.configure({
-    ...limitOptions(context.config),
-    newConnectionsPerIp: context.config.new_connections_per_ip && { limit: context.config.new_connections_per_ip.limit, perMs: context.config.new_connections_per_ip.per },
-  });
-  // The live filters carry over a reload; whether every connection follows them is the config's.
-  context.live.always = context.config.live_filters;
-  const kept = new Set(context.upstreamQueues.values());
-  for (const [pool, queue] of context.upstreamQueues) queue.reconfigure(pool, { maxSize: context.config.max_queue, timeoutMs: context.config.queue_timeout });
-  for (const queue of previous?.upstreamQueues.values() ?? []) {
-    if (!kept.has(queue)) setTimeout(() => queue.close(), previous!.config.queue_timeout + 1_000).unref();
-  }
-}
-
-function limitOptions(config: ListenerConfig): ConnectionLimitOptions {
-  return {
-    ...(config.max_connections !== undefined && { maxConnections: config.max_connections }),
-    ...(config.max_connections_per_ip !== undefined && { maxConnectionsPerIp: config.max_connections_per_ip }),
-  };
-}
-
-function contextPools(context: ListenerContext): UpstreamPool[] {
-  return [context.pool, ...(context.routes ?? []).map((route) => route.pool)];
-}
-
-/**
- * Releases what a context owns once no new connection will use it (health checks,
- * capture files). Its admission queue is left to run out first: queued clients of the
- * old config still get their slot or their queue_timeout.
- */
-export async function retireContext(context: ListenerContext): Promise<void> {
-  for (const pool of contextPools(context)) pool.close();
-  setTimeout(() => context.admission.close(), context.config.queue_timeout + 1_000).unref();
+/** Releases what a plan owns once no new connection will use it: its pipeline's capture files. */
+export async function retirePlan(context: ListenerContext): Promise<void> {
   await context.pipeline?.close();
 }
 

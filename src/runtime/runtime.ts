@@ -27,7 +27,8 @@ import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
-import { buildListenerContext, commitContext, retireContext } from './build-context.js';
+import { ListenerState } from '../proxy/listener-state.js';
+import { buildListenerPlan, retirePlan } from './build-context.js';
 import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
 import { VERSION } from '../observability/version.js';
 import { ToxiproxyApi } from '../toxiproxy/api.js';
@@ -35,9 +36,20 @@ import { ToxiproxyCollection } from '../toxiproxy/proxies.js';
 
 interface RunningListener {
   listener: Listener;
-  context: ListenerContext;
+  state: ListenerState;
   /** Created at run time (addListener), not by the config: a reload keeps it. */
   runtime?: boolean;
+}
+
+/** A listener's part of a reload, built before anything changes. */
+interface Staged {
+  readonly name: string;
+  readonly state: ListenerState;
+  /** The plan to swap in (already in force when the listener is new). */
+  readonly context: ListenerContext;
+  readonly listener: Listener;
+  /** A listener bound for this reload (new, or moved to another address). */
+  readonly bound: boolean;
 }
 
 export class ProxyRuntime implements AdminRuntime {
@@ -67,29 +79,29 @@ export class ProxyRuntime implements AdminRuntime {
     this.proxyMetrics.setSources({
       listeners: () => [...this.running.keys()],
       queueLength: (name) => {
-        const context = this.running.get(name)?.context;
-        return context ? queuedConnections(context) : 0;
+        const state = this.running.get(name)?.state;
+        return state ? queuedConnections(state) : 0;
       },
       upstreams: () =>
-        [...this.running.values()].flatMap(({ context }) =>
-          context.pool.endpoints().map((endpoint) => ({
-            listener: context.name,
+        [...this.running.values()].flatMap(({ state }) =>
+          state.context.pool.endpoints().map((endpoint) => ({
+            listener: state.name,
             upstream: endpoint.label,
             state: endpoint.state,
             active: endpoint.active,
           })),
         ),
       liveBytes: () =>
-        [...this.running.values()].map(({ context }) => {
+        [...this.running.values()].map(({ state }) => {
           let fromClient = 0;
           let toClient = 0;
-          for (const bridge of context.connections) {
+          for (const bridge of state.connections) {
             // Only bridged connections: their bytes are counted again by closed().
             if (bridge.upstreamLabel === null) continue;
             fromClient += bridge.bytesFromClient;
             toClient += bridge.bytesToClient;
           }
-          return { listener: context.name, fromClient, toClient };
+          return { listener: state.name, fromClient, toClient };
         }),
     });
   }
@@ -107,11 +119,11 @@ export class ProxyRuntime implements AdminRuntime {
     await this.openCluster(this.snapshot);
     const bound: [string, AddressInfo][] = [];
     for (const config of this.snapshot.listeners) {
-      const context = await buildListenerContext(config, this.buildOptions(undefined));
-      commitContext(context, undefined);
-      const listener = new Listener(context);
-      this.running.set(config.name, { listener, context });
-      bound.push([config.name, await listener.listen()]);
+      const state = new ListenerState(config.name);
+      state.apply(await buildListenerPlan(config, state, this.buildOptions(this.snapshot)));
+      const listener = new Listener(state);
+      this.running.set(config.name, { listener, state });
+      bound.push([config.name, await listener.listen(config.listen)]);
     }
     if (this.snapshot.admin) {
       const toxiproxy = this.snapshot.admin.toxiproxy_api ? new ToxiproxyApi(new ToxiproxyCollection(this, this.logger), this.logger) : undefined;
@@ -165,43 +177,57 @@ export class ProxyRuntime implements AdminRuntime {
     } catch (error) {
       return this.reloadFailed(error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message);
     }
-    const staged: { name: string; context: ListenerContext; listener: Listener; fresh: boolean }[] = [];
+    // Build: a plan for every listener, and the sockets of new or moved ones. Running
+    // listeners are not touched (a new listener's fresh state takes its plan at once: nothing
+    // runs on it yet), so any failure here leaves the running config fully in force.
+    const staged: Staged[] = [];
     try {
       await this.openCluster(snapshot);
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const context = await buildListenerContext(config, { snapshot, logger: this.logger, metrics: this.proxyMetrics, previous: current?.context, cluster: this.cluster, now: this.options.now });
-        const moved = !current || !sameAddress(current.context, context);
-        const listener = moved ? new Listener(context) : current.listener;
-        staged.push({ name: config.name, context, listener, fresh: moved });
-        if (moved) this.logListening(config.name, await listener.listen());
+        const state = current?.state ?? new ListenerState(config.name);
+        const context = await buildListenerPlan(config, state, this.buildOptions(snapshot));
+        if (!current) state.apply(context);
+        const moved = !current || !sameAddress(current.state.context.config, config);
+        const listener = moved ? new Listener(state) : current.listener;
+        staged.push({ name: config.name, state, context, listener, bound: moved });
+        if (moved) this.logListening(config.name, await listener.listen(config.listen));
       }
     } catch (error) {
       for (const entry of staged) {
-        if (entry.fresh) entry.listener.close();
-        await retireContext(entry.context);
+        if (entry.bound) entry.listener.close();
+        if (!this.running.has(entry.name)) entry.state.close();
+        await retirePlan(entry.context);
       }
       return this.reloadFailed((error as Error).message);
     }
-    // Swap: from here on new connections follow the new snapshot.
+    // Swap: one pointer per listener; from here on new connections follow the new snapshot.
     const previous = new Map(this.running);
     this.running.clear();
+    const replaced: ListenerContext[] = [];
     for (const entry of staged) {
-      commitContext(entry.context, previous.get(entry.name)?.context);
-      if (!entry.fresh) entry.listener.use(entry.context);
-      this.running.set(entry.name, { listener: entry.listener, context: entry.context });
+      const old = previous.get(entry.name);
+      if (old) {
+        this.warnDiscardedChanges(entry.name, old.state);
+        replaced.push(old.state.context);
+        entry.state.apply(entry.context);
+        if (old.listener !== entry.listener) old.listener.close();
+      }
+      this.running.set(entry.name, { listener: entry.listener, state: entry.state });
     }
     for (const [name, old] of previous) {
+      if (this.running.has(name)) continue;
       // Created at run time and not (now) in the config: kept as it is.
-      if (old.runtime && !this.running.has(name)) {
+      if (old.runtime) {
         this.running.set(name, old);
         continue;
       }
-      this.warnDiscardedChanges(name, old.context);
-      const replacement = this.running.get(name);
-      if (!replacement || replacement.listener !== old.listener) old.listener.close();
-      await retireContext(old.context);
+      // Gone from the config: its connections and queued clients finish as they are.
+      old.listener.close();
+      old.state.retire();
+      replaced.push(old.state.context);
     }
+    for (const context of replaced) await retirePlan(context);
     const previousAdmin = this.snapshot.admin?.listen;
     this.snapshot = snapshot;
     this.logger.level = snapshot.log.level;
@@ -214,8 +240,8 @@ export class ProxyRuntime implements AdminRuntime {
   }
 
   /** A reload rebuilds every pool from the file: say loudly what run-time upstream changes that undoes. */
-  private warnDiscardedChanges(name: string, context: ListenerContext): void {
-    const discarded = context.pool.changesSinceConfig();
+  private warnDiscardedChanges(name: string, state: ListenerState): void {
+    const discarded = state.context.pool.changesSinceConfig();
     if (discarded.length === 0) return;
     this.logger.warn(
       { event: 'reload', listener: name, discarded_upstream_changes: discarded },
@@ -242,23 +268,28 @@ export class ProxyRuntime implements AdminRuntime {
     if (name === undefined) throw new ConfigError(['name: required']);
     if (this.running.has(name)) throw new ConfigError([`name: listener "${name}" exists already`]);
     const config: ListenerConfig = { ...parsed.data, name, index: -1 };
-    const context = await buildListenerContext(config, { ...this.buildOptions(undefined), live: options.live });
-    const listener = new Listener(context);
+    const state = new ListenerState(name, options.live);
+    const context = await buildListenerPlan(config, state, this.buildOptions(this.snapshot));
+    state.apply(context);
+    const listener = new Listener(state);
+    const discard = async (): Promise<void> => {
+      state.close();
+      await retirePlan(context);
+    };
     let bound;
     try {
-      bound = await listener.listen();
+      bound = await listener.listen(config.listen);
     } catch (error) {
-      await retireContext(context);
+      await discard();
       throw error;
     }
     if (this.running.has(name)) {
       // Added twice at once: the first one to bind keeps the name.
       listener.close();
-      await retireContext(context);
+      await discard();
       throw new ConfigError([`name: listener "${name}" exists already`]);
     }
-    commitContext(context, undefined);
-    this.running.set(name, { listener, context, runtime: true });
+    this.running.set(name, { listener, state, runtime: true });
     this.logger.info({ event: 'listener_added', listener: name, address: bound.address, port: bound.port }, `listener "${name}" added at run time`);
     return { address: bound.address, port: bound.port };
   }
@@ -269,9 +300,9 @@ export class ProxyRuntime implements AdminRuntime {
     if (!running) return false;
     this.running.delete(name);
     running.listener.close();
-    running.context.admission.close();
-    for (const bridge of [...running.context.connections]) bridge.close('admin');
-    await retireContext(running.context);
+    running.state.close();
+    for (const bridge of [...running.state.connections]) bridge.close('admin');
+    await retirePlan(running.state.context);
     this.logger.info({ event: 'listener_removed', listener: name }, `listener "${name}" removed at run time`);
     return true;
   }
@@ -283,9 +314,9 @@ export class ProxyRuntime implements AdminRuntime {
   /** The admin API's run-time control of listeners and live filters. */
   readonly control: RuntimeControl = {
     listeners: () =>
-      [...this.running.entries()].map(([name, { listener, context, runtime }]) => {
+      [...this.running.entries()].map(([name, { listener, state, runtime }]) => {
         const bound = listener.address();
-        return { name, address: bound.address, port: bound.port, runtime: runtime === true, live_filters: context.live.list().map((f) => f.spec) };
+        return { name, address: bound.address, port: bound.port, runtime: runtime === true, live_filters: state.live.list().map((f) => f.spec) };
       }),
     addListener: (raw) => this.addListener(raw),
     removeListener: async (name) => {
@@ -305,7 +336,7 @@ export class ProxyRuntime implements AdminRuntime {
 
   /** A running listener's live filters (toxics, filters added through the admin API). */
   liveFilters(name: string): LiveFilters | undefined {
-    return this.running.get(name)?.context.live;
+    return this.running.get(name)?.state.live;
   }
 
   /**
@@ -320,15 +351,12 @@ export class ProxyRuntime implements AdminRuntime {
     await (this.nextReload ?? this.reloading)?.catch(() => undefined);
     const listeners = [...this.running.values()];
     for (const { listener } of listeners) listener.close();
-    for (const { context } of listeners) {
-      context.admission.close();
-      for (const queue of context.upstreamQueues.values()) queue.close();
-    }
+    for (const { state } of listeners) state.close();
     this.logger.info({ event: 'shutdown', active: this.activeCount(), timeout_ms: timeoutMs }, 'stopped accepting; draining connections');
     await this.waitForDrain(timeoutMs);
     for (const bridge of this.allBridges()) bridge.close('shutdown');
     await this.waitForDrain(5_000);
-    for (const { context } of listeners) await retireContext(context);
+    for (const { state } of listeners) await retirePlan(state.context);
     await this.cluster?.close();
     await this.admin?.close();
   }
@@ -352,7 +380,7 @@ export class ProxyRuntime implements AdminRuntime {
   private clusterBlocksAdmission(): boolean {
     const cluster = this.cluster;
     if (cluster === undefined || cluster.onError !== 'deny' || cluster.state === 'up') return false;
-    return [...this.running.values()].some(({ context }) => context.shared !== undefined);
+    return [...this.running.values()].some(({ state }) => state.context.shared !== undefined);
   }
 
   private waitForDrain(timeoutMs: number): Promise<void> {
@@ -368,16 +396,16 @@ export class ProxyRuntime implements AdminRuntime {
 
   private activeCount(): number {
     let count = 0;
-    for (const { context } of this.running.values()) count += context.connections.size;
+    for (const { state } of this.running.values()) count += state.connections.size;
     return count;
   }
 
   private *allBridges(): Iterable<Bridge> {
-    for (const { context } of this.running.values()) yield* [...context.connections];
+    for (const { state } of this.running.values()) yield* [...state.connections];
   }
 
-  private buildOptions(previous: ListenerContext | undefined) {
-    return { snapshot: this.snapshot, logger: this.logger, metrics: this.proxyMetrics, previous, cluster: this.cluster, now: this.options.now };
+  private buildOptions(snapshot: ConfigSnapshot) {
+    return { snapshot, logger: this.logger, metrics: this.proxyMetrics, cluster: this.cluster, now: this.options.now };
   }
 
   // -- AdminRuntime --------------------------------------------------------------------
@@ -427,13 +455,13 @@ export class ProxyRuntime implements AdminRuntime {
   upstreamAction(listener: string, address: string, action: UpstreamAction): UpstreamActionResult {
     const running = this.running.get(listener);
     if (!running) return 'unknown_listener';
-    const pool = running.context.pool;
+    const pool = running.state.context.pool;
     return (action === 'drain' ? pool.drain(address) : pool.enable(address)) ? 'ok' : 'unknown_upstream';
   }
 
   listUpstreams(listener: string): UpstreamView[] | undefined {
     const running = this.running.get(listener);
-    return running && upstreamViews(running.context.pool);
+    return running && upstreamViews(running.state.context.pool);
   }
 
   async changeUpstream(listener: string, change: UpstreamChange): Promise<UpstreamChangeResult> {
@@ -441,12 +469,12 @@ export class ProxyRuntime implements AdminRuntime {
     await (this.nextReload ?? this.reloading)?.catch(() => undefined);
     const running = this.running.get(listener);
     if (!running) return { ok: false, code: 'unknown_listener', error: `unknown listener "${listener}"` };
-    return applyUpstreamChange(running.context.pool, change);
+    return applyUpstreamChange(running.state.context.pool, change);
   }
 
   ready(): boolean {
     if (this.stopping || this.running.size === 0 || this.clusterBlocksAdmission()) return false;
-    return [...this.running.values()].every(({ context }) => context.pool.healthyCount() > 0);
+    return [...this.running.values()].every(({ state }) => state.context.pool.healthyCount() > 0);
   }
 
   async metrics(): Promise<{ contentType: string; body: string }> {
@@ -454,13 +482,13 @@ export class ProxyRuntime implements AdminRuntime {
   }
 }
 
-function sameAddress(a: ListenerContext, b: ListenerContext): boolean {
-  return a.config.listen.host === b.config.listen.host && a.config.listen.port === b.config.listen.port;
+function sameAddress(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.listen.host === b.listen.host && a.listen.port === b.listen.port;
 }
 
 /** Clients waiting for a slot: over a listener/per-IP limit, or for a full upstream. */
-function queuedConnections(context: ListenerContext): number {
-  let count = context.admission.queueLength;
-  for (const queue of context.upstreamQueues.values()) count += queue.length;
+function queuedConnections(state: ListenerState): number {
+  let count = state.waiting.length;
+  for (const { queue } of state.pools.values()) count += queue.length;
   return count;
 }

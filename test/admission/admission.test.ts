@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AccessList } from '../../src/admission/access-list.js';
 import { Admission, type AdmissionOptions, type AdmissionResult } from '../../src/admission/admission.js';
+import { AdmissionQueue } from '../../src/admission/admission-queue.js';
 import { seededRandom } from '../../bench/access-list.js';
 import { ConnectionLimits, type Slot } from '../../src/admission/limits.js';
 import { RateLimiter } from '../../src/admission/rate-limit.js';
@@ -12,8 +13,11 @@ const SUNDAY_NOON = new Date('2024-03-10T12:00:00Z');
 const weekdays = (): Schedule =>
   new Schedule({ timezone: 'UTC', windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '08:00', to: '18:00' }] });
 
-function admission(options: Partial<AdmissionOptions>): Admission {
-  return new Admission({ onLimit: 'reject', queueTimeoutMs: 60_000, maxQueue: 1000, ...options });
+/** The rules, with the listener's waiting line (`queue`) they act on. */
+function admission(options: Partial<AdmissionOptions> & { maxQueue?: number }): Admission & { queue: AdmissionQueue } {
+  const { maxQueue = 1000, ...rest } = options;
+  const queue = new AdmissionQueue(options.limits ?? new ConnectionLimits(), { maxSize: maxQueue });
+  return Object.assign(new Admission({ onLimit: 'reject', queueTimeoutMs: 60_000, queue, ...rest }), { queue });
 }
 
 function slotOf(result: AdmissionResult | 'queue'): Slot {
@@ -92,7 +96,7 @@ describe('Admission', { timeout: 20_000 }, () => {
     const rules = admission({ limits: new ConnectionLimits({ maxConnections: 1 }) });
     slotOf(rules.admit('10.0.0.1'));
     assert.equal(reasonOf(rules.admit('10.0.0.2')), 'limit');
-    assert.equal(rules.queueLength, 0);
+    assert.equal(rules.queue.length, 0);
   });
 
   it('queues over the limit and hands each freed slot to the first waiter, atomically', () => {
@@ -105,7 +109,7 @@ describe('Admission', { timeout: 20_000 }, () => {
       assert.equal(rules.admit(ip), 'queue');
       rules.wait(ip, (result) => served.push([ip, result]));
     }
-    assert.equal(rules.queueLength, 3);
+    assert.equal(rules.queue.length, 3);
     first.release();
     assert.deepEqual(served.map(([ip]) => ip), ['10.0.0.3']);
     assert.equal(limits.active, 2, 'the waiter took the freed slot in the same call');
@@ -114,8 +118,8 @@ describe('Admission', { timeout: 20_000 }, () => {
     assert.deepEqual(served.map(([ip]) => ip), ['10.0.0.3', '10.0.0.4']);
     for (const [, result] of served) slotOf(result).release();
     assert.deepEqual(served.map(([ip]) => ip), ['10.0.0.3', '10.0.0.4', '10.0.0.5']);
-    assert.equal(rules.queueLength, 0);
-    rules.close();
+    assert.equal(rules.queue.length, 0);
+    rules.queue.close();
   });
 
   it('does not let a waiter held by its per-IP limit block other addresses', () => {
@@ -137,7 +141,7 @@ describe('Admission', { timeout: 20_000 }, () => {
     busy.release();
     assert.deepEqual(served, ['10.0.0.4', '10.0.0.1']);
     assert.equal(limits.activeFor('10.0.0.1'), 1);
-    rules.close();
+    rules.queue.close();
   });
 
   it('bounds the queue: beyond maxQueue, a client is refused with limit', () => {
@@ -150,7 +154,7 @@ describe('Admission', { timeout: 20_000 }, () => {
     assert.equal(reasonOf(rules.admit('10.0.0.3')), 'limit');
     rules.wait('10.0.0.3', (result) => refusals.push(reasonOf(result)));
     assert.deepEqual(refusals, ['limit'], 'a late wait() on a full queue is refused at once');
-    rules.close();
+    rules.queue.close();
     assert.deepEqual(refusals, ['limit', 'shutdown', 'shutdown']);
   });
 
@@ -163,7 +167,7 @@ describe('Admission', { timeout: 20_000 }, () => {
     const result = await whileAlive(new Promise<AdmissionResult>((resolve) => rules.wait('10.0.0.2', resolve)));
     assert.equal(reasonOf(result), 'queue_timeout');
     assert.ok(performance.now() - started >= 15, 'not before its time');
-    assert.equal(rules.queueLength, 0);
+    assert.equal(rules.queue.length, 0);
     slot.release();
     assert.equal(limits.active, 0, 'the timed-out waiter took nothing');
   });
@@ -177,10 +181,10 @@ describe('Admission', { timeout: 20_000 }, () => {
     rules.wait('10.0.0.3', () => served.push('stayer'));
     cancelLeaver();
     cancelLeaver();
-    assert.equal(rules.queueLength, 1);
+    assert.equal(rules.queue.length, 1);
     slot.release();
     assert.deepEqual(served, ['stayer']);
-    rules.close();
+    rules.queue.close();
   });
 
   it('answers wait() at once when room is already free', () => {
@@ -198,7 +202,7 @@ describe('Admission', { timeout: 20_000 }, () => {
     const slot = slotOf(rules.admit('10.0.0.1'));
     const results: string[] = [];
     rules.wait('10.0.0.2', (result) => results.push(reasonOf(result)));
-    rules.close();
+    rules.queue.close();
     assert.deepEqual(results, ['shutdown']);
     assert.equal(reasonOf(rules.admit('10.0.0.3')), 'shutdown');
     slot.release();
@@ -244,7 +248,7 @@ describe('Admission', { timeout: 20_000 }, () => {
       assert.equal(limits.active, held.length, `step ${step}`);
       assert.ok(limits.active <= 20);
     }
-    rules.close();
+    rules.queue.close();
     assert.ok(servedFromQueue > 100, `the queue must be exercised (served ${servedFromQueue})`);
     for (const waiter of waiters) assert.equal(waiter.answers, waiter.withdrawn ? 0 : 1, 'every waiter answered exactly once');
     for (const slot of held) slot.release();

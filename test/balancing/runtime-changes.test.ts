@@ -16,8 +16,8 @@ function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): Up
 }
 
 async function startedPool(balance: BalanceStrategy, upstreams: UpstreamSpec[], extra: { lookup?: (host: string) => Promise<ResolvedAddress[]> } = {}) {
-  const pool = new UpstreamPool({ listener: 'main', balance, upstreams, logger: memoryLogger().logger, random: seededRandom(7), ...extra });
-  await pool.start();
+  const pool = new UpstreamPool({ listener: 'main', logger: memoryLogger().logger, random: seededRandom(7), ...extra });
+  pool.apply(await pool.prepare({ balance, upstreams }));
   return pool;
 }
 

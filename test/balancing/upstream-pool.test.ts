@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { promises as dns } from 'node:dns';
 import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
-import { UpstreamPool, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
+import { UpstreamPool, type PoolSettings, type UpstreamPoolOptions, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
+import { trackHandles } from '../helpers/handles.js';
 import { stateChange } from './helpers.js';
 import { endAtOnce, startServer, type TestServer } from '../helpers/servers.js';
-import { pause, until, within } from '../helpers/wait.js';
+import { pause, within } from '../helpers/wait.js';
 import { memoryLogger } from '../helpers/log-collector.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
@@ -15,9 +15,11 @@ function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): Up
   return { address, host, port, weight: 1, ...extra };
 }
 
-function makePool(options: Partial<UpstreamPoolOptions> & Pick<UpstreamPoolOptions, 'upstreams'>) {
+/** A pool with its first plan applied, as a listener starts it. */
+async function makePool(options: Partial<UpstreamPoolOptions & PoolSettings> & Pick<PoolSettings, 'upstreams'>) {
   const log = memoryLogger();
-  const pool = new UpstreamPool({ listener: 'main', balance: 'round_robin', logger: log.logger, ...options });
+  const pool = new UpstreamPool({ listener: 'main', logger: log.logger, ...options });
+  pool.apply(await pool.prepare({ balance: 'round_robin', ...options }));
   return { pool, log };
 }
 
@@ -31,8 +33,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   it('health checks take a closed server out and bring it back when it listens again', async () => {
     const a = await startServer(endAtOnce);
     const b = await startServer(endAtOnce);
-    const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', a.port), spec('127.0.0.1', b.port)], healthCheck: fastChecks });
-    await pool.start();
+    const { pool, log } = await makePool({ upstreams: [spec('127.0.0.1', a.port), spec('127.0.0.1', b.port)], healthCheck: fastChecks });
     const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
     assert.equal(epA.label, `127.0.0.1:${a.port}`);
     assert.equal(pool.healthyCount(), 2);
@@ -60,11 +61,10 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   it('uses send/expect to judge an upstream by its reply', async () => {
     const good = await startServer((socket) => socket.on('data', () => socket.end('+PONG\r\n')));
     const bad = await startServer((socket) => socket.on('data', () => socket.end('-LOADING\r\n')));
-    const { pool, log } = makePool({
+    const { pool, log } = await makePool({
       upstreams: [spec('127.0.0.1', good.port), spec('127.0.0.1', bad.port)],
       healthCheck: { ...fastChecks, send: Buffer.from('PING\r\n'), expect: /^\+PONG/ },
     });
-    await pool.start();
     const [epGood, epBad] = pool.endpoints() as [Endpoint, Endpoint];
     const line = await within(log.next(stateChange(epBad.label, 'down')), 5_000, 'bad down');
     assert.equal(line['detail'], 'unexpected reply');
@@ -77,11 +77,10 @@ describe('upstream pool', { timeout: 20_000 }, () => {
   });
 
   it('without health checks, ejects on connect failure with exponential back-off', async () => {
-    const { pool, log } = makePool({
+    const { pool, log } = await makePool({
       upstreams: [spec('127.0.0.1', 9001), spec('127.0.0.2', 9001)],
       passiveBackoff: { baseMs: 60, maxMs: 150 },
     });
-    await pool.start();
     const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
     const refused = new Error('connect ECONNREFUSED 127.0.0.1:9001');
 
@@ -113,8 +112,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
 
   it("a connect failure that is this host's own (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL) blames no endpoint", async () => {
     for (const healthCheck of [undefined, fastChecks]) {
-      const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', 9001)], passiveBackoff: { baseMs: 60, maxMs: 150 }, ...(healthCheck && { healthCheck }) });
-      await pool.start();
+      const { pool, log } = await makePool({ upstreams: [spec('127.0.0.1', 9001)], passiveBackoff: { baseMs: 60, maxMs: 150 }, ...(healthCheck && { healthCheck }) });
       const [endpoint] = pool.endpoints() as [Endpoint];
       for (const code of ['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']) {
         const error = Object.assign(new Error(`connect ${code} 127.0.0.1:9001`), { code });
@@ -133,27 +131,25 @@ describe('upstream pool', { timeout: 20_000 }, () => {
 
   it('with health checks configured, a failed connect takes it out until a check passes', async () => {
     const server = await startServer(endAtOnce);
-    const { pool } = makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 100 } });
-    await pool.start();
+    const { pool } = await makePool({ upstreams: [spec('127.0.0.1', server.port)], healthCheck: { ...fastChecks, intervalMs: 100 } });
     const [endpoint] = pool.endpoints() as [Endpoint];
     pool.reportConnectFailure(endpoint, new Error('connect ETIMEDOUT'));
     assert.equal(endpoint.state, 'down');
     assert.equal(endpoint.failures, 1);
     assert.equal(pool.pick('10.0.0.1').endpoint, undefined);
     // The server is listening: the next passing check brings it back (no back-off timer).
-    await until(() => (endpoint.state as string) === 'healthy', 'a passing check to bring the endpoint back', 10_000);
+    while ((endpoint.state as string) !== 'healthy') await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
     pool.close();
     await server.close();
   });
 
   it("answers 'limit' when every eligible endpoint is full and 'no_upstream' when none is healthy", async () => {
-    const { pool } = makePool({
+    const { pool } = await makePool({
       upstreams: [spec('127.0.0.1', 9001, { maxConnections: 1 }), spec('127.0.0.2', 9001, { maxConnections: 2 })],
       balance: 'least_connections',
       passiveBackoff: { baseMs: 60_000, maxMs: 60_000 },
     });
-    await pool.start();
     const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
     let released = 0;
     const unsubscribe = pool.onRelease(() => released++);
@@ -187,8 +183,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       { address: '127.0.0.2', family: 4 },
       { address: '127.0.0.3', family: 4 },
     ];
-    const { pool, log } = makePool({ upstreams: [spec('127.0.0.1', 9001), spec('svc.test', 9001)], lookup });
-    await pool.start();
+    const { pool, log } = await makePool({ upstreams: [spec('127.0.0.1', 9001), spec('svc.test', 9001)], lookup });
     const [one, two, three] = pool.endpoints() as [Endpoint, Endpoint, Endpoint];
     assert.equal(pool.drain(one.label), true);
     assert.equal(one.state, 'draining');
@@ -206,8 +201,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
 
   it("resolves 'localhost' through the system resolver into one endpoint per address", async () => {
     const server = await startServer(endAtOnce);
-    const { pool } = makePool({ upstreams: [spec('localhost', server.port, { weight: 2 })] });
-    await pool.start();
+    const { pool } = await makePool({ upstreams: [spec('localhost', server.port, { weight: 2 })] });
     const expected = (await dns.lookup('localhost', { all: true })).map((r) =>
       r.family === 6 ? `[${r.address}]:${server.port}` : `${r.address}:${server.port}`,
     );
@@ -223,8 +217,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     const lookup = async (): Promise<ResolvedAddress[]> => {
       throw new Error('no DNS for literals');
     };
-    const { pool } = makePool({ upstreams: [spec('::1', 9001), spec('127.0.0.1', 9002)], lookup });
-    await pool.start();
+    const { pool } = await makePool({ upstreams: [spec('::1', 9001), spec('127.0.0.1', 9002)], lookup });
     assert.deepEqual(pool.endpoints().map((e) => [e.label, e.host]), [['[::1]:9001', '::1'], ['127.0.0.1:9002', '127.0.0.1']]);
     pool.close();
   });
@@ -240,8 +233,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       if (answer instanceof Error) throw answer;
       return answer as ResolvedAddress[];
     };
-    const { pool, log } = makePool({ upstreams: [spec('svc.test', 9001, { maxConnections: 1 })], lookup, resolveIntervalMs: 20 });
-    await pool.start();
+    const { pool, log } = await makePool({ upstreams: [spec('svc.test', 9001, { maxConnections: 1 })], lookup, resolveIntervalMs: 20 });
     const [first, second] = pool.endpoints() as [Endpoint, Endpoint];
     assert.deepEqual([first.label, second.label], ['127.0.0.1:9001', '127.0.0.2:9001']);
     pool.acquire(first);
@@ -265,133 +257,96 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.close();
   });
 
-  it('on reload, carries endpoints with the same label (state, counters, back-off) to the new pool', async () => {
+  it('on reload, keeps endpoints with the same label (state, counters, back-off) under the new plan', async () => {
     const upstreams = [spec('127.0.0.1', 9001, { maxConnections: 1 }), spec('127.0.0.2', 9001, { maxConnections: 1 })];
-    const { pool: old, log } = makePool({ upstreams, passiveBackoff: { baseMs: 80, maxMs: 1_000 } });
-    await old.start();
-    const [epA, epB] = old.endpoints() as [Endpoint, Endpoint];
-    old.acquire(epA);
-    old.reportConnectFailure(epB, new Error('refused'));
-    assert.equal(old.drain(epA.label), true);
+    const { pool, log } = await makePool({ upstreams, passiveBackoff: { baseMs: 80, maxMs: 1_000 } });
+    const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
+    pool.acquire(epA);
+    pool.reportConnectFailure(epB, new Error('refused'));
+    assert.equal(pool.drain(epA.label), true);
 
-    const next = new UpstreamPool({
-      listener: 'main',
-      upstreams: [...upstreams, spec('127.0.0.3', 9001, { maxConnections: 1 })],
-      balance: 'least_connections',
-      logger: log.logger,
-      passiveBackoff: { baseMs: 80, maxMs: 1_000 },
-      previous: old,
-    });
-    await next.start();
-    next.takeOver();
-    const [newA, newB, newC] = next.endpoints() as [Endpoint, Endpoint, Endpoint];
+    pool.apply(await pool.prepare({ upstreams: [...upstreams, spec('127.0.0.3', 9001, { maxConnections: 1 })], balance: 'least_connections' }));
+    const [newA, newB, newC] = pool.endpoints() as [Endpoint, Endpoint, Endpoint];
     assert.equal(newA, epA);
     assert.equal(newB, epB);
     assert.deepEqual([newA.state, newA.active, newA.total, newB.state, newB.failures], ['draining', 1, 1, 'down', 1]);
     assert.equal(newC.state, 'healthy');
-    assert.equal(next.enable(epA.label), true);
+    assert.equal(pool.enable(epA.label), true);
 
-    // A's only slot is taken by a connection from before the reload: full in the new pool too.
-    next.acquire(newC);
-    assert.deepEqual(next.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
+    // A's only slot is taken by a connection from before the reload: full under the new plan too.
+    pool.acquire(newC);
+    assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
     let freed = 0;
-    next.onRelease(() => freed++);
-    old.release(epA);
-    assert.equal(freed, 1, "the old connection's release reaches the new pool's waiters");
-    assert.equal(next.pick('10.0.0.1').endpoint, epA);
+    pool.onRelease(() => freed++);
+    pool.release(epA);
+    assert.equal(freed, 1, "the release of a connection from before the reload reaches the waiters");
+    assert.equal(pool.pick('10.0.0.1').endpoint, epA);
 
-    // B's back-off continues under the new pool (the old one is retired).
+    // B's back-off goes on across the reload.
     await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back-off end');
-    assert.equal(next.healthyCount(), 3);
-    next.close();
+    assert.equal(pool.healthyCount(), 3);
+    pool.close();
   });
 
-  it('a reload that is never committed (start, no takeOver, close) leaves the running pool as it was', async () => {
+  it('a plan that is prepared but never applied (another listener failed) leaves the running pool as it was', async () => {
     const upstreams = [spec('127.0.0.1', 9001, { maxConnections: 1 }), spec('127.0.0.2', 9001, { maxConnections: 1 })];
-    const { pool: old, log } = makePool({ upstreams, passiveBackoff: { baseMs: 80, maxMs: 1_000 } });
-    await old.start();
-    const [epA, epB] = old.endpoints() as [Endpoint, Endpoint];
-    old.reportConnectFailure(epB, new Error('refused'));
-    const staged = new UpstreamPool({
-      listener: 'main',
-      upstreams: upstreams.map((u) => ({ ...u, maxConnections: 5, weight: 3 })),
-      balance: 'least_connections',
-      logger: log.logger,
-      passiveBackoff: { baseMs: 80, maxMs: 1_000 },
-      previous: old,
-    });
-    await staged.start();
-    assert.equal(staged.endpoints()[0], epA, 'the staged pool adopts the same endpoint objects');
-    // A listener bound for the reload may accept before the commit: the running pool decides and counts.
-    const early = staged.pick('10.0.0.9').endpoint!;
-    assert.equal(early, epA, 'B is down in the running pool');
-    staged.acquire(early);
-    assert.deepEqual(old.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' }, "the running pool did not count the staged pool's connection");
-    staged.release(early);
-    staged.close(); // another listener's part of the reload failed
-    assert.deepEqual([epA.maxConnections, epA.weight], [1, 1], "the failed reload's settings leaked into the running pool");
-    old.acquire(epA);
-    assert.deepEqual(old.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' }, 'the running pool stopped picking');
-    // B's back-off still runs under the old pool (the staged one never took it over).
+    const { pool, log } = await makePool({ upstreams, passiveBackoff: { baseMs: 80, maxMs: 1_000 } });
+    const [epA, epB] = pool.endpoints() as [Endpoint, Endpoint];
+    pool.reportConnectFailure(epB, new Error('refused'));
+    const unapplied = await pool.prepare({ upstreams: upstreams.map((u) => ({ ...u, maxConnections: 5, weight: 3 })), balance: 'least_connections' });
+    assert.deepEqual(pool.endpoints(), [epA, epB], 'preparing changes no member');
+    assert.equal(unapplied.balancer.pick('10.0.0.1', undefined), undefined, "the plan's balancer is not fed before it is applied");
+    assert.deepEqual([epA.maxConnections, epA.weight], [1, 1], "the unapplied plan's settings leaked into the running pool");
+    // The running plan decides and counts: B is down, A has one slot.
+    const picked = pool.pick('10.0.0.9').endpoint!;
+    assert.equal(picked, epA, 'B is down in the running pool');
+    pool.acquire(picked);
+    assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' }, "the running pool counts A's connection");
+    // B's back-off still runs under the running plan.
     await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back-off end');
-    assert.equal(old.pick('10.0.0.1').endpoint, epB);
-    // A failure reported through a staged pool whose reload then fails: the running pool's to recover from.
-    const staged2 = new UpstreamPool({ listener: 'main', upstreams, balance: 'least_connections', logger: log.logger, passiveBackoff: { baseMs: 80, maxMs: 1_000 }, previous: old });
-    await staged2.start();
-    staged2.reportConnectFailure(epB, new Error('refused'));
-    staged2.close();
+    assert.equal(pool.pick('10.0.0.1').endpoint, epB);
+    // A failure reported while a plan is being prepared: the running pool's to recover from.
+    const pending = pool.prepare({ upstreams, balance: 'least_connections' });
+    pool.reportConnectFailure(epB, new Error('refused'));
+    await pending;
     assert.equal(epB.state, 'down');
     await within(log.next(stateChange(epB.label, 'healthy')), 3_000, 'B back under the running pool');
-    old.close();
+    pool.close();
   });
 
   it('source_hash: a reload that only changes weights rebuilds the table', async () => {
     const upstreams = [spec('127.0.0.1', 9001), spec('127.0.0.2', 9001)];
-    const { pool: old, log } = makePool({ upstreams, balance: 'source_hash' });
-    await old.start();
-    const next = new UpstreamPool({ listener: 'main', upstreams: [upstreams[0]!, { ...upstreams[1]!, weight: 9 }], balance: 'source_hash', logger: log.logger, previous: old });
-    await next.start();
-    next.takeOver();
+    const { pool } = await makePool({ upstreams, balance: 'source_hash' });
+    pool.apply(await pool.prepare({ upstreams: [upstreams[0]!, { ...upstreams[1]!, weight: 9 }], balance: 'source_hash' }));
     let second = 0;
-    for (let i = 0; i < 2000; i++) if (next.pick(`10.${i >> 8}.${i & 255}.1`).endpoint!.host === '127.0.0.2') second++;
+    for (let i = 0; i < 2000; i++) if (pool.pick(`10.${i >> 8}.${i & 255}.1`).endpoint!.host === '127.0.0.2') second++;
     // 9 of 10 shares: ~1800 of 2000; the old 1:1 table would give ~1000.
     assert.ok(second > 1600, `weight 9 got ${second} of 2000 clients`);
-    next.close();
+    pool.close();
   });
 
   it('close() leaves no timer or socket behind', async () => {
-    const live = new Map<number, string>();
-    const hook = createHook({
-      init(id, type) {
-        if (type === 'Timeout' || type === 'TCPWRAP' || type === 'TCPCONNECTWRAP') live.set(id, type);
-      },
-      destroy(id) {
-        live.delete(id);
-      },
-    });
+    const handles = trackHandles();
     // Answers nothing: checks with `expect` stay in flight until their timeout.
     const silent = await startServer(() => {});
     const closed = await startServer(endAtOnce);
     await closed.close();
-    const before = new Set(live.keys());
-    hook.enable();
-    const { pool } = makePool({
+    handles.start();
+    const { pool } = await makePool({
       upstreams: [spec('127.0.0.1', silent.port), spec('127.0.0.1', closed.port), spec('svc.test', 9001)],
       healthCheck: { ...fastChecks, intervalMs: 10, timeoutMs: 10_000, expect: Buffer.from('x') },
       lookup: async () => [{ address: '127.0.0.9', family: 4 }],
       resolveIntervalMs: 10,
     });
-    await pool.start();
     await within(new Promise((resolve) => silent.server.once('connection', resolve)), 3_000, 'a check in flight');
     await pause(30);
-    assert.ok([...live.values()].includes('Timeout'));
+    assert.ok(handles.live().includes('Timeout'));
     pool.close();
     await silent.close();
     // Handles are destroyed asynchronously; give them a few turns of the loop.
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-    hook.disable();
-    const leaked = [...live.entries()].filter(([id]) => !before.has(id));
-    assert.deepEqual(leaked, []);
+    handles.stop();
+    assert.deepEqual(handles.live(), []);
   });
 });
 

@@ -18,7 +18,8 @@ import { pino } from 'pino';
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../../src/config/load.js';
 import { ProxyMetrics } from '../../src/observability/metrics.js';
 import type { ListenerContext } from '../../src/proxy/listener-context.js';
-import { buildListenerContext, checkListenerResources, retireContext } from '../../src/runtime/build-context.js';
+import { ListenerState } from '../../src/proxy/listener-state.js';
+import { buildListenerPlan, checkListenerResources, retirePlan } from '../../src/runtime/build-context.js';
 import { FUZZ_TIMEOUT_MS, fuzzParameters, LONG_RUN } from '../helpers/fuzz.js';
 import { ALL_PATHS, FULL, keyName, mutate, mutatedConfig, PLAUSIBLE_VALUES, plausibleValue, type Json } from './config-arbitraries.js';
 
@@ -66,13 +67,16 @@ async function check(load: () => Promise<ConfigSnapshot> | ConfigSnapshot, input
   const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
   process.on('warning', onWarning);
   for (const listener of snapshot.listeners) {
+    const state = new ListenerState(listener.name);
     let context: ListenerContext;
     try {
-      context = await buildListenerContext(listener, { snapshot, logger: silent, metrics, previous: undefined });
+      context = await buildListenerPlan(listener, state, { snapshot, logger: silent, metrics });
+      state.apply(context);
     } catch (error) {
       assert.fail(`passes --check but cannot start: ${inspect(input).slice(0, 400)}: ${(error as Error)?.stack ?? String(error)}`);
     }
-    await retireContext(context);
+    state.close();
+    await retirePlan(context);
   }
   // Node's warnings come on the next tick: a timer that overflows (and fires at once) is one.
   await new Promise((resolve) => setImmediate(resolve));

@@ -128,9 +128,9 @@ export async function startFilterProxy(keys: { filters?: unknown[]; inspect?: un
 }
 
 function bridgeOf(proxy: TestProxy, label: string): Bridge | undefined {
-  // The runtime keeps its listener contexts private; the open bridges are what this helper is about.
-  const context = proxy.runtime['running'].get('test')?.context;
-  for (const bridge of context?.connections ?? []) if (bridge.clientLabel === label) return bridge;
+  // The runtime keeps its listener states private; the open bridges are what this helper is about.
+  const state = proxy.runtime['running'].get('test')?.state;
+  for (const bridge of state?.connections ?? []) if (bridge.clientLabel === label) return bridge;
   return undefined;
 }
 

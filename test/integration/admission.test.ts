@@ -64,7 +64,7 @@ function formatClient(socket: Socket): string {
 
 function listenerLimits(proxy: TestProxy): ConnectionLimits {
   // The runtime keeps its listener contexts private; the limits are what this test is about.
-  return proxy.runtime['running'].get('test')!.context.limits;
+  return proxy.runtime['running'].get('test')!.state.limits;
 }
 
 function queueLength(proxy: TestProxy): number {
@@ -711,10 +711,10 @@ async function assertAllZero(proxy: TestProxy): Promise<void> {
   await until(() => proxy.runtime.stats().listeners.every((l) => l.active === 0), 'stats active 0 on every listener');
   const stats = proxy.runtime.stats();
   for (const listener of stats.listeners) assert.equal(listener.queue_length, 0, `${listener.name}: queue length`);
-  for (const [name, { context }] of proxy.runtime['running']) {
-    assert.equal(context.limits.active, 0, `${name}: ConnectionLimits.active drifted`);
-    assert.equal(context.limits.trackedIps, 0, `${name}: per-IP counts left behind`);
-    assert.equal(context.connections.size, 0, `${name}: bridges left listed`);
+  for (const [name, { state }] of proxy.runtime['running']) {
+    assert.equal(state.limits.active, 0, `${name}: ConnectionLimits.active drifted`);
+    assert.equal(state.limits.trackedIps, 0, `${name}: per-IP counts left behind`);
+    assert.equal(state.connections.size, 0, `${name}: bridges left listed`);
   }
   assert.deepEqual(stats.upstreams.filter((u) => u.active !== 0), [], 'upstream active counts drifted');
   assert.deepEqual(proxy.runtime.connections(), []);

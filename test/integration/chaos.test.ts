@@ -210,7 +210,7 @@ describe('chaos: every connection ends, and everything it held comes back', { ti
       assert.deepEqual(last, [], `${last.length} connections outlived their peers`);
       assert.equal(sampleValue(await admin.metrics(), 'tcpproxy_connections_active', { listener: 'test' }), 0, 'active gauge');
       assert.equal(sampleValue(await admin.metrics(), 'tcpproxy_upstream_connections_active', { listener: 'test', upstream: upstream.address }), 0);
-      const limits: ConnectionLimits = proxy.runtime['running'].get('test')!.context.limits;
+      const limits: ConnectionLimits = proxy.runtime['running'].get('test')!.state.limits;
       assert.equal(limits.active, 0, 'listener slots still held');
       assert.equal(limits.trackedIps, 0, 'per-IP slots still held');
       // One access-log line per connection. A client that resets before the proxy accepts it

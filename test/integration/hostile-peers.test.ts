@@ -125,8 +125,8 @@ describe('hostile peers', { timeout: 60_000 }, () => {
       await servedMeanwhile(proxy);
       await Promise.all(flood);
       await servedMeanwhile(proxy);
-      const limits = proxy.runtime['running'].get('test')!.context.limits;
-      await until(() => limits.active === 0 && proxy.runtime['running'].get('test')!.context.connections.size === 0, 'every flood connection released');
+      const limits = proxy.runtime['running'].get('test')!.state.limits;
+      await until(() => limits.active === 0 && proxy.runtime['running'].get('test')!.state.connections.size === 0, 'every flood connection released');
     } finally {
       await proxy.stop();
     }
