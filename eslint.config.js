@@ -1,0 +1,37 @@
+// ESLint flat config: typescript-eslint's type-checked rule sets over the TypeScript sources
+// (src/, test/, bench/, through tsconfig.json), the plain JavaScript rules over the scripts,
+// and eslint-config-prettier last so that no ESLint rule argues with Prettier's layout.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
+import globals from 'globals';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'artifacts/', 'examples/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  ...tseslint.configs.stylisticTypeChecked,
+  {
+    languageOptions: {
+      globals: globals.node,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          // node:test's runner tracks the promise that test()/it()/describe() return and
+          // fails the run on a rejection: a file registers them at its top level without awaiting.
+          allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] }],
+        },
+      ],
+    },
+  },
+  {
+    // The build scripts and this file are plain JavaScript outside tsconfig.json: no types to check.
+    files: ['**/*.js', '**/*.mjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+  prettier,
+);
