@@ -96,9 +96,9 @@ export function parseClientAddress(text: string, words: Uint32Array): AddressFam
     return undefined;
   }
   if (parts[0] === 0 && parts[1] === 0 && parts[2] === 0 && parts[3] === 0 && parts[4] === 0 && parts[5] === 0xffff) {
-    words[0] = (parts[6] * 0x10000 + parts[7]) >>> 0;
+    words[0] = (parts[6]! * 0x10000 + parts[7]!) >>> 0;
     return 4;
   }
-  for (let w = 0; w < 4; w++) words[w] = (parts[2 * w] * 0x10000 + parts[2 * w + 1]) >>> 0;
+  for (let w = 0; w < 4; w++) words[w] = (parts[2 * w]! * 0x10000 + parts[2 * w + 1]!) >>> 0;
   return 6;
 }

@@ -9,7 +9,7 @@ const TABLE_SIZES = [4093, 16381, 65521, 262139, 1048573] as const;
 
 /** The smallest table size with about 100 entries per endpoint (capped at ~1M entries). */
 export function maglevTableSize(endpointCount: number): number {
-  return TABLE_SIZES.find((size) => size >= endpointCount * 100) ?? TABLE_SIZES[TABLE_SIZES.length - 1];
+  return TABLE_SIZES.find((size) => size >= endpointCount * 100) ?? TABLE_SIZES[TABLE_SIZES.length - 1]!;
 }
 
 /**

@@ -72,7 +72,7 @@ describe('bridge: data integrity', { timeout: 120_000 }, () => {
     const results = await Promise.all(
       clients.map(async (client, i) => {
         const done = readAll(client);
-        client.end(payloads[i]);
+        client.end(payloads[i]!);
         return done;
       }),
     );
