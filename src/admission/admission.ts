@@ -64,7 +64,7 @@ interface Waiter {
 }
 
 /** Refusals carry no per-connection data, so each is one shared frozen object. */
-const REFUSED: { readonly [R in RefusalReason]: AdmissionResult } = {
+const REFUSED: Readonly<Record<RefusalReason, AdmissionResult>> = {
   acl: refusal('acl'),
   schedule: refusal('schedule'),
   rate_limit: refusal('rate_limit'),

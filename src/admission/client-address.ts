@@ -81,7 +81,7 @@ export function parseClientAddress(text: string, words: Uint32Array): AddressFam
     words[0] = v4;
     return 4;
   }
-  if (text.indexOf(':') < 0) return undefined;
+  if (!text.includes(':')) return undefined;
   if (hasMappedPrefix(text)) {
     const mapped = parseDottedQuad(text, MAPPED_PREFIX.length);
     if (mapped >= 0) {

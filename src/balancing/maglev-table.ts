@@ -35,13 +35,13 @@ export function buildMaglevTable(keys: readonly string[], weights: readonly numb
   let filled = 0;
   for (;;) {
     for (let i = 0; i < count; i++) {
-      credit[i] = (credit[i] as number) + (weights[i] as number);
-      while ((credit[i] as number) >= maxWeight) {
-        credit[i] = (credit[i] as number) - maxWeight;
-        let slot = position[i] as number;
-        while ((table[slot] as number) >= 0) slot = (slot + (skip[i] as number)) % size;
+      credit[i] = credit[i]! + weights[i]!;
+      while (credit[i]! >= maxWeight) {
+        credit[i] = credit[i]! - maxWeight;
+        let slot = position[i]!;
+        while (table[slot]! >= 0) slot = (slot + skip[i]!) % size;
         table[slot] = i;
-        position[i] = (slot + (skip[i] as number)) % size;
+        position[i] = (slot + skip[i]!) % size;
         if (++filled === size) return table;
       }
     }

@@ -5,7 +5,7 @@
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../config/load.js';
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { createLogger, LogFileError, openLogs, type LogFormat } from '../observability/logger.js';
+import { createLogger, LogFileError, openLogs } from '../observability/logger.js';
 import { ListenError } from '../proxy/listener.js';
 import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
@@ -87,7 +87,7 @@ async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<Config
   if (pidFile !== undefined && cluster.isPrimary) checkPidFileFree(pidFile);
   const logs = openLogs({
     level: snapshot.log.level,
-    format: snapshot.log.format as LogFormat | undefined,
+    format: snapshot.log.format,
     file: snapshot.log.file === undefined ? undefined : resolve(snapshot.baseDir, snapshot.log.file),
     syslog: snapshot.log.syslog,
   });

@@ -142,7 +142,7 @@ export class Listener {
     let cancel = (): void => {};
     const leftTheQueue = (): void => {
       cancel();
-      const error = socket.errored as NodeJS.ErrnoException | null;
+      const error: NodeJS.ErrnoException | null = socket.errored;
       logClose(context.logger, error ? 'error' : 'client_closed', {
         ...emptyRecord(context.name, formatPeer(identity.ip, identity.port)),
         bytes_from_client: socket.bytesRead,
