@@ -47,7 +47,7 @@ function trafficRuntime(): { runtime: FakeRuntime; tick(): void } {
     next++;
     runtime.open.push(connection);
   };
-  for (let i = 0; i < 9; i++) open('main', runtime.upstreams[i % 3]?.upstream as string);
+  for (let i = 0; i < 9; i++) open('main', runtime.upstreams[i % 3]?.upstream!);
   for (let i = 0; i < 3; i++) open('api', '127.0.0.1:9100');
   // Ticks come faster than the page polls, so that the rates it computes are smooth.
   let step = 0;
@@ -236,7 +236,7 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
     .sort((a, b) => b.bytes_from_client + b.bytes_to_client - (a.bytes_from_client + a.bytes_to_client))
     .map((c) => c.id);
   assert.equal(ids[0], expected[0]);
-  const victim = ids[0] as string;
+  const victim = ids[0]!;
   await page.click(`#connections tr[data-connection-id="${victim}"] button[data-action="close"]`);
   await page.waitForSelector(`#connections tr[data-connection-id="${victim}"]`, { state: 'detached', timeout: 5000 });
   assert.ok(runtime.calls.includes(`close ${victim}`));

@@ -235,7 +235,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     const lookup = async (): Promise<ResolvedAddress[]> => {
       const answer = answers.length > 1 ? answers.shift() : answers[0];
       if (answer instanceof Error) throw answer;
-      return answer as ResolvedAddress[];
+      return answer!;
     };
     const { pool, log } = makePool({ upstreams: [spec('svc.test', 9001, { maxConnections: 1 })], lookup, resolveIntervalMs: 20 });
     await pool.start();

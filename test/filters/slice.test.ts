@@ -21,10 +21,10 @@ for (const direction of DIRECTIONS) {
       const destination = direction === 'to_upstream' ? proxied.proxyBack : proxied.proxyFront;
       const writes: { text: string; at: number }[] = [];
       const write = destination.write.bind(destination) as (chunk: Buffer) => boolean;
-      destination.write = ((chunk: Buffer) => {
+      destination.write = (chunk: Buffer) => {
         writes.push({ text: chunk.toString(), at: performance.now() });
         return write(chunk);
-      }) as typeof destination.write;
+      };
       const received = readToEnd(receiver);
       sender.end('hello, sliced world');
       assert.equal((await received).toString(), 'hello, sliced world');

@@ -112,7 +112,7 @@ export async function startFilterProxy(keys: { filters?: unknown[]; inspect?: un
       await until(() => (bridge = bridgeOf(proxy, label))?.upstreamLabel != null || ended, `the proxy to bridge ${label}`);
       const id = bridge?.id ?? String((await closed).id);
       // The bridge's sockets are private: tests read them only to observe buffering and writes.
-      const sockets = bridge && { front: bridge['client'] as Socket, back: bridge['upstream'] as Socket };
+      const sockets = bridge && { front: bridge['client'], back: bridge['upstream']! };
       const own = (): { front: Socket; back: Socket } => {
         if (!sockets) throw new Error(`connection ${id} ended before the proxy's sockets could be observed`);
         return sockets;
@@ -215,7 +215,7 @@ export function readBytes(socket: Socket, count: number): Promise<Buffer> {
 export function closeOutcome(socket: Socket): Promise<string> {
   // Ended already (the peer was quicker than the test): the socket remembers how.
   if (socket.destroyed || socket.readableEnded) {
-    const error = socket.errored as NodeJS.ErrnoException | null;
+    const error: NodeJS.ErrnoException | null = socket.errored;
     return Promise.resolve(error ? (error.code ?? error.message) : socket.readableEnded ? 'end' : 'closed');
   }
   return new Promise((resolve) => {

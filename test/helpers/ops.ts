@@ -143,8 +143,8 @@ export async function spawnProxy(
   let stderr = '';
   const collector = new LogCollector({ keepUnparsed: true, context: () => `; stderr: ${stderr}` });
   const logs = collector.lines;
-  child.stdout!.on('data', (chunk: Buffer) => collector.feed(chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => collector.feed(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   // 'close', not 'exit': the process may exit before its last log lines were read from the
   // pipe; 'close' comes once stdout and stderr have ended, so every line is in `logs`.
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));

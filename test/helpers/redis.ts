@@ -45,13 +45,13 @@ export class TestRedis {
       const onData = (chunk: Buffer): void => {
         this.output += chunk.toString();
         if (this.output.includes('Ready to accept connections')) {
-          child.stdout!.off('data', onData);
-          child.stdout!.resume();
+          child.stdout.off('data', onData);
+          child.stdout.resume();
           resolve();
         }
       };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+      child.stdout.on('data', onData);
+      child.stderr.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
       child.once('exit', (code) => reject(new Error(`redis-server exited ${code} at start: ${this.output}`)));
     });
   }

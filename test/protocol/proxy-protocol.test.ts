@@ -29,7 +29,7 @@ function parseAll(input: Buffer | string, accept: ProxyAccept = 'any', maxV2Leng
 function parsed(input: Buffer | string, accept: ProxyAccept = 'any') {
   const result = parseAll(input, accept);
   assert.equal(result.done, true, 'header should be complete');
-  return result as Extract<ProxyPushResult, { done: true }>;
+  return result;
 }
 
 function rejects(input: Buffer | string, message: RegExp, accept: ProxyAccept = 'any', maxV2Length?: number): void {
