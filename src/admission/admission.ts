@@ -75,7 +75,11 @@ const REFUSED: Readonly<Record<RefusalReason, AdmissionResult>> = {
 };
 
 /** Without connection limits there is nothing to give back. */
-const UNLIMITED_SLOT: Slot = Object.freeze({ release(): void {} });
+const UNLIMITED_SLOT: Slot = Object.freeze({
+  release(): void {
+    // no counter to decrement
+  },
+});
 const ADMITTED_UNLIMITED: AdmissionResult = Object.freeze({ admitted: true, slot: UNLIMITED_SLOT });
 
 function refusal(reason: RefusalReason): AdmissionResult {
@@ -219,4 +223,6 @@ export class Admission {
   }
 }
 
-function noop(): void {}
+function noop(): void {
+  // nothing to do
+}

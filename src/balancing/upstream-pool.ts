@@ -374,9 +374,9 @@ export class UpstreamPool {
    */
   private inCharge(): UpstreamPool {
     if (this.previous !== undefined) return this.previous.inCharge();
-    let pool: UpstreamPool = this;
-    while (pool.successor !== undefined) pool = pool.successor;
-    return pool;
+    let newest = this.successor;
+    while (newest?.successor !== undefined) newest = newest.successor;
+    return newest ?? this;
   }
 
   private isMember(endpoint: Endpoint): boolean {

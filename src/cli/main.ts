@@ -97,7 +97,7 @@ async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<Config
     await runWorkers(snapshot, logs, reloadSource);
   } else {
     const runtime = new ProxyRuntime(snapshot, logs.logger, reloadSource);
-    const signals = handleSignals({ reload: () => runtime.reload(), shutdown: () => runtime.shutdown(), reopenLogs: logs.reopen }, logs.logger);
+    const signals = handleSignals({ reload: () => runtime.reload(), shutdown: () => runtime.shutdown(), reopenLogs: () => logs.reopen() }, logs.logger);
     runtime.stopHandler = () => signals.stop('POST /api/stop');
     await runtime.start();
   }

@@ -216,4 +216,6 @@ export class UpstreamConnector implements UpstreamWaiter {
   }
 }
 
-function ignoreError(): void {}
+function ignoreError(): void {
+  // deliberately nothing
+}

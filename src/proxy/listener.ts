@@ -139,7 +139,7 @@ export class Listener {
     // resets, or is refused after queue_timeout.
     const queuedAt = Date.now();
     const stopWatching = watchWhileWaiting(socket);
-    let cancel = (): void => {};
+    let cancel = (): void => undefined;
     const leftTheQueue = (): void => {
       cancel();
       const error: NodeJS.ErrnoException | null = socket.errored;
@@ -254,7 +254,9 @@ function emptyRecord(listener: string, client: string) {
 }
 
 /** Before the bridge owns the socket, an error (a reset while queued) just ends it. */
-function ignoreEarlyError(): void {}
+function ignoreEarlyError(): void {
+  // the 'close' that follows does the cleanup
+}
 
 function describeCode(code: string | undefined): string {
   switch (code) {

@@ -74,7 +74,7 @@ export async function buildListenerContext(config: ListenerConfig, options: Buil
   const shared = config.limits_scope === 'cluster' ? cluster?.limits(config.name) : undefined;
   const admission = new Admission({
     ...(shared && { shared }),
-    ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
+    ...((access?.allow ?? access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule, now: () => new Date(now()) }),
     ...(config.new_connections_per_ip && {
       rateLimit: new RateLimiter({

@@ -199,7 +199,7 @@ export class ProxyRuntime implements AdminRuntime {
       }
       this.warnDiscardedChanges(name, old.context);
       const replacement = this.running.get(name);
-      if (!replacement || replacement.listener !== old.listener) old.listener.close();
+      if (replacement?.listener !== old.listener) old.listener.close();
       await retireContext(old.context);
     }
     const previousAdmin = this.snapshot.admin?.listen;
@@ -351,7 +351,7 @@ export class ProxyRuntime implements AdminRuntime {
   /** Redis is needed for admission: a cluster-scoped listener refuses everything while it is down. */
   private clusterBlocksAdmission(): boolean {
     const cluster = this.cluster;
-    if (cluster === undefined || cluster.onError !== 'deny' || cluster.state === 'up') return false;
+    if (cluster?.onError !== 'deny' || cluster.state === 'up') return false;
     return [...this.running.values()].some(({ context }) => context.shared !== undefined);
   }
 
