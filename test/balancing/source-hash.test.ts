@@ -102,7 +102,7 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
     const counts = [0, 0, 0];
     for (const owner of table) counts[owner] = counts[owner]! + 1;
     assert.equal(counts.reduce((x, y) => x + y, 0), 4093);
-    assert.ok(Math.abs(counts[1]! / 4093 - 0.5) < 0.01, `counts ${counts}`);
+    assert.ok(Math.abs(counts[1]! / 4093 - 0.5) < 0.01, `counts ${counts.join()}`);
     assert.ok(buildMaglevTable([], [], 4093).every((owner) => owner === -1));
   });
 });

@@ -20,7 +20,7 @@ for (const direction of DIRECTIONS) {
       // Record the proxy's writes to the receiving side (what goes out as separate segments).
       const destination = direction === 'to_upstream' ? proxied.proxyBack : proxied.proxyFront;
       const writes: { text: string; at: number }[] = [];
-      const write = destination.write.bind(destination) as (chunk: Buffer) => boolean;
+      const write = destination.write.bind(destination);
       destination.write = (chunk: Buffer) => {
         writes.push({ text: chunk.toString(), at: performance.now() });
         return write(chunk);

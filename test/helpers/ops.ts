@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inspect, promisify } from 'node:util';
 import { request, type Response } from '../admin/http-client.js';
 import { rssKiB } from '../../bench/proxy-process.js';
 import { LogCollector, type LogLine } from './log-collector.js';
@@ -69,7 +70,7 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${inspect(last)}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -207,9 +208,7 @@ export async function roundTrip(client: Socket, payload: string | Buffer): Promi
  * prlimit: set after startup, because loading the ES modules opens many files at once.
  */
 export async function limitDescriptors(pid: number, max: number): Promise<void> {
-  await new Promise<void>((resolve, reject) =>
-    execFile('prlimit', ['--pid', String(pid), `--nofile=${max}:${max}`], (error) => (error ? reject(error) : resolve())),
-  );
+  await promisify(execFile)('prlimit', ['--pid', String(pid), `--nofile=${max}:${max}`]);
 }
 
 /** How many descriptors a process has open now (Linux /proc). */

@@ -31,7 +31,7 @@ export class TestRedis {
 
   get running(): boolean {
     const child = this.child;
-    return child !== undefined && child.exitCode === null && child.signalCode === null;
+    return child?.exitCode === null && child.signalCode === null;
   }
 
   /** (Re)starts the server on the same port; resolves once it accepts connections. */

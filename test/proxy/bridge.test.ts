@@ -305,7 +305,7 @@ describe('bridge: access log and teardown', { timeout: 60_000 }, () => {
       await new Promise((resolve) => setImmediate(resolve));
       const listener = proxy.runtime.connections();
       assert.equal(listener.length, 0, 'bridges still registered');
-      const endpoints = (await proxy.runtime.stats()).upstreams;
+      const endpoints = proxy.runtime.stats().upstreams;
       assert.ok(endpoints.every((u) => u.active === 0), 'upstream slots leaked');
       // Echo-side sockets finish closing asynchronously; allow for them, not for growth.
       const leaked = process.getActiveResourcesInfo().length - baseline;
