@@ -29,6 +29,9 @@ export default tseslint.config(
       // tsc's own convention (noUnusedParameters): an unused parameter an interface requires is
       // named _x; a rest sibling drops a key from a copy ({ admin: _admin, ...rest }).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      // A let declared before the closures that read it and assigned once later (a promise the
+      // closures wait for) cannot be const.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       '@typescript-eslint/dot-notation': [
         'error',
         {
