@@ -1,5 +1,6 @@
 // ESLint flat config: typescript-eslint's type-checked rule sets over the TypeScript sources
-// (src/, test/, bench/, through tsconfig.json), the plain JavaScript rules over the scripts,
+// (src/, test/, bench/, through tsconfig.json), the plain JavaScript rules over the scripts
+// and the example plugin,
 // and eslint-config-prettier last so that no ESLint rule argues with Prettier's layout.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -7,7 +8,7 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'artifacts/', 'examples/'] },
+  { ignores: ['dist/', 'node_modules/', 'artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   ...tseslint.configs.stylisticTypeChecked,
