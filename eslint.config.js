@@ -1,7 +1,6 @@
 // ESLint flat config: typescript-eslint's type-checked rule sets over the TypeScript sources
-// (src/, test/, bench/, through tsconfig.json), the plain JavaScript rules over the scripts
-// and the example plugin,
-// and eslint-config-prettier last so that no ESLint rule argues with Prettier's layout.
+// (src/, test/, bench/, through tsconfig.json), the plain JavaScript rules over the scripts and
+// the example plugin, and eslint-config-prettier last so that no ESLint rule argues with Prettier.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
