@@ -1,16 +1,17 @@
 // ESLint flat config: typescript-eslint's type-checked rule sets over the TypeScript sources
 // (src/, test/, bench/, through tsconfig.json), the plain JavaScript rules over the scripts and
 // the example plugin, and eslint-config-prettier last so that no ESLint rule argues with Prettier.
+import { defineConfig } from 'eslint/config';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/', 'node_modules/', 'artifacts/'] },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
-  ...tseslint.configs.stylisticTypeChecked,
+  tseslint.configs.recommendedTypeChecked,
+  tseslint.configs.stylisticTypeChecked,
   {
     languageOptions: {
       globals: globals.node,
