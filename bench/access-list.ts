@@ -64,7 +64,7 @@ export function randomAddresses(count: number, cidrs: readonly string[], random:
   return Array.from({ length: count }, () => {
     const kind = randomInt(random, 0, 5);
     if (kind === 0 || cidrs.length === 0) return addressText(randomBytes(random, random() < 0.5 ? 4 : 16));
-    const [network, prefix] = ipaddr.parseCIDR(cidrs[randomInt(random, 0, cidrs.length - 1)]);
+    const [network, prefix] = ipaddr.parseCIDR(cidrs[randomInt(random, 0, cidrs.length - 1)]!);
     const bytes = network.toByteArray();
     let chosen: number[];
     if (kind === 1) chosen = withHostBits(bytes, prefix, zeros);
@@ -81,7 +81,7 @@ export function randomAddresses(count: number, cidrs: readonly string[], random:
 function step(bytes: number[], delta: 1 | -1): number[] {
   const result = [...bytes];
   for (let i = result.length - 1; i >= 0; i--) {
-    result[i] = (result[i] + delta + 256) % 256;
+    result[i] = (result[i]! + delta + 256) % 256;
     if (result[i] !== (delta === 1 ? 0 : 255)) break;
   }
   return result;
@@ -98,6 +98,6 @@ export function benchmarkAccessList(ruleCount: number, lookups: number): number 
   const addresses = randomAddresses(Math.min(lookups, 10_000), cidrs, random);
   for (const address of addresses) list.allows(address); // warm-up: let the JIT settle
   const started = process.hrtime.bigint();
-  for (let i = 0; i < lookups; i++) list.allows(addresses[i % addresses.length]);
+  for (let i = 0; i < lookups; i++) list.allows(addresses[i % addresses.length]!);
   return Number(process.hrtime.bigint() - started) / lookups;
 }

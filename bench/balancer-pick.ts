@@ -26,12 +26,12 @@ export function benchmarkPick(strategy: BalanceStrategy, endpoints: number, iter
   const held: Endpoint[] = [];
   const run = (count: number): void => {
     for (let i = 0; i < count; i++) {
-      const endpoint = balancer.pick(clients[i % CLIENTS] as string, undefined) as Endpoint;
+      const endpoint = balancer.pick(clients[i % CLIENTS]!, undefined)!;
       endpoint.active++;
       balancer.loadChanged(endpoint);
       held.push(endpoint);
       if (held.length > HELD) {
-        const done = held.shift() as Endpoint;
+        const done = held.shift()!;
         done.active--;
         balancer.loadChanged(done);
       }

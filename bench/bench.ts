@@ -33,7 +33,7 @@ interface Row {
 async function startNaive(upstreams: Upstreams): Promise<{ child: ChildProcess; path: Path }> {
   const ports = await freePorts(3);
   const child = spawn(process.execPath, [join(ROOT, 'dist/bench/naive-proxy.js'), String(ports[0]), String(upstreams.source), String(ports[1]), String(upstreams.sink), String(ports[2]), String(upstreams.echo)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await once(child.stdout!, 'data');
+  await once(child.stdout, 'data');
   return { child, path: { name: 'naive', ports: { source: ports[0]!, sink: ports[1]!, echo: ports[2]! }, pid: child.pid } };
 }
 
@@ -67,9 +67,9 @@ async function measure(paths: Path[], rows: Row[]): Promise<void> {
   const latency: Record<string, Record<string, { p50: number; p99: number }>> = {};
   for (const connections of [1, 100]) {
     latency[connections] = {};
-    for (const path of paths) latency[connections]![path.name] = await pingPong(path.ports.echo, connections, SECONDS);
+    for (const path of paths) latency[connections][path.name] = await pingPong(path.ports.echo, connections, SECONDS);
     for (const q of ['p50', 'p99'] as const) {
-      const v = latency[connections]!;
+      const v = latency[connections];
       rows.push({ metric: `ping-pong latency ${q}, ${connections} conn`, unit: 'µs', direct: v.direct?.[q], proxy: v.tcpproxy![q], naive: v.naive?.[q], higherIsBetter: false });
     }
   }

@@ -42,7 +42,7 @@ export async function clusterConnectionRates(echo: string, clients: number, seco
   let banner = '';
   await new Promise<void>((resolve, reject) => {
     redis.once('exit', (code) => reject(new Error(`redis-server exited ${code}`)));
-    redis.stdout!.on('data', (chunk: Buffer) => {
+    redis.stdout.on('data', (chunk: Buffer) => {
       banner += chunk.toString();
       if (banner.includes('Ready to accept connections')) resolve();
     });

@@ -23,7 +23,7 @@ export async function startTcpproxy(config: Record<string, unknown>, extraArgs: 
   let buffered = '';
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`tcpproxy exited with ${code}`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (ports.size === listeners) return; // keep draining the access log, unread
       buffered += chunk.toString();
       for (const line of buffered.split('\n').slice(0, -1)) {

@@ -180,7 +180,7 @@ async function startProxy(configFile: string): Promise<ProxyProcess> {
   let buffered = '';
   const ready = new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`tcpproxy exited with ${code} during startup`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const end = buffered.lastIndexOf('\n');
       if (end < 0) return;

@@ -18,7 +18,7 @@ export class BearerToken {
     if (authorization === undefined) return false;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (match === null) return false;
-    return timingSafeEqual(sha256(match[1] as string), this.digest);
+    return timingSafeEqual(sha256(match[1]!), this.digest);
   }
 }
 

@@ -19,7 +19,7 @@ import type { AdminRoute, AdminHandler, RequestContext } from './routes.js';
 const MAX_CAPTURE_BYTES = 1024 * 1024 * 1024;
 const MAX_CAPTURE_SECONDS = 3600;
 
-type Target = { kind: 'connection' | 'listener'; name: string };
+interface Target { kind: 'connection' | 'listener'; name: string }
 
 export class CaptureRoutes {
   private readonly sessions = new Map<string, CaptureSession>();

@@ -64,7 +64,7 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
           const bound = await c.addListener(body);
           return jsonReply(201, { ok: true, name: (body as { name: string }).name, ...bound });
         } catch (error) {
-          if (error instanceof ConfigError) return errorReply(/exists already/.test(error.message) ? 409 : 400, error.problems.join('; '), error.code);
+          if (error instanceof ConfigError) return errorReply(error.message.includes('exists already') ? 409 : 400, error.problems.join('; '), error.code);
           if (error instanceof ListenError) return errorReply(409, error.message, error.code);
           throw error;
         }

@@ -45,8 +45,8 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: () => Promise<Dash
 
   const upstreamAction = (action: UpstreamAction) =>
     guarded(async ({ params }) => {
-      const listener = params.listener as string;
-      const address = params.address as string;
+      const listener = params.listener!;
+      const address = params.address!;
       const result = await runtime.upstreamAction(listener, address, action);
       if (result === 'unknown_listener') return errorReply(404, `unknown listener "${listener}"`, 'unknown_listener');
       if (result === 'unknown_upstream') return errorReply(404, `unknown upstream "${address}" in listener "${listener}"`, 'unknown_upstream');
@@ -73,24 +73,24 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: () => Promise<Dash
       method: 'GET',
       path: '/api/listeners/:listener/upstreams',
       handler: guarded(async ({ params }) => {
-        const upstreams = await runtime.listUpstreams(params.listener as string);
+        const upstreams = await runtime.listUpstreams(params.listener!);
         return upstreams ? jsonReply(200, upstreams) : errorReply(404, `unknown listener "${params.listener}"`, 'unknown_listener');
       }),
     },
     {
       method: 'POST',
       path: '/api/listeners/:listener/upstreams',
-      handler: withBody(({ params, body }) => changeUpstream(params.listener as string, parseAddRequest(body), true)),
+      handler: withBody(({ params, body }) => changeUpstream(params.listener!, parseAddRequest(body), true)),
     },
     {
       method: 'PATCH',
       path: '/api/listeners/:listener/upstreams/:address',
-      handler: withBody(({ params, body }) => changeUpstream(params.listener as string, parseUpdateRequest(params.address as string, body))),
+      handler: withBody(({ params, body }) => changeUpstream(params.listener!, parseUpdateRequest(params.address!, body))),
     },
     {
       method: 'DELETE',
       path: '/api/listeners/:listener/upstreams/:address',
-      handler: guarded(({ params }) => changeUpstream(params.listener as string, { op: 'remove', address: params.address as string })),
+      handler: guarded(({ params }) => changeUpstream(params.listener!, { op: 'remove', address: params.address! })),
     },
     { method: 'GET', path: '/healthz', handler: open(() => textReply(200, 'ok')) },
     {
@@ -133,7 +133,7 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: () => Promise<Dash
       method: 'DELETE',
       path: '/api/connections/:id',
       handler: guarded(async ({ params }) => {
-        const id = params.id as string;
+        const id = params.id!;
         if (!(await runtime.closeConnection(id))) return errorReply(404, `no connection "${id}"`);
         logger.info({ event: 'admin', action: 'close', id }, 'connection closed by admin');
         return jsonReply(200, { ok: true, closed: id });

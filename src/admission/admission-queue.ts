@@ -99,4 +99,6 @@ export class AdmissionQueue {
   readonly #fits = (waiter: Waiter): boolean => this.#limits.canAcquire(waiter.ip);
 }
 
-function noop(): void {}
+function noop(): void {
+  // nothing to withdraw: the answer was given at once
+}

@@ -58,7 +58,7 @@ export interface AdmissionOptions {
 }
 
 /** Refusals carry no per-connection data, so each is one shared frozen object. */
-export const REFUSED: { readonly [R in RefusalReason]: AdmissionResult } = {
+export const REFUSED: Readonly<Record<RefusalReason, AdmissionResult>> = {
   acl: refusal('acl'),
   schedule: refusal('schedule'),
   rate_limit: refusal('rate_limit'),
@@ -69,7 +69,11 @@ export const REFUSED: { readonly [R in RefusalReason]: AdmissionResult } = {
 };
 
 /** Without connection limits there is nothing to give back. */
-const UNLIMITED_SLOT: Slot = Object.freeze({ release(): void {} });
+const UNLIMITED_SLOT: Slot = Object.freeze({
+  release(): void {
+    // no count was taken
+  },
+});
 const ADMITTED_UNLIMITED: AdmissionResult = Object.freeze({ admitted: true, slot: UNLIMITED_SLOT });
 
 function refusal(reason: RefusalReason): AdmissionResult {

@@ -48,7 +48,7 @@ export function parseCidr(text: string): CidrParse {
   if (prefix > 128) return { problem: `prefix length ${prefix} is out of range 0-128 for IPv6` };
   const parsed = ipaddr.IPv6.parse(address);
   if (prefix >= MAPPED_V4_PREFIX_BITS && parsed.isIPv4MappedAddress()) {
-    const [a, b, c, d] = parsed.toIPv4Address().octets;
+    const [a, b, c, d] = parsed.toIPv4Address().octets as [number, number, number, number];
     return ipv4Range(((a * 256 + b) * 256 + c) * 256 + d, prefix - MAPPED_V4_PREFIX_BITS);
   }
   let value = 0n;

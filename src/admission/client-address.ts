@@ -23,7 +23,7 @@ export function parseClientAddress(text: string, words: Uint32Array): AddressFam
     words[0] = v4;
     return 4;
   }
-  if (text.indexOf(':') < 0) return undefined;
+  if (!text.includes(':')) return undefined;
   if (hasMappedPrefix(text)) {
     const mapped = parseDottedQuad(text, MAPPED_PREFIX_LENGTH);
     if (mapped >= 0) {
@@ -38,9 +38,9 @@ export function parseClientAddress(text: string, words: Uint32Array): AddressFam
     return undefined;
   }
   if (parts[0] === 0 && parts[1] === 0 && parts[2] === 0 && parts[3] === 0 && parts[4] === 0 && parts[5] === 0xffff) {
-    words[0] = (parts[6] * 0x10000 + parts[7]) >>> 0;
+    words[0] = (parts[6]! * 0x10000 + parts[7]!) >>> 0;
     return 4;
   }
-  for (let w = 0; w < 4; w++) words[w] = (parts[2 * w] * 0x10000 + parts[2 * w + 1]) >>> 0;
+  for (let w = 0; w < 4; w++) words[w] = (parts[2 * w]! * 0x10000 + parts[2 * w + 1]!) >>> 0;
   return 6;
 }

@@ -59,7 +59,7 @@ export class IpRangeSet {
 
   /** `words` as filled by parseClientAddress: words[0] for IPv4, words[0..3] for IPv6. */
   contains(family: AddressFamily, words: Uint32Array): boolean {
-    return family === 4 ? this.#contains4(words[0]) : this.#contains6(words);
+    return family === 4 ? this.#contains4(words[0]!) : this.#contains6(words);
   }
 
   #contains4(address: number): boolean {
@@ -69,10 +69,10 @@ export class IpRangeSet {
     let high = starts.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (starts[mid] <= address) low = mid + 1;
+      if (starts[mid]! <= address) low = mid + 1;
       else high = mid;
     }
-    return low > 0 && address <= this.#ends4[low - 1];
+    return low > 0 && address <= this.#ends4[low - 1]!;
   }
 
   #contains6(words: Uint32Array): boolean {
@@ -114,7 +114,7 @@ function writeWords(table: Uint32Array, index: number, value: bigint): void {
 function compareWords(table: Uint32Array, index: number, words: Uint32Array): number {
   const base = index * 4;
   for (let w = 0; w < 4; w++) {
-    const difference = table[base + w] - words[w];
+    const difference = table[base + w]! - words[w]!;
     if (difference !== 0) return difference;
   }
   return 0;

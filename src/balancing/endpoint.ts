@@ -92,7 +92,7 @@ export function canTake(endpoint: Endpoint, exclude: ReadonlySet<Endpoint> | und
   return (
     endpoint.state === 'healthy' &&
     endpoint.active < endpoint.maxConnections &&
-    (exclude === undefined || !exclude.has(endpoint))
+    !exclude?.has(endpoint)
   );
 }
 

@@ -63,7 +63,7 @@ export class HealthCheck {
     private readonly options: HealthCheckOptions,
     private readonly onVerdict: VerdictListener,
     private readonly random: () => number = Math.random,
-    private readonly onShortage: ShortageListener = () => {},
+    private readonly onShortage: ShortageListener = () => undefined,
   ) {}
 
   start(): void {

@@ -32,7 +32,7 @@ export class IndexedHeap<T extends HeapNode> {
 
   remove(node: T): void {
     const index = node.heapIndex;
-    const last = this.items.pop() as T; // non-empty: node is in the heap
+    const last = this.items.pop()!; // non-empty: node is in the heap
     node.heapIndex = -1;
     if (last === node) return;
     this.items[index] = last;
@@ -43,7 +43,7 @@ export class IndexedHeap<T extends HeapNode> {
   /** Restores the order after the key of `node` changed (either way). */
   update(node: T): void {
     const index = node.heapIndex;
-    if (index > 0 && this.before(node, this.items[(index - 1) >> 1] as T)) this.siftUp(index);
+    if (index > 0 && this.before(node, this.items[(index - 1) >> 1]!)) this.siftUp(index);
     else this.siftDown(index);
   }
 
@@ -54,10 +54,10 @@ export class IndexedHeap<T extends HeapNode> {
 
   private siftUp(index: number): void {
     const items = this.items;
-    const node = items[index] as T;
+    const node = items[index]!;
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
-      const parent = items[parentIndex] as T;
+      const parent = items[parentIndex]!;
       if (!this.before(node, parent)) break;
       items[index] = parent;
       parent.heapIndex = index;
@@ -70,13 +70,13 @@ export class IndexedHeap<T extends HeapNode> {
   private siftDown(index: number): void {
     const items = this.items;
     const length = items.length;
-    const node = items[index] as T;
+    const node = items[index]!;
     for (;;) {
       let child = 2 * index + 1;
       if (child >= length) break;
       const right = child + 1;
-      if (right < length && this.before(items[right] as T, items[child] as T)) child = right;
-      const smaller = items[child] as T;
+      if (right < length && this.before(items[right]!, items[child]!)) child = right;
+      const smaller = items[child]!;
       if (!this.before(smaller, node)) break;
       items[index] = smaller;
       smaller.heapIndex = index;

@@ -62,7 +62,7 @@ export class LeastConnectionsBalancer implements Balancer {
     const heap = this.heap;
     let chosen = heap.peek();
     while (chosen !== undefined && !canTake(chosen.endpoint, exclude)) {
-      this.setAside.push(heap.pop() as Slot);
+      this.setAside.push(heap.pop()!);
       chosen = heap.peek();
     }
     if (chosen !== undefined) {

@@ -9,7 +9,7 @@ const TABLE_SIZES = [4093, 16381, 65521, 262139, 1048573] as const;
 
 /** The smallest table size with about 100 entries per endpoint (capped at ~1M entries). */
 export function maglevTableSize(endpointCount: number): number {
-  return TABLE_SIZES.find((size) => size >= endpointCount * 100) ?? TABLE_SIZES[TABLE_SIZES.length - 1];
+  return TABLE_SIZES.find((size) => size >= endpointCount * 100) ?? TABLE_SIZES[TABLE_SIZES.length - 1]!;
 }
 
 /**
@@ -35,13 +35,13 @@ export function buildMaglevTable(keys: readonly string[], weights: readonly numb
   let filled = 0;
   for (;;) {
     for (let i = 0; i < count; i++) {
-      credit[i] = (credit[i] as number) + (weights[i] as number);
-      while ((credit[i] as number) >= maxWeight) {
-        credit[i] = (credit[i] as number) - maxWeight;
-        let slot = position[i] as number;
-        while ((table[slot] as number) >= 0) slot = (slot + (skip[i] as number)) % size;
+      credit[i] = credit[i]! + weights[i]!;
+      while (credit[i]! >= maxWeight) {
+        credit[i] = credit[i]! - maxWeight;
+        let slot = position[i]!;
+        while (table[slot]! >= 0) slot = (slot + skip[i]!) % size;
         table[slot] = i;
-        position[i] = (slot + (skip[i] as number)) % size;
+        position[i] = (slot + skip[i]!) % size;
         if (++filled === size) return table;
       }
     }

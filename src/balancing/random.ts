@@ -52,15 +52,15 @@ export class RandomBalancer implements Balancer {
 
   private draw(): Endpoint {
     const cumulative = this.cumulativeWeight;
-    const target = this.random() * (cumulative[cumulative.length - 1] as number);
+    const target = this.random() * cumulative[cumulative.length - 1]!;
     let low = 0;
     let high = cumulative.length - 1;
     while (low < high) {
       const middle = (low + high) >> 1;
-      if ((cumulative[middle] as number) > target) high = middle;
+      if (cumulative[middle]! > target) high = middle;
       else low = middle + 1;
     }
-    return this.healthy[low] as Endpoint;
+    return this.healthy[low]!;
   }
 
   private indexHealthy(): void {

@@ -82,7 +82,7 @@ export class RoundRobinBalancer implements Balancer {
     const heap = this.heap;
     let chosen = heap.peek();
     while (chosen !== undefined && !canTake(chosen.endpoint, exclude)) {
-      this.passedOver.push(heap.pop() as Turn);
+      this.passedOver.push(heap.pop()!);
       chosen = heap.peek();
     }
     if (chosen !== undefined) {

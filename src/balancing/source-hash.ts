@@ -57,7 +57,7 @@ export class SourceHashBalancer implements Balancer {
     const step = (mix32(hash ^ CLIENT_SEED) % (size - 1)) + 1;
     let slot = hash % size;
     for (let probe = 0; probe < MAX_PROBES; probe++) {
-      const endpoint = endpoints[table[slot] as number] as Endpoint;
+      const endpoint = endpoints[table[slot]!]!;
       if (canTake(endpoint, exclude)) return endpoint;
       slot = (slot + step) % size;
     }
@@ -65,7 +65,7 @@ export class SourceHashBalancer implements Balancer {
     const count = endpoints.length;
     const start = hash % count;
     for (let i = 0; i < count; i++) {
-      const endpoint = endpoints[(start + i) % count] as Endpoint;
+      const endpoint = endpoints[(start + i) % count]!;
       if (canTake(endpoint, exclude)) return endpoint;
     }
     return undefined;

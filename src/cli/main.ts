@@ -5,7 +5,7 @@
 import { buildSnapshot, ConfigError, loadConfigFile, type ConfigSnapshot } from '../config/load.js';
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { createLogger, openLogs, type LogFormat } from '../observability/logger.js';
+import { createLogger, openLogs } from '../observability/logger.js';
 import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
 import { checkPidFileFree, holdPidFile } from '../runtime/pid-file.js';
@@ -88,7 +88,7 @@ async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<Config
   if (pidFile !== undefined && cluster.isPrimary) checkPidFileFree(pidFile);
   const logs = openLogs({
     level: snapshot.log.level,
-    format: snapshot.log.format as LogFormat | undefined,
+    format: snapshot.log.format,
     file: snapshot.log.file === undefined ? undefined : resolve(snapshot.baseDir, snapshot.log.file),
     syslog: snapshot.log.syslog,
   });
@@ -98,7 +98,7 @@ async function run(snapshot: ConfigSnapshot, reloadSource: (() => Promise<Config
     await runWorkers(snapshot, logs, reloadSource);
   } else {
     const runtime = new ProxyRuntime(snapshot, logs.logger, reloadSource);
-    const signals = handleSignals({ reload: () => runtime.reload(), shutdown: () => runtime.shutdown(), reopenLogs: logs.reopen }, logs.logger);
+    const signals = handleSignals({ reload: () => runtime.reload(), shutdown: () => runtime.shutdown(), reopenLogs: () => logs.reopen() }, logs.logger);
     runtime.stopHandler = () => signals.stop('POST /api/stop');
     await runtime.start();
   }

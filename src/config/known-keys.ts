@@ -37,6 +37,6 @@ function unionOptions(schema: z.ZodUnion, path: readonly PropertyKey[], input: u
 }
 
 function discriminatorAccepts(object: z.ZodObject, discriminator: string, value: unknown): boolean {
-  const field = object.shape[discriminator];
+  const field: unknown = object.shape[discriminator];
   return field instanceof z.ZodLiteral && field.values.has(value as z.core.util.Literal);
 }

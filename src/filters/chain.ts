@@ -267,7 +267,7 @@ export class FilterChain {
       if (this.stopped) return undefined;
       if (this.busyStages > 0) return this.whenIdle().then(() => this.endFrom(i));
       const stage = this.stages[i];
-      if (stage === undefined || stage.filter.end === undefined) continue;
+      if (stage?.filter.end === undefined) continue;
       let result: void | Promise<void>;
       try {
         result = stage.filter.end(stage.push);

@@ -52,7 +52,8 @@ export class FilteredDirection {
     if (pending === undefined) return;
     this.chainBusy = true;
     this.pauseSource();
-    pending.then(this.onChainIdle);
+    // Never rejects: the chain reports a failing filter through ChainOutput.failed instead.
+    void pending.then(this.onChainIdle);
   };
 
   private readonly onChainIdle = (): void => {
@@ -85,7 +86,7 @@ export class FilteredDirection {
     this.sourceEnded = true;
     const flushed = this.chain.end();
     if (flushed === undefined) this.endDestination();
-    else flushed.then(this.endDestination);
+    else void flushed.then(this.endDestination); // never rejects, as in onData
   };
 
   private readonly endDestination = (): void => {
@@ -104,4 +105,6 @@ export class FilteredDirection {
   }
 }
 
-function noop(): void {}
+function noop(): void {
+  // nothing to do
+}

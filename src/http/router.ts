@@ -55,8 +55,8 @@ function matchSegments(pattern: readonly string[], actual: readonly string[]): P
   if (pattern.length !== actual.length) return null;
   const params: Params = {};
   for (let i = 0; i < pattern.length; i++) {
-    const expected = pattern[i] as string;
-    const value = actual[i] as string;
+    const expected = pattern[i]!;
+    const value = actual[i]!;
     if (expected.startsWith(':')) {
       if (value === '') return null;
       params[expected.slice(1)] = value;

@@ -90,7 +90,7 @@ class TcpConversation {
       seq: this.next[side],
       ack: this.next[other],
       flags,
-      ipId: this.ipIds[side]++,
+      ipId: this.ipIds[side]!++,
       payload,
     });
     this.writer.writeRecord(frame);

@@ -96,6 +96,7 @@ class ClusterRecorder implements ClusterMetrics {
   register(prom: PromClient, registers: Registry[]): void {
     if (this.registered) return;
     this.registered = true;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- collect() below runs with the gauge as `this`
     const recorder = this;
     histogramMetric(registers[0]!, 'tcpproxy_cluster_redis_seconds', 'Round-trip time of the cluster-limit scripts sent to Redis.', () => [recorder.seconds]);
     new prom.Gauge({

@@ -29,12 +29,12 @@ export interface ProxyTlv {
  * (v2 LOCAL, v1 UNKNOWN, v2 UNSPEC/UNIX/UDP): the receiver then uses the socket's own
  * endpoints, as the specification asks.
  */
-export type ProxyHeader = {
+export interface ProxyHeader {
   version: 1 | 2;
   command: 'proxy' | 'local';
   addresses?: ProxyAddresses;
   tlvs?: ProxyTlv[];
-};
+}
 
 export type ProxyAccept = 'v1' | 'v2' | 'any';
 

@@ -47,8 +47,8 @@ export function parseV1(buffer: Buffer): ParseStep {
     throw new ProxyProtocolError(`PROXY protocol v1 ${protocol} line needs 4 single-space separated fields`);
   }
   const family = protocol === 'TCP4' ? 'tcp4' : 'tcp6';
-  const source = endpoint(family, fields[1], fields[3], 'source');
-  const destination = endpoint(family, fields[2], fields[4], 'destination');
+  const source = endpoint(family, fields[1]!, fields[3]!, 'source');
+  const destination = endpoint(family, fields[2]!, fields[4]!, 'destination');
   return { header: { version: 1, command: 'proxy', addresses: { family, source, destination } }, length };
 }
 
@@ -56,7 +56,7 @@ export function parseV1(buffer: Buffer): ParseStep {
 function findLineEnd(buffer: Buffer): number | undefined {
   const limit = Math.min(buffer.length, V1_MAX_LENGTH);
   for (let i = SIGNATURE.length; i < limit; i++) {
-    const byte = buffer[i];
+    const byte = buffer[i]!;
     if (byte === CR) {
       if (i + 2 > V1_MAX_LENGTH) throw tooLong();
       if (i + 1 === buffer.length) return undefined;

@@ -71,7 +71,7 @@ export function parseV2(buffer: Buffer, maxLength: number): ParseStep {
     if (buffer[i] !== SIGNATURE[i]) throw new ProxyProtocolError('invalid PROXY protocol v2 signature');
   }
   if (buffer.length <= 12) return undefined;
-  const versionCommand = buffer[12];
+  const versionCommand = buffer[12]!;
   if ((versionCommand & 0xf0) !== VERSION_2) {
     throw new ProxyProtocolError(`unsupported PROXY protocol version ${versionCommand >> 4} in a v2 header`);
   }
@@ -81,7 +81,7 @@ export function parseV2(buffer: Buffer, maxLength: number): ParseStep {
   }
   if (buffer.length <= 13) return undefined;
   // LOCAL: the family is to be ignored, whatever it says.
-  const family = buffer[13];
+  const family = buffer[13]!;
   if (command === COMMAND_PROXY && !KNOWN_FAMILY_BYTES.has(family)) {
     throw new ProxyProtocolError(`invalid PROXY protocol v2 family/transport byte 0x${family.toString(16).padStart(2, '0')}`);
   }
@@ -94,7 +94,7 @@ export function parseV2(buffer: Buffer, maxLength: number): ParseStep {
   // LOCAL: the receiver must skip the whole block (addresses and TLVs alike) and use the real endpoints.
   if (command === COMMAND_LOCAL) return { header: { version: 2, command: 'local' }, length };
 
-  const addressEnd = V2_PREAMBLE_LENGTH + ADDRESS_BLOCK_LENGTH[family >> 4];
+  const addressEnd = V2_PREAMBLE_LENGTH + ADDRESS_BLOCK_LENGTH[family >> 4]!;
   if (addressEnd > length) {
     throw new ProxyProtocolError(`PROXY protocol v2 payload too short for its address block (${length - V2_PREAMBLE_LENGTH} bytes)`);
   }
@@ -130,7 +130,7 @@ function decodeTlvs(buffer: Buffer, start: number, end: number): ProxyTlv[] {
   let offset = start;
   while (offset < end) {
     if (end - offset < TLV_HEADER_LENGTH) throw new ProxyProtocolError('truncated TLV header in PROXY protocol v2 header');
-    const type = buffer[offset];
+    const type = buffer[offset]!;
     const valueStart = offset + TLV_HEADER_LENGTH;
     const valueEnd = valueStart + buffer.readUInt16BE(offset + 1);
     if (valueEnd > end) throw new ProxyProtocolError(`TLV 0x${type.toString(16)} overruns the PROXY protocol v2 header`);

@@ -72,7 +72,7 @@ function collectClientHello(buffer: Buffer): Buffer | ServerNamePeek {
     const fragment = buffer.subarray(start, start + recordLength);
     fragments.push(fragment);
     collected += fragment.length;
-    if (collected > 0 && fragments[0][0] !== HANDSHAKE_CLIENT_HELLO) return notTls('first handshake message is not a ClientHello');
+    if (collected > 0 && fragments[0]![0] !== HANDSHAKE_CLIENT_HELLO) return notTls('first handshake message is not a ClientHello');
     if (messageLength < 0 && collected >= HANDSHAKE_HEADER_LENGTH) {
       const head = fragments.length === 1 ? fragment : Buffer.concat(fragments, HANDSHAKE_HEADER_LENGTH);
       messageLength = HANDSHAKE_HEADER_LENGTH + head.readUIntBE(1, 3);
@@ -142,7 +142,7 @@ function parseServerNameExtension(hello: Buffer, start: number, end: number): st
 /** Position after a length-prefixed vector whose length is within [min, max]; -1 when it does not fit. */
 function skipVector(buffer: Buffer, at: number, lengthBytes: 1 | 2, min: number, max: number): number {
   if (buffer.length - at < lengthBytes) return -1;
-  const length = lengthBytes === 1 ? buffer[at] : buffer.readUInt16BE(at);
+  const length = lengthBytes === 1 ? buffer[at]! : buffer.readUInt16BE(at);
   const next = at + lengthBytes + length;
   return length < min || length > max || next > buffer.length ? -1 : next;
 }

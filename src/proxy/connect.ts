@@ -186,6 +186,8 @@ export class UpstreamConnector implements UpstreamWaiter {
     this.socket = undefined;
     if (socket instanceof RawSocket) {
       // net.connect's `onread` starts reading on connect by itself; a raw socket is told to.
+      // Node calls onread's callback unbound too: the bridge passes an arrow function.
+      // eslint-disable-next-line @typescript-eslint/unbound-method
       const { buffer, callback } = this.options.onread!;
       socket.readInto((typeof buffer === 'function' ? buffer() : buffer) as Buffer, callback);
       socket.resume();
@@ -238,4 +240,6 @@ export class UpstreamConnector implements UpstreamWaiter {
   }
 }
 
-function ignoreError(): void {}
+function ignoreError(): void {
+  // deliberately nothing
+}

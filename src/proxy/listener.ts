@@ -181,10 +181,10 @@ export class Listener {
     // resets, or is refused after queue_timeout.
     const queuedAt = Date.now();
     const stopWatching = watchWhileWaiting(socket);
-    let cancel = (): void => {};
+    let cancel = (): void => undefined;
     const leftTheQueue = (): void => {
       cancel();
-      const error = socket.errored as NodeJS.ErrnoException | null;
+      const error: NodeJS.ErrnoException | null = socket.errored;
       logClose(context.logger, error ? 'error' : 'client_closed', {
         ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)),
         bytes_from_client: socket.bytesRead,
@@ -234,7 +234,7 @@ function asNetSocket(client: PlainSocket): Socket {
   if (!(client instanceof RawSocket)) return client as Socket;
   return client.toNetSocket((handle) => {
     const options = { handle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true };
-    const socket = new net.Socket(options as net.SocketConstructorOpts);
+    const socket = new net.Socket(options);
     socket.setNoDelay(true);
     socket.on('error', ignoreEarlyError);
     return socket;
@@ -324,7 +324,9 @@ function emptyRecord(listener: string, client: string) {
 }
 
 /** Before the bridge owns the socket, an error (a reset while queued) just ends it. */
-function ignoreEarlyError(): void {}
+function ignoreEarlyError(): void {
+  // the 'close' that follows does the cleanup
+}
 
 function describeCode(code: string | undefined): string {
   switch (code) {

@@ -95,9 +95,9 @@ export function probe(env: NodeJS.ProcessEnv = process.env): TcpHandles | string
   if (env.TCPPROXY_RAW_HANDLES === '0') return 'disabled by TCPPROXY_RAW_HANDLES=0';
   try {
     // process.binding is deprecated (DEP0111) but allow-listed for these two modules in Node 20.
-    const binding = (process as unknown as { binding(name: string): unknown }).binding;
-    const tcp = binding('tcp_wrap') as TcpWrapBinding;
-    const stream = binding('stream_wrap') as StreamWrapBinding;
+    const internal = process as unknown as { binding(name: string): unknown };
+    const tcp = internal.binding('tcp_wrap') as TcpWrapBinding;
+    const stream = internal.binding('stream_wrap') as StreamWrapBinding;
     if (typeof tcp.TCP !== 'function' || typeof tcp.TCPConnectWrap !== 'function' || typeof tcp.constants?.SOCKET !== 'number') return 'tcp_wrap lacks TCP/TCPConnectWrap';
     if (typeof stream.WriteWrap !== 'function' || typeof stream.ShutdownWrap !== 'function') return 'stream_wrap lacks WriteWrap/ShutdownWrap';
     const state = stream.streamBaseState;
@@ -122,7 +122,9 @@ export function probe(env: NodeJS.ProcessEnv = process.env): TcpHandles | string
   }
 }
 
-function noop(): void {}
+function noop(): void {
+  // the probe's handle needs no close callback
+}
 
 const probed = probe();
 

@@ -64,7 +64,7 @@ export async function buildListenerPlan(config: ListenerConfig, state: ListenerS
   }));
   const admission = new Admission({
     ...(shared && { shared }),
-    ...((access?.allow || access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
+    ...((access?.allow ?? access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
     ...(schedule && { schedule, now: () => new Date(now()) }),
     ...(rateLimiter && { rateLimit: rateLimiter }),
     limits: state.limits,

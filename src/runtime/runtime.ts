@@ -379,7 +379,7 @@ export class ProxyRuntime implements AdminRuntime {
   /** Redis is needed for admission: a cluster-scoped listener refuses everything while it is down. */
   private clusterBlocksAdmission(): boolean {
     const cluster = this.cluster;
-    if (cluster === undefined || cluster.onError !== 'deny' || cluster.state === 'up') return false;
+    if (cluster?.onError !== 'deny' || cluster.state === 'up') return false;
     return [...this.running.values()].some(({ state }) => state.context.shared !== undefined);
   }
 

@@ -21,7 +21,7 @@ export interface SignalControl {
   stop(cause: string): void;
 }
 
-export function handleSignals(target: SignalTarget, logger: Logger, exit: (code: number) => void = process.exit): SignalControl {
+export function handleSignals(target: SignalTarget, logger: Logger, exit: (code: number) => void = (code) => process.exit(code)): SignalControl {
   let stopping = false;
   process.on('SIGHUP', () => {
     logger.info({ event: 'signal', signal: 'SIGHUP' }, 'reloading configuration');

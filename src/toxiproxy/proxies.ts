@@ -191,7 +191,7 @@ export class ToxiproxyCollection {
 
   private async addOrReplace(input: ProxyInput): Promise<ProxyJson> {
     const existing = this.proxies.get(input.name);
-    if (existing && existing.upstream === input.upstream && (existing.listen === input.listen || sameAddress(existing.listen, input.listen))) {
+    if (existing?.upstream === input.upstream && (existing.listen === input.listen || sameAddress(existing.listen, input.listen))) {
       return existing.json();
     }
     if (existing) {

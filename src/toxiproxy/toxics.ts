@@ -53,7 +53,7 @@ export interface ToxicJson {
 export function parseNewToxic(body: unknown): LiveFilter {
   const input = asObject(body);
   const type = input.type;
-  const stream = input.stream === undefined || input.stream === null ? 'downstream' : input.stream;
+  const stream = input.stream ?? 'downstream';
   if (stream !== 'upstream' && stream !== 'downstream') throw INVALID_STREAM();
   if (typeof type !== 'string' || !Object.hasOwn(ATTRIBUTES, type)) throw INVALID_TOXIC_TYPE();
   const name = input.name === undefined || input.name === null || input.name === '' ? `${type}_${stream}` : input.name;

@@ -28,7 +28,7 @@ function repositoryRoot(): string {
 }
 
 /** A fake proxy with traffic: open connections that move bytes, some that come and go. */
-function trafficRuntime(): { runtime: FakeRuntime; tick(): void } {
+function trafficRuntime(): { runtime: FakeRuntime; tick: () => void } {
   const runtime = new FakeRuntime({ main: ['127.0.0.1:9000', '127.0.0.1:9001', '[::1]:9002'], api: ['127.0.0.1:9100'] });
   let next = 1;
   const open = (listener: string, upstream: string) => {
@@ -47,7 +47,7 @@ function trafficRuntime(): { runtime: FakeRuntime; tick(): void } {
     next++;
     runtime.open.push(connection);
   };
-  for (let i = 0; i < 9; i++) open('main', runtime.upstreams[i % 3]?.upstream as string);
+  for (let i = 0; i < 9; i++) open('main', runtime.upstreams[i % 3]!.upstream);
   for (let i = 0; i < 3; i++) open('api', '127.0.0.1:9100');
   // Ticks come faster than the page polls, so that the rates it computes are smooth.
   let step = 0;
@@ -231,12 +231,12 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
 
   // Busiest connections: the ten largest, largest first, each with a working close button.
   await waitForCount(page, '#connections tr[data-connection-id]', 10);
-  const ids = await page.$$eval('#connections tr[data-connection-id]', (rows) => rows.map((row) => row.getAttribute('data-connection-id')));
+  const ids = await page.$$eval('#connections tr[data-connection-id]', (rows: { getAttribute(name: string): string | null }[]) => rows.map((row) => row.getAttribute('data-connection-id')));
   const expected = [...runtime.open]
     .sort((a, b) => b.bytes_from_client + b.bytes_to_client - (a.bytes_from_client + a.bytes_to_client))
     .map((c) => c.id);
   assert.equal(ids[0], expected[0]);
-  const victim = ids[0] as string;
+  const victim = ids[0]!;
   await page.click(`#connections tr[data-connection-id="${victim}"] button[data-action="close"]`);
   await page.waitForSelector(`#connections tr[data-connection-id="${victim}"]`, { state: 'detached', timeout: 5000 });
   assert.ok(runtime.calls.includes(`close ${victim}`));

@@ -143,7 +143,7 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
       await client.exchange('in the capture');
       const download = page.waitForEvent('download', { timeout: 15_000 });
       await page.locator('#connections button[data-action="save-capture"]').click({ timeout: 15_000 });
-      const file = await readFile((await (await download).path())!);
+      const file = await readFile(await (await download).path());
       const payloads = readPcap(file).map((segment) => segment.payload.toString()).join('');
       assert.match(payloads, /in the capture/);
       assert.doesNotMatch(payloads, /before/);

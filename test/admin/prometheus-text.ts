@@ -2,9 +2,9 @@
 export function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
+    if (match?.[1] !== name) continue;
     const found: Record<string, string> = {};
-    for (const label of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) found[label[1] as string] = label[2] as string;
+    for (const label of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) found[label[1]!] = label[2]!;
     if (Object.entries(labels).every(([key, value]) => found[key] === value)) return Number(match[3]);
   }
   return undefined;
@@ -12,5 +12,5 @@ export function sampleValue(text: string, name: string, labels: Record<string, s
 
 /** The metric names declared by `# TYPE` lines. */
 export function metricNames(text: string): string[] {
-  return [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string);
+  return [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
 }

@@ -54,9 +54,9 @@ test('GET /api/stats returns the JSON snapshot', T, async (t) => {
   assert.equal(response.status, 200);
   assert.match(String(response.headers['content-type']), /^application\/json/);
   assert.equal(response.headers['cache-control'], 'no-store');
-  const stats = JSON.parse(response.body);
-  assert.equal(stats.listeners[0].name, 'main');
-  assert.equal(stats.listeners[0].active, 1);
+  const stats = JSON.parse(response.body) as { listeners: { name: string; active: number }[]; upstreams: unknown[]; uptime_s: number };
+  assert.equal(stats.listeners[0]!.name, 'main');
+  assert.equal(stats.listeners[0]!.active, 1);
   assert.equal(stats.upstreams.length, 2);
   assert.equal(stats.uptime_s, 1);
 });
@@ -64,15 +64,15 @@ test('GET /api/stats returns the JSON snapshot', T, async (t) => {
 test('GET /api/connections lists, filters, sorts and limits; bad queries are 400', T, async (t) => {
   const { runtime, port } = await startAdmin(t);
   runtime.open = [connection('c1', 10), connection('c2', 300), connection('c3', 20, 'other'), connection('c4', 5)];
-  const all = JSON.parse((await request(port, 'GET', '/api/connections')).body);
-  assert.deepEqual(all.map((c: { id: string }) => c.id), ['c1', 'c2', 'c3', 'c4']);
-  assert.deepEqual(Object.keys(all[0]).sort(), ['age_ms', 'bytes_from_client', 'bytes_to_client', 'client', 'id', 'listener', 'upstream']);
-  const top = JSON.parse((await request(port, 'GET', '/api/connections?sort=bytes&limit=2&listener=main')).body);
-  assert.deepEqual(top.map((c: { id: string }) => c.id), ['c2', 'c1']);
+  const all = JSON.parse((await request(port, 'GET', '/api/connections')).body) as { id: string }[];
+  assert.deepEqual(all.map((c) => c.id), ['c1', 'c2', 'c3', 'c4']);
+  assert.deepEqual(Object.keys(all[0]!).sort(), ['age_ms', 'bytes_from_client', 'bytes_to_client', 'client', 'id', 'listener', 'upstream']);
+  const top = JSON.parse((await request(port, 'GET', '/api/connections?sort=bytes&limit=2&listener=main')).body) as { id: string }[];
+  assert.deepEqual(top.map((c) => c.id), ['c2', 'c1']);
   for (const query of ['limit=0', 'limit=-1', 'limit=abc', 'sort=size', 'bogus=1']) {
     const response = await request(port, 'GET', `/api/connections?${query}`);
     assert.equal(response.status, 400, query);
-    assert.ok(JSON.parse(response.body).error, query);
+    assert.ok((JSON.parse(response.body) as { error?: string }).error, query);
   }
 });
 
@@ -116,10 +116,10 @@ test('POST /api/upstreams/:listener/:address/drain|enable', T, async (t) => {
 
   const unknownListener = await request(port, 'POST', '/api/upstreams/nope/127.0.0.1%3A9000/drain');
   assert.equal(unknownListener.status, 404);
-  assert.match(JSON.parse(unknownListener.body).error, /unknown listener "nope"/);
+  assert.match((JSON.parse(unknownListener.body) as { error: string }).error, /unknown listener "nope"/);
   const unknownUpstream = await request(port, 'POST', '/api/upstreams/main/10.0.0.1%3A1/drain');
   assert.equal(unknownUpstream.status, 404);
-  assert.match(JSON.parse(unknownUpstream.body).error, /unknown upstream "10.0.0.1:1"/);
+  assert.match((JSON.parse(unknownUpstream.body) as { error: string }).error, /unknown upstream "10.0.0.1:1"/);
   assert.equal((await request(port, 'POST', '/api/upstreams/main/127.0.0.1%3A9000/explode')).status, 404);
   const wrongMethod = await request(port, 'GET', '/api/upstreams/main/127.0.0.1%3A9000/drain');
   assert.equal(wrongMethod.status, 405);

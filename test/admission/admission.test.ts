@@ -237,11 +237,11 @@ describe('Admission', { timeout: 20_000 }, () => {
           held.push(result.slot);
         }
       } else if (roll < 0.9 && held.length > 0) {
-        const [slot] = held.splice(Math.floor(random() * held.length), 1);
+        const slot = held.splice(Math.floor(random() * held.length), 1)[0]!;
         slot.release();
         if (random() < 0.2) slot.release();
       } else if (waiters.length > 0) {
-        const waiter = waiters[Math.floor(random() * waiters.length)];
+        const waiter = waiters[Math.floor(random() * waiters.length)]!;
         if (waiter.answers === 0) waiter.withdrawn = true;
         waiter.cancel(); // a no-op when already answered
       }

@@ -73,11 +73,11 @@ describe('ConnectionLimits', { timeout: 20_000 }, () => {
         if (slot === 'limit') refusals++;
         else held.push({ ip, slot });
       } else if (roll < 0.9 && held.length > 0) {
-        const [entry] = held.splice(Math.floor(random() * held.length), 1);
+        const entry = held.splice(Math.floor(random() * held.length), 1)[0]!;
         entry.slot.release();
         released.push(entry.slot);
       } else if (released.length > 0) {
-        released[Math.floor(random() * released.length)].release(); // a teardown path running twice
+        released[Math.floor(random() * released.length)]!.release(); // a teardown path running twice
       }
       assert.equal(limits.active, held.length, `step ${step}: active`);
     }

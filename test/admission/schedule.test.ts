@@ -130,7 +130,7 @@ describe('Schedule', { timeout: 10_000 }, () => {
   it('names the problem in a spec, and the constructor throws it', () => {
     const valid: ScheduleSpec = { timezone: 'UTC', windows: [{ days: ['mon'], from: '08:00', to: '17:00' }] };
     assert.equal(scheduleProblem(valid), undefined);
-    const window = valid.windows[0];
+    const window = valid.windows[0]!;
     const cases: [ScheduleSpec, RegExp][] = [
       [{ ...valid, timezone: 'Mars/Olympus_Mons' }, /^timezone: unknown IANA time zone "Mars\/Olympus_Mons"$/],
       [{ ...valid, windows: [] }, /^windows: at least one window/],

@@ -31,7 +31,7 @@ function watch(port: number, options: Partial<HealthCheckOptions>, random?: () =
     new Promise((resolve) => {
       const seen = verdicts.length;
       notify = () => {
-        if (verdicts.length > seen) resolve(verdicts[seen] as Verdict);
+        if (verdicts.length > seen) resolve(verdicts[seen]!);
       };
     });
   return { endpoint, check, verdicts, nextVerdict };
@@ -107,7 +107,7 @@ describe('health check', { timeout: 10_000 }, () => {
     assert.deepEqual(await within(verdict, 3_000, 'a verdict'), { reachable: false, detail: 'timeout' });
     check.stop();
     assert.equal(accepts.length, 3);
-    for (let i = 1; i < accepts.length; i++) assert.ok((accepts[i] as number) - (accepts[i - 1] as number) >= 55);
+    for (let i = 1; i < accepts.length; i++) assert.ok(accepts[i]! - accepts[i - 1]! >= 55);
     await server.close();
   });
 

@@ -27,5 +27,5 @@ export function seededRandom(seed: number): () => number {
 
 /** Matches the upstream_state line for `label` going to `to`. */
 export function stateChange(label: string, to: string): (line: LogLine) => boolean {
-  return (line) => line['event'] === 'upstream_state' && line['upstream'] === label && line['to'] === to;
+  return (line) => line.event === 'upstream_state' && line['upstream'] === label && line['to'] === to;
 }

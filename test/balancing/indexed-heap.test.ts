@@ -31,7 +31,7 @@ describe('indexed heap', { timeout: 20_000 }, () => {
             if (top !== undefined) model.splice(model.indexOf(top), 1);
             if (top !== undefined) assert.equal(top.heapIndex, -1);
           } else if (model.length > 0) {
-            const item = model[step.at % model.length] as Item;
+            const item = model[step.at % model.length]!;
             if (step.op === 'remove') {
               heap.remove(item);
               model.splice(model.indexOf(item), 1);

@@ -39,14 +39,14 @@ describe('least connections', { timeout: 10_000 }, () => {
 
   it('fills endpoints in proportion to weight when connections are held', () => {
     const { balancer, endpoints } = setup([1, 3]);
-    for (let i = 0; i < 40; i++) hold(balancer, balancer.pick('10.0.0.1', undefined) as Endpoint);
+    for (let i = 0; i < 40; i++) hold(balancer, balancer.pick('10.0.0.1', undefined)!);
     assert.deepEqual(endpoints.map((e) => e.active), [10, 30]);
   });
 
   it('sends new connections to the endpoint that got its connections released', () => {
     const { balancer, endpoints } = setup([1, 1, 1, 1]);
-    for (let i = 0; i < 8; i++) hold(balancer, balancer.pick('10.0.0.1', undefined) as Endpoint);
-    const released = endpoints[2] as Endpoint;
+    for (let i = 0; i < 8; i++) hold(balancer, balancer.pick('10.0.0.1', undefined)!);
+    const released = endpoints[2]!;
     hold(balancer, released, -2);
     assert.equal(balancer.pick('10.0.0.1', undefined), released);
     hold(balancer, released);
@@ -77,10 +77,10 @@ describe('least connections', { timeout: 10_000 }, () => {
 
   it('ignores load reports for endpoints it no longer has', () => {
     const { balancer, endpoints } = setup([1, 1]);
-    const gone = makeEndpoints([1])[0] as Endpoint;
+    const gone = makeEndpoints([1])[0]!;
     hold(balancer, gone, 3);
     balancer.setEndpoints(endpoints.slice(1));
-    hold(balancer, endpoints[0] as Endpoint, 1);
+    hold(balancer, endpoints[0]!, 1);
     assert.equal(balancer.pick('10.0.0.1', undefined), endpoints[1]);
   });
 });

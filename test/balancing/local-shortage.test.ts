@@ -23,7 +23,7 @@ describe('local shortages', () => {
     warn('EMFILE');
     now = 1000;
     warn('EMFILE');
-    const lines = log.lines.map((l) => ({ event: l['event'], error: l['error'], suppressed: l['suppressed'], level: l['level'] }));
+    const lines = log.lines.map((l) => ({ event: l.event, error: l['error'], suppressed: l['suppressed'], level: l['level'] }));
     assert.deepEqual(lines, [
       { event: 'resource_shortage', error: 'EMFILE', suppressed: 0, level: 40 },
       { event: 'resource_shortage', error: 'ENFILE', suppressed: 0, level: 40 },

@@ -10,7 +10,7 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
     const [a, b] = endpoints as [Endpoint, Endpoint];
     // draws: a then b (0.1 -> a, 0.9 -> b)
     const draws = [0.1, 0.9, 0.9, 0.1];
-    const balancer = new RandomBalancer(() => draws.shift() as number);
+    const balancer = new RandomBalancer(() => draws.shift()!);
     balancer.setEndpoints(endpoints);
     a.active = 3;
     b.active = 1;
@@ -24,7 +24,7 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
     const balancer = new RandomBalancer(seededRandom(42));
     balancer.setEndpoints(endpoints);
     const counts = tally(endpoints, Array.from({ length: 20_000 }, () => balancer.pick('10.0.0.1', undefined)));
-    const share = (counts[0] as number) / 20_000;
+    const share = counts[0]! / 20_000;
     assert.ok(Math.abs(share - 0.25) < 0.02, `light share ${share}`);
   });
 
@@ -32,7 +32,7 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
     const endpoints = makeEndpoints(Array.from({ length: 100 }, () => 1));
     const balancer = new RandomBalancer(seededRandom(7));
     balancer.setEndpoints(endpoints);
-    for (let i = 0; i < 10_000; i++) (balancer.pick('10.0.0.1', undefined) as Endpoint).active++;
+    for (let i = 0; i < 10_000; i++) balancer.pick('10.0.0.1', undefined)!.active++;
     const loads = endpoints.map((e) => e.active);
     // One random choice spreads 100 +- ~25 (max ~130); two choices keep it within a few of 100.
     assert.ok(Math.max(...loads) - Math.min(...loads) <= 6, `loads ${Math.min(...loads)}..${Math.max(...loads)}`);
@@ -43,7 +43,7 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
     const balancer = new RandomBalancer(seededRandom(1));
     balancer.setEndpoints(endpoints);
     for (const endpoint of endpoints) endpoint.active = 1;
-    const free = endpoints[37] as Endpoint;
+    const free = endpoints[37]!;
     free.active = 0;
     assert.equal(balancer.pick('10.0.0.1', undefined), free);
     assert.equal(balancer.pick('10.0.0.1', new Set([free])), undefined);

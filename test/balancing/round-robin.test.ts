@@ -28,7 +28,7 @@ describe('round robin', { timeout: 10_000 }, () => {
     // Smooth: the light endpoint comes back every 4th pick, not in a burst (B A B B, as nginx's A A B A).
     assert.deepEqual(picked.slice(0, 4), [endpoints[1], endpoints[0], endpoints[1], endpoints[1]]);
     const lightAt = picked.flatMap((e, i) => (e === endpoints[0] ? [i] : []));
-    assert.ok(lightAt.every((at, i) => i === 0 || at - (lightAt[i - 1] as number) === 4));
+    assert.ok(lightAt.every((at, i) => i === 0 || at === lightAt[i - 1]! + 4));
   });
 
   it('keeps exact proportions for uneven weights (5:1:1 and 2:3:7 over each cycle)', () => {

@@ -43,7 +43,7 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
   it('when 1 of 5 goes down, moves only its clients (~20%), and moves them back', () => {
     const { balancer, endpoints } = setup([1, 1, 1, 1, 1]);
     const before = route(balancer);
-    const leaving = endpoints[2] as Endpoint;
+    const leaving = endpoints[2]!;
     leaving.state = 'down';
     const during = route(balancer);
     const moved = clients.filter((_, i) => during[i] !== before[i]);
@@ -60,7 +60,7 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
   it('when 1 of 5 is removed (DNS, reload), moves its clients and few others (Maglev rebuild)', () => {
     const { balancer, endpoints } = setup([1, 1, 1, 1, 1]);
     const before = route(balancer);
-    const leaving = endpoints[2] as Endpoint;
+    const leaving = endpoints[2]!;
     balancer.setEndpoints(endpoints.filter((e) => e !== leaving));
     const after = route(balancer);
     const ownMoved = clients.filter((_, i) => before[i] === leaving).length;
@@ -73,8 +73,8 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
   it('treats full and excluded endpoints as out, deterministically (retries follow one sequence)', () => {
     const { balancer, endpoints } = setup([1, 1, 1]);
     const ip = '192.0.2.10';
-    const first = balancer.pick(ip, undefined) as Endpoint;
-    const second = balancer.pick(ip, new Set([first])) as Endpoint;
+    const first = balancer.pick(ip, undefined)!;
+    const second = balancer.pick(ip, new Set([first]))!;
     assert.notEqual(second, first);
     assert.equal(balancer.pick(ip, new Set([first])), second);
     const third = balancer.pick(ip, new Set([first, second]));
@@ -85,7 +85,7 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
   it('still finds the last endpoint standing among 200', () => {
     const { balancer, endpoints } = setup(Array.from({ length: 200 }, () => 1));
     for (const endpoint of endpoints) endpoint.state = 'down';
-    const survivor = endpoints[123] as Endpoint;
+    const survivor = endpoints[123]!;
     survivor.state = 'healthy';
     assert.ok(route(balancer, clients.slice(0, 50)).every((e) => e === survivor));
   });
@@ -100,9 +100,9 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
     assert.equal(maglevTableSize(1000), 262139);
     const table = buildMaglevTable(['a', 'b', 'c'], [1, 2, 1], 4093);
     const counts = [0, 0, 0];
-    for (const owner of table) counts[owner] = (counts[owner] as number) + 1;
+    for (const owner of table) counts[owner] = counts[owner]! + 1;
     assert.equal(counts.reduce((x, y) => x + y, 0), 4093);
-    assert.ok(Math.abs((counts[1] as number) / 4093 - 0.5) < 0.01, `counts ${counts}`);
+    assert.ok(Math.abs(counts[1]! / 4093 - 0.5) < 0.01, `counts ${counts.join()}`);
     assert.ok(buildMaglevTable([], [], 4093).every((owner) => owner === -1));
   });
 });

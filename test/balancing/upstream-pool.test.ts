@@ -42,7 +42,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     await a.close();
     const line = await within(down, 5_000, 'A down');
     assert.deepEqual(
-      { listener: line['listener'], from: line['from'], reason: line['reason'], detail: line['detail'] },
+      { listener: line['listener'], from: line['from'], reason: line.reason, detail: line['detail'] },
       { listener: 'main', from: 'healthy', reason: 'health_check_failed', detail: 'ECONNREFUSED' },
     );
     assert.equal(epA.state, 'down');
@@ -94,7 +94,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     assert.ok(pickMany(pool, 5).every((e) => e === epB));
 
     const back = await within(log.next(stateChange(epA.label, 'healthy')), 3_000, 'back-off end');
-    assert.equal(back['reason'], 'backoff_expired');
+    assert.equal(back.reason, 'backoff_expired');
     assert.ok(Date.now() - started >= 55);
     assert.ok(pickMany(pool, 2).includes(epA), 'eligible again (half-open)');
 
@@ -121,7 +121,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       assert.equal(endpoint.state, 'healthy');
       assert.equal(endpoint.failures, 0);
       assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
-      assert.deepEqual(log.lines.filter((l) => l['event'] === 'upstream_state'), []);
+      assert.deepEqual(log.lines.filter((l) => l.event === 'upstream_state'), []);
       // A real failure still counts.
       assert.equal(pool.reportConnectFailure(endpoint, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), true);
       assert.equal(endpoint.state, 'down');
@@ -187,7 +187,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     const [one, two, three] = pool.endpoints() as [Endpoint, Endpoint, Endpoint];
     assert.equal(pool.drain(one.label), true);
     assert.equal(one.state, 'draining');
-    assert.equal(log.lines.find(stateChange(one.label, 'draining'))?.['reason'], 'admin_drain');
+    assert.equal(log.lines.find(stateChange(one.label, 'draining'))?.reason, 'admin_drain');
     assert.ok(pickMany(pool, 6).every((e) => e !== one));
     assert.equal(pool.drain('svc.test:9001'), true);
     assert.deepEqual([two.state, three.state], ['draining', 'draining']);
@@ -231,7 +231,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     const lookup = async (): Promise<ResolvedAddress[]> => {
       const answer = answers.length > 1 ? answers.shift() : answers[0];
       if (answer instanceof Error) throw answer;
-      return answer as ResolvedAddress[];
+      return answer!;
     };
     const { pool, log } = await makePool({ upstreams: [spec('svc.test', 9001, { maxConnections: 1 })], lookup, resolveIntervalMs: 20 });
     const [first, second] = pool.endpoints() as [Endpoint, Endpoint];
@@ -239,7 +239,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.acquire(first);
     pool.acquire(second);
 
-    await within(log.next((l) => l['event'] === 'upstream_resolved'), 3_000, 're-resolution');
+    await within(log.next((l) => l.event === 'upstream_resolved'), 3_000, 're-resolution');
     const [kept, added] = pool.endpoints() as [Endpoint, Endpoint];
     assert.equal(kept, second, 'a surviving address keeps its endpoint (state, counters)');
     assert.equal(added.label, '127.0.0.3:9001');
@@ -251,7 +251,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.acquire(added);
     assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
 
-    const failed = await within(log.next((l) => l['event'] === 'upstream_resolve_failed'), 3_000, 'failed lookup');
+    const failed = await within(log.next((l) => l.event === 'upstream_resolve_failed'), 3_000, 'failed lookup');
     assert.equal(failed['error'], 'queryA ETIMEOUT svc.test');
     assert.deepEqual(pool.endpoints(), [kept, added]);
     pool.close();

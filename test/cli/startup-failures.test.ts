@@ -36,11 +36,11 @@ function spawnBehindHead(args: string[], lines = 3) {
     ['-e', `let n=0,b='';process.stdin.on('data',c=>{b+=c;let i;while((i=b.indexOf('\\n'))>=0){process.stdout.write(b.slice(0,i+1));b=b.slice(i+1);if(++n>=${lines})process.exit(0)}})`],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
-  const proxy = spawn(process.execPath, [BIN, ...args, '--log-format', 'json'], { stdio: ['ignore', head.stdin!, head.stdin!] });
+  const proxy = spawn(process.execPath, [BIN, ...args, '--log-format', 'json'], { stdio: ['ignore', head.stdin, head.stdin] });
   // Only the reader may hold the read end, and only the proxy the write end: when the reader exits, the pipe is broken.
-  head.stdin!.destroy();
+  head.stdin.destroy();
   let printed = '';
-  head.stdout!.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+  head.stdout.on('data', (chunk: Buffer) => (printed += chunk.toString()));
   const headExited = once(head, 'exit');
   return { proxy, headExited, printed: () => printed };
 }
@@ -50,8 +50,8 @@ async function runToExit(args: string[]): Promise<{ code: number | null | 'wedge
   const child = spawn(process.execPath, [BIN, ...args, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const closed = once(child, 'close'); // after 'exit', once the output is all read
   const code = await exitWithin(child, EXIT_BOUND_MS);
   await closed;
@@ -64,7 +64,7 @@ async function startWithAdmin(args: string[]): Promise<{ child: ChildProcess; ad
   let buffered = '';
   const adminPort = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`exited ${code} during startup`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const match = /"event":"admin_listening".*?"port":(\d+)/.exec(buffered);
       if (match) resolve(Number(match[1]));

@@ -70,7 +70,7 @@ describe('cluster observability', () => {
     });
     try {
       assert.equal(loaded(), false);
-      assert.equal((await proxy.runtime.stats()).cluster, undefined);
+      assert.equal(proxy.runtime.stats().cluster, undefined);
     } finally {
       await proxy.stop();
       await echo.close();

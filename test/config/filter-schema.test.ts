@@ -6,7 +6,7 @@ import { filterSpecSchema, inspectSpecSchema } from '../../src/config/filter-sch
 function issues(value: unknown): string[] {
   const result = filterSpecSchema.safeParse(value);
   assert.equal(result.success, false, `${JSON.stringify(value)} should be rejected`);
-  return result.error!.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  return result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
 }
 
 test('filter entries: defaults, durations in ms, sizes in bytes, plugin entries get type "module"', () => {

@@ -133,7 +133,7 @@ describe('config loader fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
   test('regression: YAML 1.1 tags stay strings (a !!binary document gave a hundred "unknown key" lines)', async () => {
     const file = join(dir, 'binary.yaml');
     await writeFile(file, '!!binary AAAA');
-    await assert.rejects(loadConfigFile(file), (error: unknown) => error instanceof ConfigError && error.problems.length === 1 && /^\(top level\): /.test(error.problems[0]!));
+    await assert.rejects(loadConfigFile(file), (error: unknown) => error instanceof ConfigError && error.problems.length === 1 && error.problems[0]!.startsWith('(top level): '));
   });
 
   test('mutations of a valid config: a snapshot, or a ConfigError naming a key', async () => {

@@ -8,12 +8,12 @@ import { createReplaceFilter } from '../../src/filters/replace.js';
 import { DIRECTIONS, ends, exchange, startFilterProxy } from '../helpers/filter-proxy.js';
 import { readBytes, readToEnd } from '../helpers/sockets.js';
 
-/** Runs chunks through a filter synchronously, as the chain would, and ends it. */
+/** Runs chunks through a filter synchronously, as the chain would, and ends it (replace never returns a promise). */
 function run(filter: Filter, chunks: readonly Buffer[]): Buffer {
   const out: Buffer[] = [];
   const push = (chunk: Buffer): void => void out.push(Buffer.from(chunk));
-  for (const chunk of chunks) filter.data(chunk, push);
-  filter.end?.(push);
+  for (const chunk of chunks) void filter.data(chunk, push);
+  void filter.end?.(push);
   filter.destroy?.();
   return Buffer.concat(out);
 }
@@ -76,9 +76,9 @@ test('only a possible start of the pattern is held back, and released after `hol
     out.push(chunk.toString());
     released?.();
   };
-  filter.data(Buffer.from('xyz'), push);
+  void filter.data(Buffer.from('xyz'), push);
   assert.deepEqual(out, ['xyz'], 'nothing held when the chunk cannot start a match');
-  filter.data(Buffer.from('abcfo'), push);
+  void filter.data(Buffer.from('abcfo'), push);
   assert.deepEqual(out, ['xyz', 'abc']);
   const started = performance.now();
   // The hold timer is the only thing that can push "fo" now: wait for that push. It is

@@ -21,11 +21,11 @@ for (const direction of DIRECTIONS) {
       // Record the proxy's writes to the receiving side (what goes out as separate segments).
       const destination = direction === 'to_upstream' ? proxied.proxyBack : proxied.proxyFront;
       const writes: { text: string; at: number }[] = [];
-      const write = destination.write.bind(destination) as (chunk: Buffer) => boolean;
-      destination.write = ((chunk: Buffer) => {
+      const write = destination.write.bind(destination);
+      destination.write = (chunk: Buffer) => {
         writes.push({ text: chunk.toString(), at: performance.now() });
         return write(chunk);
-      }) as typeof destination.write;
+      };
       const received = readToEnd(receiver);
       sender.end('hello, sliced world');
       assert.equal((await received).toString(), 'hello, sliced world');

@@ -16,7 +16,7 @@ export async function startEchoProcess(): Promise<EchoProcess> {
   const main = fileURLToPath(new URL('./echo-process-main.js', import.meta.url));
   const child = spawn(process.execPath, [main], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, number>> => {
     const line = await lines.next();
     if (line.done) throw new Error('the echo process exited');
@@ -30,14 +30,14 @@ export async function startEchoProcess(): Promise<EchoProcess> {
     address: `127.0.0.1:${port}`,
     connections() {
       const answer = pending.then(() => {
-        child.stdin!.write('count\n');
+        child.stdin.write('count\n');
         return next();
       });
       pending = answer.catch(() => undefined);
       return answer.then((reply) => reply.connections!);
     },
     async close() {
-      child.stdin!.end();
+      child.stdin.end();
       await exited;
     },
   };

@@ -3,6 +3,7 @@
  * process (config file, JSON log lines on stdout, signals) for reload, drain and workers.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -128,8 +129,8 @@ export async function spawnProxy(
   let stderr = '';
   const collector = new LogCollector({ keepUnparsed: true, context: () => `; stderr: ${stderr}` });
   const logs = collector.lines;
-  child.stdout!.on('data', (chunk: Buffer) => collector.feed(chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => collector.feed(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   // 'close', not 'exit': the process may exit before its last log lines were read from the
   // pipe; 'close' comes once stdout and stderr have ended, so every line is in `logs`.
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
@@ -180,9 +181,7 @@ export async function roundTrip(client: Socket, payload: string | Buffer): Promi
  * prlimit: set after startup, because loading the ES modules opens many files at once.
  */
 export async function limitDescriptors(pid: number, max: number): Promise<void> {
-  await new Promise<void>((resolve, reject) =>
-    execFile('prlimit', ['--pid', String(pid), `--nofile=${max}:${max}`], (error) => (error ? reject(error) : resolve())),
-  );
+  await promisify(execFile)('prlimit', ['--pid', String(pid), `--nofile=${max}:${max}`]);
 }
 
 /** How many descriptors a process has open now (Linux /proc). */

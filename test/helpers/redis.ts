@@ -32,7 +32,7 @@ export class TestRedis {
 
   get running(): boolean {
     const child = this.child;
-    return child !== undefined && child.exitCode === null && child.signalCode === null;
+    return child?.exitCode === null && child.signalCode === null;
   }
 
   /** (Re)starts the server on the same port; resolves once it accepts connections. */
@@ -46,13 +46,13 @@ export class TestRedis {
       const onData = (chunk: Buffer): void => {
         this.output += chunk.toString();
         if (this.output.includes('Ready to accept connections')) {
-          child.stdout!.off('data', onData);
-          child.stdout!.resume();
+          child.stdout.off('data', onData);
+          child.stdout.resume();
           resolve();
         }
       };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+      child.stdout.on('data', onData);
+      child.stderr.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
       child.once('exit', (code) => reject(new Error(`redis-server exited ${code} at start: ${this.output}`)));
     });
   }

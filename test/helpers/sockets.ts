@@ -33,7 +33,7 @@ export function readToEnd(socket: Socket): Promise<Buffer> {
       resolve(Buffer.concat(chunks));
     };
     const onClose = (): void => {
-      const error = socket.errored as NodeJS.ErrnoException | null;
+      const error: NodeJS.ErrnoException | null = socket.errored;
       reject(new Error(`closed before its end (${error?.code ?? error?.message ?? 'no error'}) after ${Buffer.concat(chunks).length} bytes`));
     };
     socket.on('data', onData);
@@ -116,7 +116,7 @@ export function closed(socket: Socket): Promise<{ error: NodeJS.ErrnoException |
 export function closeOutcome(socket: Socket): Promise<string> {
   // Ended already (the peer was quicker than the test): the socket remembers how.
   if (socket.destroyed || socket.readableEnded) {
-    const error = socket.errored as NodeJS.ErrnoException | null;
+    const error: NodeJS.ErrnoException | null = socket.errored;
     return Promise.resolve(error ? (error.code ?? error.message) : socket.readableEnded ? 'end' : 'closed');
   }
   return new Promise((resolve) => {

@@ -2,6 +2,7 @@
  * Waiting in tests. Prefer an event (a log line, 'close', a promise the code under test
  * resolves); poll only state that changes without one, and bound every wait.
  */
+import { inspect } from 'node:util';
 import assert from 'node:assert/strict';
 
 /** Resolves after `ms`; only for asserting that something does NOT happen within a time. */
@@ -39,7 +40,7 @@ export async function eventually<T>(probe: () => Promise<T | undefined> | T | un
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last ? `: ${inspect(last)}` : ''}`);
     await pause(everyMs);
   }
 }

@@ -211,7 +211,7 @@ describe('idle and stalled connections at scale, through a proxy process', { tim
         await servedRoundTrip(proxy.port, mode === 'TLS termination', 'still served');
 
         // Each is cut at handshake_timeout, refused with reason tls; nothing is left behind.
-        await Promise.all(clients.map((socket) => (socket.destroyed ? undefined : once(socket, 'close'))));
+        await Promise.all(clients.filter((socket) => !socket.destroyed).map((socket) => once(socket, 'close')));
         await eventually(async () => {
           const rejected = (await proxy.admin!.json<Stats>('/api/stats')).listeners[0]!.rejections.tls;
           return rejected === STALLED ? true : undefined;

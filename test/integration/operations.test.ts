@@ -225,7 +225,7 @@ describe('admin API on the real runtime', { timeout: 30_000 }, () => {
     // Without a config file there is nothing to re-read: POST /api/reload says so.
     const reload = await admin.call('POST', '/api/reload');
     assert.equal(reload.status, 400);
-    assert.match(JSON.parse(reload.body).error, /without --config/);
+    assert.match((JSON.parse(reload.body) as { error: string }).error, /without --config/);
   });
 
   it('malformed requests get 4xx and the endpoint keeps serving', async () => {

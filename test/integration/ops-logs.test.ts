@@ -64,7 +64,7 @@ async function assertRefused(config: unknown, problem: RegExp): Promise<void> {
 function spawnBin(args: string[]): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, exited, stderr: () => stderr };
 }
@@ -232,7 +232,7 @@ describe('log.syslog (RFC 5424)', { timeout: 120_000 }, () => {
     server.bind(0, '127.0.0.1');
     await once(server, 'listening');
     try {
-      await check(`udp://127.0.0.1:${(server.address() as AddressInfo).port}`, received, 'local3', 19);
+      await check(`udp://127.0.0.1:${server.address().port}`, received, 'local3', 19);
     } finally {
       server.close();
     }

@@ -64,7 +64,7 @@ function config(upstreams: string[], more: Record<string, unknown>[] = []) {
 
 describe('reload through the CLI process', { timeout: 45_000 }, () => {
   it('SIGHUP and POST /api/reload add and remove upstreams while an established connection keeps working', async () => {
-    const [a, b, c] = (await Promise.all([startEchoServer(), startEchoServer(), startEchoServer()])) as [TestServer, TestServer, TestServer];
+    const [a, b, c] = await Promise.all([startEchoServer(), startEchoServer(), startEchoServer()]);
     const file = await ConfigFile.create(config([a.address]));
     const proxy = await spawnProxy(file, { admin: true });
     try {
@@ -129,7 +129,7 @@ describe('reload through the CLI process', { timeout: 45_000 }, () => {
   });
 
   it('a failed reload leaves routing, counters, health checks and limits exactly as they were', async () => {
-    const [a, b] = (await Promise.all([startEchoServer(), startEchoServer()])) as [TestServer, TestServer];
+    const [a, b] = await Promise.all([startEchoServer(), startEchoServer()]);
     const deadPort = await refusedPort();
     const dead = `127.0.0.1:${deadPort}`;
     const running = {

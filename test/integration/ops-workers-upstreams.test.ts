@@ -23,7 +23,7 @@ describe('run-time upstream changes with --workers 2', { timeout: 180_000 }, () 
   let proxy: ProxyProcess;
 
   before(async () => {
-    [a, b] = (await Promise.all([startEchoServer(), startEchoServer()])) as [TestServer, TestServer];
+    [a, b] = await Promise.all([startEchoServer(), startEchoServer()]);
     file = await ConfigFile.create({ admin: { listen: '127.0.0.1:0' }, shutdown_timeout: '2s', listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [a.address] }] });
     proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true, startTimeoutMs: 60_000 });
   });

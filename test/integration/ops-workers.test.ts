@@ -31,7 +31,7 @@ describe('--workers 2', { timeout: 60_000 }, () => {
     new Set(proxy.logs.filter((l) => l.event === 'listening' && typeof l.worker === 'number').map((l) => l.pid as number));
 
   before(async () => {
-    [a, b] = (await Promise.all([startEchoServer(), startEchoServer()])) as [TestServer, TestServer];
+    [a, b] = await Promise.all([startEchoServer(), startEchoServer()]);
     file = await ConfigFile.create(config([a.address]));
     proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true });
   });

@@ -39,7 +39,7 @@ async function who(port: number, localAddress?: string): Promise<string> {
   const socket = await connect(port, '127.0.0.1', localAddress);
   const [first] = (await once(socket, 'data')) as [Buffer];
   socket.destroy();
-  return first.toString().split('\n')[0] as string;
+  return first.toString().split('\n')[0]!;
 }
 
 async function tallyOf(port: number, count: number): Promise<Record<string, number>> {

@@ -53,7 +53,7 @@ describe('upstream faults', { timeout: 30_000 }, () => {
       assert.ok(result.received > 0, 'the echo before the silence never arrived');
       const line = await proxy.waitForLog((l) => l.event === 'close');
       assert.equal(line.reason, 'idle_timeout');
-      assert.ok(Number(line.duration_ms) >= IDLE_MS, `closed after ${line.duration_ms} ms, before idle_timeout`);
+      assert.ok(Number(line.duration_ms) >= IDLE_MS, `closed after ${String(line.duration_ms)} ms, before idle_timeout`);
       client.destroy();
     } finally {
       await proxy.stop();

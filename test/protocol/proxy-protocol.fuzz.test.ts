@@ -138,7 +138,7 @@ describe('PROXY header parser properties', { timeout: 60_000 }, () => {
     fc.assert(
       fc.property(validInputs, ({ version, addresses, tlvs, header, payload }) => {
         const input = Buffer.concat([header, payload]);
-        const expected: ProxyHeader = { version: version as 1 | 2, command: addresses === undefined ? 'local' : 'proxy' };
+        const expected: ProxyHeader = { version, command: addresses === undefined ? 'local' : 'proxy' };
         if (addresses !== undefined) expected.addresses = expectedAddresses(addresses);
         if (tlvs !== undefined) expected.tlvs = tlvs;
         for (let cut = 0; cut <= input.length; cut++) {

@@ -23,7 +23,7 @@ import { makeTestCertificates, type TestCertificates } from './test-certs.js';
 interface Handshake {
   /** The line the server echoed back, or the error that ended the client. */
   reply?: string;
-  clientError?: Error;
+  clientError?: NodeJS.ErrnoException;
   server?: TlsSessionInfo;
 }
 
@@ -49,7 +49,7 @@ async function handshake(serverOptions: ServerTlsOptions, clientOptions: tls.Con
     client.on('data', (chunk: Buffer) => chunks.push(chunk));
     client.once('secureConnect', () => client.write('ping\n'));
     await new Promise<void>((resolve) => {
-      client.once('error', (err) => {
+      client.once('error', (err: NodeJS.ErrnoException) => {
         result.clientError = err;
         resolve();
       });
@@ -86,12 +86,12 @@ describe('TLS loaders', { timeout: 20_000 }, () => {
 
   test('verify checks the name: the certificate does not cover another host', async () => {
     const result = await handshake(serverOptions, client({ ca: certs.caCert, servername: 'other.example', verify: true }));
-    assert.equal((result.clientError as NodeJS.ErrnoException | undefined)?.code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    assert.equal(result.clientError?.code, 'ERR_TLS_CERT_ALTNAME_INVALID');
   });
 
   test('verify without a ca uses the public roots, which do not know the test CA', async () => {
     const result = await handshake(serverOptions, client({ verify: true }));
-    assert.match((result.clientError as NodeJS.ErrnoException | undefined)?.code ?? '', /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/);
+    assert.match(result.clientError?.code ?? '', /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/);
   });
 
   test('verify: false accepts any certificate', async () => {

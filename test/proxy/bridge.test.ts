@@ -75,7 +75,7 @@ describe('bridge: data integrity', { timeout: 120_000 }, () => {
     const results = await Promise.all(
       clients.map(async (client, i) => {
         const done = readToEnd(client);
-        client.end(payloads[i]);
+        client.end(payloads[i]!);
         return done;
       }),
     );
@@ -310,7 +310,7 @@ describe('bridge: access log and teardown', { timeout: 60_000 }, () => {
       await new Promise((resolve) => setImmediate(resolve));
       const listener = proxy.runtime.connections();
       assert.equal(listener.length, 0, 'bridges still registered');
-      const endpoints = (await proxy.runtime.stats()).upstreams;
+      const endpoints = proxy.runtime.stats().upstreams;
       assert.ok(endpoints.every((u) => u.active === 0), 'upstream slots leaked');
       // max_lifetime (and the raw sockets' timeouts) sit on the deadline wheel: all taken off.
       assert.equal(deadlineWheel.size, 0, 'deadlines left on the wheel');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { probe, tcpHandles, tcpHandlesOff, type TcpHandles } from '../../src/proxy/tcp-handle.js';
+import { probe, tcpHandles, tcpHandlesOff } from '../../src/proxy/tcp-handle.js';
 import { RawSocket } from '../../src/proxy/raw-socket.js';
 import { deadlineWheel } from '../../src/proxy/deadline-wheel.js';
 import { destroySocket } from '../../src/proxy/destroy-socket.js';
@@ -17,7 +17,7 @@ import { endWasReset } from '../../src/proxy/peer-probe.js';
 import { refusedPort } from '../helpers/servers.js';
 import { deferred } from '../helpers/wait.js';
 
-const handles = tcpHandles as TcpHandles;
+const handles = tcpHandles!;
 
 /** A server whose next accepted socket is returned (allowHalfOpen, as the proxy's peers may be). */
 async function peerServer(): Promise<{ port: number; accepted: Promise<Socket>; close(): void }> {
@@ -33,10 +33,10 @@ async function peerServer(): Promise<{ port: number; accepted: Promise<Socket>; 
 }
 
 /** A connected RawSocket reading into its own buffer; `received` collects what it read. */
-async function connected(port: number): Promise<{ socket: RawSocket; received: Buffer[]; closed: Promise<void>; errors: Error[]; ended: Promise<void> }> {
+async function connected(port: number): Promise<{ socket: RawSocket; received: Buffer[]; closed: Promise<void>; errors: NodeJS.ErrnoException[]; ended: Promise<void> }> {
   const socket = RawSocket.connect(handles, '127.0.0.1', port, false);
   const received: Buffer[] = [];
-  const errors: Error[] = [];
+  const errors: NodeJS.ErrnoException[] = [];
   const closed = deferred();
   const ended = deferred();
   socket.on('error', (error) => errors.push(error));
@@ -139,7 +139,7 @@ describe('raw-socket: every operation on a real connection', { skip: tcpHandles 
     peer.resetAndDestroy();
     const outcome = await Promise.race([ended.then(() => 'end'), closed.then(() => 'closed')]);
     if (outcome === 'end') assert.equal(endWasReset(socket), true, 'an EOF after a reset is found out');
-    else assert.equal((errors[0] as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET');
+    else assert.equal(errors[0]?.code, 'ECONNRESET');
     socket.destroy();
     await closed;
     server.close();
@@ -159,7 +159,7 @@ describe('raw-socket: every operation on a real connection', { skip: tcpHandles 
       return socket.destroyed;
     });
     await closed;
-    assert.match((errors[0] as NodeJS.ErrnoException).code ?? '', /^(EPIPE|ECONNRESET)$/);
+    assert.match(errors[0]?.code ?? '', /^(EPIPE|ECONNRESET)$/);
     server.close();
   });
 

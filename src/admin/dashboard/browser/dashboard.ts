@@ -69,7 +69,7 @@ type UpstreamStats = StatsPayload['upstreams'][number];
       sessionStorage.setItem('tcpproxy-admin-token', fromHash);
       history.replaceState(null, '', location.pathname + location.search);
     }
-    return sessionStorage.getItem('tcpproxy-admin-token') || '';
+    return sessionStorage.getItem('tcpproxy-admin-token') ?? '';
   }
 
   function authHeaders(): Record<string, string> {
@@ -93,7 +93,7 @@ type UpstreamStats = StatsPayload['upstreams'][number];
   /** The `error` field of an API error document, when there is one. */
   function errorText(answer: unknown): string {
     if (typeof answer !== 'object' || answer === null || !('error' in answer)) return '';
-    return answer.error ? String(answer.error) : '';
+    return typeof answer.error === 'string' ? answer.error : '';
   }
 
   function messageOf(error: unknown): string {
@@ -179,7 +179,7 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     return 10 * magnitude;
   }
   function svg(tag: string, attributes: Record<string, string | number>): SVGElement {
-    const node = document.createElementNS(SVG_NS, tag) as SVGElement;
+    const node = document.createElementNS(SVG_NS, tag);
     for (const key in attributes) node.setAttribute(key, String(attributes[key]));
     return node;
   }
@@ -248,9 +248,9 @@ type UpstreamStats = StatsPayload['upstreams'][number];
       return {
         listener: l,
         refused: sum(l.rejections),
-        newRate: perSecond(l.connections_total, p && p.connections_total),
-        inRate: perSecond(l.bytes_from_client, p && p.bytes_from_client),
-        outRate: perSecond(l.bytes_to_client, p && p.bytes_to_client),
+        newRate: perSecond(l.connections_total, p?.connections_total),
+        inRate: perSecond(l.bytes_from_client, p?.bytes_from_client),
+        outRate: perSecond(l.bytes_to_client, p?.bytes_to_client),
         refusedRate: perSecond(sum(l.rejections), p && sum(p.rejections)),
       };
     });
@@ -327,7 +327,7 @@ type UpstreamStats = StatsPayload['upstreams'][number];
         cell(count(l.queue_length), 'num'), cell(count(r.refused), 'num'),
         cell((info ? info.live_filters : []).map((f) => String(f.name) + ' (' + String(f.type) + ')').join(', ')),
       ];
-      if (info && info.runtime) name.append(' (run time)');
+      if (info?.runtime) name.append(' (run time)');
       const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused', 'live_filters'];
       cells.forEach((c, i) => { c.dataset.field = fields[i]; });
       cells[1].dataset.value = String(l.active);
@@ -389,7 +389,7 @@ type UpstreamStats = StatsPayload['upstreams'][number];
         actionCell.append(state.capturing.has(c.id) ? button('Save pcap', 'save-capture', { id: c.id }) : button('Capture', 'capture', { id: c.id }), ' ');
       }
       actionCell.append(button('Close', 'close', { id: c.id }, true));
-      tr.replaceChildren(cell(c.id, 'mono'), cell(c.listener), cell(c.client, 'mono'), cell(c.upstream || '–', 'mono'),
+      tr.replaceChildren(cell(c.id, 'mono'), cell(c.listener), cell(c.client, 'mono'), cell(c.upstream ?? '–', 'mono'),
         cell(duration(c.age_ms), 'num'), cell(bytes(c.bytes_from_client), 'num'), cell(bytes(c.bytes_to_client), 'num'),
         cell(bytes(c.bytes_from_client + c.bytes_to_client), 'num'), actionCell);
     }, 'No open connections', 9);
@@ -564,8 +564,11 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     void refresh();
   });
   const addForm = el<HTMLFormElement>('add-upstream');
-  addForm.addEventListener('submit', async (event) => {
+  addForm.addEventListener('submit', (event) => {
     event.preventDefault();
+    void addUpstream();
+  });
+  async function addUpstream(): Promise<void> {
     const field = (name: string) => (addForm.elements.namedItem(name) as HTMLInputElement).value;
     const body: { address: string; weight?: number; max_connections?: number } = { address: field('address').trim() };
     if (field('weight') !== '') body.weight = Number(field('weight'));
@@ -578,7 +581,7 @@ type UpstreamStats = StatsPayload['upstreams'][number];
       toast(messageOf(error));
     }
     void refresh();
-  });
+  }
   el('auth').addEventListener('submit', (event) => {
     event.preventDefault();
     state.token = el<HTMLInputElement>('token').value.trim();
