@@ -32,7 +32,19 @@ interface Row {
 
 async function startNaive(upstreams: Upstreams): Promise<{ child: ChildProcess; path: Path }> {
   const ports = await freePorts(3);
-  const child = spawn(process.execPath, [join(ROOT, 'dist/bench/naive-proxy.js'), String(ports[0]), String(upstreams.source), String(ports[1]), String(upstreams.sink), String(ports[2]), String(upstreams.echo)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'dist/bench/naive-proxy.js'),
+      String(ports[0]),
+      String(upstreams.source),
+      String(ports[1]),
+      String(upstreams.sink),
+      String(ports[2]),
+      String(upstreams.echo),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await once(child.stdout, 'data');
   return { child, path: { name: 'naive', ports: { source: ports[0]!, sink: ports[1]!, echo: ports[2]! }, pid: child.pid } };
 }
@@ -63,14 +75,27 @@ async function measure(paths: Path[], rows: Row[]): Promise<void> {
     if (p.pid !== undefined) cpuPerConnection[p.name] = (cpuMicros(p.pid) - cpuBefore) / connections;
     return rate;
   });
-  rows.push({ metric: 'proxy CPU per proxied connection (connection-rate test)', unit: 'µs', proxy: cpuPerConnection.tcpproxy!, naive: cpuPerConnection.naive, higherIsBetter: false });
+  rows.push({
+    metric: 'proxy CPU per proxied connection (connection-rate test)',
+    unit: 'µs',
+    proxy: cpuPerConnection.tcpproxy!,
+    naive: cpuPerConnection.naive,
+    higherIsBetter: false,
+  });
   const latency: Record<string, Record<string, { p50: number; p99: number }>> = {};
   for (const connections of [1, 100]) {
     latency[connections] = {};
     for (const path of paths) latency[connections][path.name] = await pingPong(path.ports.echo, connections, SECONDS);
     for (const q of ['p50', 'p99'] as const) {
       const v = latency[connections];
-      rows.push({ metric: `ping-pong latency ${q}, ${connections} conn`, unit: 'µs', direct: v.direct?.[q], proxy: v.tcpproxy![q], naive: v.naive?.[q], higherIsBetter: false });
+      rows.push({
+        metric: `ping-pong latency ${q}, ${connections} conn`,
+        unit: 'µs',
+        direct: v.direct?.[q],
+        proxy: v.tcpproxy![q],
+        naive: v.naive?.[q],
+        higherIsBetter: false,
+      });
     }
   }
   for (const path of paths) {
@@ -83,7 +108,14 @@ async function measure(paths: Path[], rows: Row[]): Promise<void> {
     const perConnection = ((after - before) * 1024) / IDLE_CONNECTIONS / 1024;
     const row = rows.find((r) => r.metric.startsWith('RSS per idle'));
     if (row) row[path.name === 'naive' ? 'naive' : 'proxy'] = perConnection;
-    else rows.push({ metric: `RSS per idle proxied connection (${IDLE_CONNECTIONS})`, unit: 'KiB', proxy: perConnection, higherIsBetter: false, ...(path.name === 'naive' && { naive: perConnection }) });
+    else
+      rows.push({
+        metric: `RSS per idle proxied connection (${IDLE_CONNECTIONS})`,
+        unit: 'KiB',
+        proxy: perConnection,
+        higherIsBetter: false,
+        ...(path.name === 'naive' && { naive: perConnection }),
+      });
     await sleep(1000);
   }
 }
@@ -103,14 +135,19 @@ export function printTable(title: string, rows: Row[]): void {
     '',
     '| metric | unit | direct | tcpproxy | tcpproxy / direct | naive pipe() | tcpproxy / naive |',
     '|---|---|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.metric} | ${r.unit} | ${format(r.direct)} | ${format(r.proxy)} | ${ratio(r.proxy, r.direct)} | ${format(r.naive)} | ${ratio(r.proxy, r.naive)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.metric} | ${r.unit} | ${format(r.direct)} | ${format(r.proxy)} | ${ratio(r.proxy, r.direct)} | ${format(r.naive)} | ${ratio(r.proxy, r.naive)} |`,
+    ),
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 async function main(): Promise<void> {
-  process.stderr.write(`bench: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${new Date().toISOString()}${QUICK ? ' (quick)' : ''}\n`);
+  process.stderr.write(
+    `bench: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${new Date().toISOString()}${QUICK ? ' (quick)' : ''}\n`,
+  );
   const upstreams = await startUpstreams();
   const proxy = await startTcpproxy({
     listeners: [

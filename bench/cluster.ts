@@ -32,13 +32,19 @@ export interface ClusterRates {
  * New connections/s with the same limits kept locally and in Redis, and the CPU each costs
  * per connection (less sensitive than the rate to a busy machine); undefined without redis-server.
  */
-export async function clusterConnectionRates(echo: string, clients: number, seconds: number): Promise<{ local: ClusterRates; cluster: ClusterRates } | undefined> {
+export async function clusterConnectionRates(
+  echo: string,
+  clients: number,
+  seconds: number,
+): Promise<{ local: ClusterRates; cluster: ClusterRates } | undefined> {
   if (!existsSync(REDIS_SERVER)) {
     process.stderr.write(`  limits_scope: cluster row skipped: ${REDIS_SERVER} not found (apt-get install redis-server)\n`);
     return undefined;
   }
   const [port] = (await freePorts(1)) as [number];
-  const redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let banner = '';
   await new Promise<void>((resolve, reject) => {
     redis.once('exit', (code) => reject(new Error(`redis-server exited ${code}`)));

@@ -30,7 +30,27 @@ function selfSigned(): { cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), 'tcpproxy-bench-tls-'));
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -80,30 +100,90 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
   let one = 0;
   try {
     one = await connectionRate(port('one'), 50, seconds);
-    progress({ metric: 'new connections/s, 1,000 upstreams (round robin)', unit: 'conn/s', baseline: one, feature: await connectionRate(port('many'), 50, seconds), baselineLabel: '1 upstream' });
+    progress({
+      metric: 'new connections/s, 1,000 upstreams (round robin)',
+      unit: 'conn/s',
+      baseline: one,
+      feature: await connectionRate(port('many'), 50, seconds),
+      baselineLabel: '1 upstream',
+    });
     const plain = (await downloadRate(port('plain'), 1, seconds)) / MiB;
-    progress({ metric: 'throughput with a replace filter (to_client)', unit: 'MiB/s', baseline: plain, feature: (await downloadRate(port('replace'), 1, seconds)) / MiB, baselineLabel: 'no filter' });
-    progress({ metric: 'throughput with pcap capture', unit: 'MiB/s', baseline: plain, feature: (await downloadRate(port('capture'), 1, seconds)) / MiB, baselineLabel: 'no capture' });
-    progress({ metric: 'throughput with TLS termination', unit: 'MiB/s', baseline: plain, feature: (await tlsDownloadRate(port('tls'), seconds)) / MiB, baselineLabel: 'plaintext' });
-    progress({ metric: 'TLS handshakes/s through the proxy (50 clients)', unit: 'conn/s', baseline: one, feature: await tlsHandshakeRate(port('tls-echo'), 50, seconds), baselineLabel: 'plain conn/s' });
+    progress({
+      metric: 'throughput with a replace filter (to_client)',
+      unit: 'MiB/s',
+      baseline: plain,
+      feature: (await downloadRate(port('replace'), 1, seconds)) / MiB,
+      baselineLabel: 'no filter',
+    });
+    progress({
+      metric: 'throughput with pcap capture',
+      unit: 'MiB/s',
+      baseline: plain,
+      feature: (await downloadRate(port('capture'), 1, seconds)) / MiB,
+      baselineLabel: 'no capture',
+    });
+    progress({
+      metric: 'throughput with TLS termination',
+      unit: 'MiB/s',
+      baseline: plain,
+      feature: (await tlsDownloadRate(port('tls'), seconds)) / MiB,
+      baselineLabel: 'plaintext',
+    });
+    progress({
+      metric: 'TLS handshakes/s through the proxy (50 clients)',
+      unit: 'conn/s',
+      baseline: one,
+      feature: await tlsHandshakeRate(port('tls-echo'), 50, seconds),
+      baselineLabel: 'plain conn/s',
+    });
     plain32 = (await downloadRate(port('plain'), 32, seconds)) / MiB;
   } finally {
     proxy.child.kill('SIGKILL');
     many.servers.forEach((s) => s.close());
   }
-  const workers = await startTcpproxy({ workers: 2, listeners: [{ name: 'echo', listen: '127.0.0.1:0', upstreams: [echo] }, { name: 'source', listen: '127.0.0.1:0', upstreams: [source] }] });
+  const workers = await startTcpproxy({
+    workers: 2,
+    listeners: [
+      { name: 'echo', listen: '127.0.0.1:0', upstreams: [echo] },
+      { name: 'source', listen: '127.0.0.1:0', upstreams: [source] },
+    ],
+  });
   await sleep(1000); // both workers listening
   try {
-    progress({ metric: 'new connections/s with --workers 2', unit: 'conn/s', baseline: one, feature: await connectionRate(workers.ports.get('echo')!, 50, seconds), baselineLabel: '1 process' });
-    progress({ metric: 'throughput, 32 streams, with --workers 2', unit: 'MiB/s', baseline: plain32, feature: (await downloadRate(workers.ports.get('source')!, 32, seconds)) / MiB, baselineLabel: '1 process' });
+    progress({
+      metric: 'new connections/s with --workers 2',
+      unit: 'conn/s',
+      baseline: one,
+      feature: await connectionRate(workers.ports.get('echo')!, 50, seconds),
+      baselineLabel: '1 process',
+    });
+    progress({
+      metric: 'throughput, 32 streams, with --workers 2',
+      unit: 'MiB/s',
+      baseline: plain32,
+      feature: (await downloadRate(workers.ports.get('source')!, 32, seconds)) / MiB,
+      baselineLabel: '1 process',
+    });
   } finally {
     workers.child.kill('SIGTERM');
   }
   const cluster = await clusterConnectionRates(echo, 50, seconds);
   if (cluster) {
     const { local, cluster: shared } = cluster;
-    progress({ metric: 'new connections/s, limits_scope: cluster (Redis on loopback)', unit: 'conn/s', baseline: local.rate, feature: shared.rate, baselineLabel: 'same limits, local' });
-    progress({ metric: 'proxy CPU per new connection, limits_scope: cluster', unit: 'µs', baseline: local.proxyCpu, feature: shared.proxyCpu, baselineLabel: 'local' });
+    progress({
+      metric: 'new connections/s, limits_scope: cluster (Redis on loopback)',
+      unit: 'conn/s',
+      baseline: local.rate,
+      feature: shared.rate,
+      baselineLabel: 'same limits, local',
+    });
+    progress({
+      metric: 'proxy CPU per new connection, limits_scope: cluster',
+      unit: 'µs',
+      baseline: local.proxyCpu,
+      feature: shared.proxyCpu,
+      baselineLabel: 'local',
+    });
     progress({ metric: 'redis-server CPU per new connection', unit: 'µs', baseline: local.redisCpu, feature: shared.redisCpu, baselineLabel: 'local' });
   }
   const lines = [
@@ -111,7 +191,9 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
     '',
     '| metric | unit | baseline | value | ratio |',
     '|---|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.metric} | ${r.unit} | ${r.baseline.toFixed(0)} (${r.baselineLabel}) | ${r.feature.toFixed(0)} | ${(r.feature / r.baseline).toFixed(2)}x |`),
+    ...rows.map(
+      (r) => `| ${r.metric} | ${r.unit} | ${r.baseline.toFixed(0)} (${r.baselineLabel}) | ${r.feature.toFixed(0)} | ${(r.feature / r.baseline).toFixed(2)}x |`,
+    ),
     '',
     '### Policy decisions (in-process micro-benchmarks)',
     '',

@@ -94,7 +94,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       if (!settled.ok) problems.push(`gauges did not return to zero after a round: ${settled.detail}`);
       samples.push(await sample(proxy, started));
       const last = samples[samples.length - 1]!;
-      log(`${formatSeconds(last.atMs)}  rss ${(last.rssKiB / 1024).toFixed(1)} MiB  heap ${last.heapUsedMiB.toFixed(1)} MiB  fds ${last.fds}  connections ${counts.connections}  checked ${(counts.bytesChecked / 2 ** 20).toFixed(0)} MiB  reloads ${proxy.reloads()}`);
+      log(
+        `${formatSeconds(last.atMs)}  rss ${(last.rssKiB / 1024).toFixed(1)} MiB  heap ${last.heapUsedMiB.toFixed(1)} MiB  fds ${last.fds}  connections ${counts.connections}  checked ${(counts.bytesChecked / 2 ** 20).toFixed(0)} MiB  reloads ${proxy.reloads()}`,
+      );
     }
     await waitForReload(proxy, generation);
     if (proxy.failedReloads() > 0) problems.push(`${proxy.failedReloads()} reload(s) failed`);
@@ -147,7 +149,13 @@ function soakConfig(upstreams: Echo[], generation: number): unknown {
     admin: { listen: '127.0.0.1:0', token: TOKEN },
     log: { level: 'info', format: 'json' },
     listeners: [
-      { name: 'plain', listen: '127.0.0.1:0', upstreams: odd ? [a, b, c] : [a, b], balance: odd ? 'least_connections' : 'round_robin', idle_timeout: odd ? '5m' : '6m' },
+      {
+        name: 'plain',
+        listen: '127.0.0.1:0',
+        upstreams: odd ? [a, b, c] : [a, b],
+        balance: odd ? 'least_connections' : 'round_robin',
+        idle_timeout: odd ? '5m' : '6m',
+      },
       {
         name: 'filtered',
         listen: '127.0.0.1:0',
@@ -425,7 +433,9 @@ export function summary(report: SoakReport): string {
   const heap = report.samples.map((s) => s.heapUsedMiB);
   const row = (name: string, value: string): string => `  ${name.padEnd(22)} ${value}`;
   const range = (values: number[], digits = 1): string =>
-    values.length === 0 ? '-' : `${Math.min(...values).toFixed(digits)} .. ${Math.max(...values).toFixed(digits)} (last ${values[values.length - 1]!.toFixed(digits)})`;
+    values.length === 0
+      ? '-'
+      : `${Math.min(...values).toFixed(digits)} .. ${Math.max(...values).toFixed(digits)} (last ${values[values.length - 1]!.toFixed(digits)})`;
   return [
     'soak summary',
     row('duration', `${(report.durationMs / 1000).toFixed(0)} s, ${report.samples.length} samples, ${report.reloads} reloads`),

@@ -29,8 +29,24 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const FLOORS = [
-  'errors', 'net', 'protocol', 'observability', 'http', 'admission', 'balancing', 'filters', 'inspect', 'config',
-  'cluster', 'pipeline', 'proxy', 'toxiproxy', 'admin', 'runtime', 'cli', '',
+  'errors',
+  'net',
+  'protocol',
+  'observability',
+  'http',
+  'admission',
+  'balancing',
+  'filters',
+  'inspect',
+  'config',
+  'cluster',
+  'pipeline',
+  'proxy',
+  'toxiproxy',
+  'admin',
+  'runtime',
+  'cli',
+  '',
 ];
 
 /** Relative module specifiers in static imports, `export ... from`, side-effect and dynamic imports. */

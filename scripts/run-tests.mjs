@@ -14,7 +14,9 @@ function findTests(dir) {
 }
 
 const filter = process.argv[2];
-const files = findTests('dist/test').filter((f) => !filter || f.includes(filter)).sort();
+const files = findTests('dist/test')
+  .filter((f) => !filter || f.includes(filter))
+  .sort();
 if (files.length === 0) {
   console.error(`no test files match ${filter ?? '(all)'}`);
   process.exit(1);

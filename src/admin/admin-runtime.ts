@@ -29,9 +29,7 @@ export interface StatsSnapshot extends MetricsSnapshot {
   run_time_control?: boolean;
 }
 
-export type UpgradeResult =
-  | { ok: true; replaced: { old_pid: number; new_pid: number }[] }
-  | { ok: false; error: string };
+export type UpgradeResult = { ok: true; replaced: { old_pid: number; new_pid: number }[] } | { ok: false; error: string };
 
 export type ReloadResult = { ok: true } | { ok: false; error: string };
 export type UpstreamAction = 'drain' | 'enable';
@@ -44,9 +42,7 @@ export type UpstreamChange =
   | { op: 'remove'; address: string };
 
 /** The stable codes of a refused change: unknown_listener, or the pool's UpstreamChangeError codes. */
-export type UpstreamChangeResult =
-  | { ok: true; upstream: UpstreamView }
-  | { ok: false; code: string; error: string };
+export type UpstreamChangeResult = { ok: true; upstream: UpstreamView } | { ok: false; code: string; error: string };
 /** Listeners and filters changed at run time (one process only: absent with workers > 1). */
 export interface RuntimeControl {
   listeners(): ListenerInfo[];

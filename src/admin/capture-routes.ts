@@ -19,7 +19,10 @@ import type { AdminRoute, AdminHandler, RequestContext } from './routes.js';
 const MAX_CAPTURE_BYTES = 1024 * 1024 * 1024;
 const MAX_CAPTURE_SECONDS = 3600;
 
-interface Target { kind: 'connection' | 'listener'; name: string }
+interface Target {
+  kind: 'connection' | 'listener';
+  name: string;
+}
 
 export class CaptureRoutes {
   private readonly sessions = new Map<string, CaptureSession>();
@@ -59,13 +62,22 @@ export class CaptureRoutes {
     const live = listener === undefined ? undefined : control.liveFilters(listener);
     if (!live) return errorReply(404, `no ${target.kind} "${target.name}"`);
     if (target.kind === 'connection' && !live.follows(target.name)) {
-      return errorReply(409, `connection "${target.name}" is on the plain data path, which cannot be captured while it runs (live_filters: true on its listener, or a listener capture, puts new connections on the filtered path)`);
+      return errorReply(
+        409,
+        `connection "${target.name}" is on the plain data path, which cannot be captured while it runs (live_filters: true on its listener, or a listener capture, puts new connections on the filtered path)`,
+      );
     }
     const key = keyOf(target);
     const previous = this.sessions.get(key);
     if (previous?.state === 'running') return errorReply(409, `a capture of ${target.kind} "${target.name}" is running`);
     await previous?.dispose();
-    const session = await CaptureSession.start(`${target.kind} ${target.name}`, live, target.kind === 'connection' ? target.name : undefined, limits, this.logger);
+    const session = await CaptureSession.start(
+      `${target.kind} ${target.name}`,
+      live,
+      target.kind === 'connection' ? target.name : undefined,
+      limits,
+      this.logger,
+    );
     this.sessions.set(key, session);
     this.logger.info({ event: 'capture', action: 'start', target: session.target, file: session.path, ...session.describe() }, 'on-demand capture started');
     return jsonReply(201, session.describe());

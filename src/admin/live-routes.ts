@@ -35,7 +35,8 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
     body,
     run: (context) => (control ? run(control, context) : errorReply(501, 'run-time control needs workers: 1')),
   });
-  const listenerFilters = (c: RuntimeControl, name: string): LiveFilters | Refusal => c.liveFilters(name) ?? refuse(404, `unknown listener "${name}"`, 'unknown_listener');
+  const listenerFilters = (c: RuntimeControl, name: string): LiveFilters | Refusal =>
+    c.liveFilters(name) ?? refuse(404, `unknown listener "${name}"`, 'unknown_listener');
 
   /** Adds a live filter (its name must be new), or replaces the one named in the path. */
   const writeFilter = async (c: RuntimeControl, { params, body }: RequestContext, action: 'add' | 'replace'): Promise<Reply> => {
@@ -86,7 +87,12 @@ export function liveRoutes(control: RuntimeControl | undefined, logger: Logger):
       path: '/api/listeners/:name/filters',
       handler: guarded((c, { params }) => {
         const live = listenerFilters(c, params.name!);
-        return live instanceof Refusal ? live.reply : jsonReply(200, live.list().map((f) => f.spec));
+        return live instanceof Refusal
+          ? live.reply
+          : jsonReply(
+              200,
+              live.list().map((f) => f.spec),
+            );
       }),
     },
     { method: 'POST', path: '/api/listeners/:name/filters', handler: guarded((c, request) => writeFilter(c, request, 'add'), true) },
@@ -120,7 +126,12 @@ async function readLiveFilter(raw: unknown, baseDir: string, defaultName: (type:
     return refuse(400, (error as Error).message);
   }
   const filterName = fixedName ?? options.data.name ?? defaultName(spec.data.type);
-  return { name: filterName, toxicity: options.data.toxicity, plan: { ...plan, name: filterName }, spec: { name: filterName, toxicity: options.data.toxicity, ...entry } };
+  return {
+    name: filterName,
+    toxicity: options.data.toxicity,
+    plan: { ...plan, name: filterName },
+    spec: { name: filterName, toxicity: options.data.toxicity, ...entry },
+  };
 }
 
 function uniqueName(live: LiveFilters, type: string): string {

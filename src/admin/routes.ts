@@ -61,8 +61,16 @@ export function adminRoutes(runtime: AdminRuntime, dashboard: () => Promise<Dash
     if (!result.ok) return jsonReply(CHANGE_REFUSED_STATUS[result.code] ?? 409, { error: result.error, code: result.code });
     const { upstream } = result;
     logger.info(
-      { event: 'admin', action: `upstream_${change.op}`, listener, upstream: upstream.address, weight: upstream.weight, max_connections: upstream.max_connections },
-      `upstream ${change.op} ${upstream.address} on listener "${listener}"` + (change.op === 'remove' ? '' : ` (weight ${upstream.weight}, max_connections ${upstream.max_connections ?? 'unlimited'})`),
+      {
+        event: 'admin',
+        action: `upstream_${change.op}`,
+        listener,
+        upstream: upstream.address,
+        weight: upstream.weight,
+        max_connections: upstream.max_connections,
+      },
+      `upstream ${change.op} ${upstream.address} on listener "${listener}"` +
+        (change.op === 'remove' ? '' : ` (weight ${upstream.weight}, max_connections ${upstream.max_connections ?? 'unlimited'})`),
     );
     return jsonReply(created ? 201 : 200, { ok: true, listener, upstream });
   };

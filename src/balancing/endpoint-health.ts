@@ -101,7 +101,12 @@ export class EndpointHealth {
 
   /** A health check this host could not run (out of descriptors...): neither a pass nor a failure. */
   private readonly onCheckShortage = (endpoint: Endpoint, code: string): void => {
-    shortageWarnings.warn(this.options.logger, code, { listener: this.options.listener, upstream: endpoint.label, during: 'health_check' }, 'health check skipped; the upstream keeps its state');
+    shortageWarnings.warn(
+      this.options.logger,
+      code,
+      { listener: this.options.listener, upstream: endpoint.label, during: 'health_check' },
+      'health check skipped; the upstream keeps its state',
+    );
   };
 }
 

@@ -89,11 +89,7 @@ export function derivedState(endpoint: Endpoint): EndpointState {
 
 /** Whether a balancer may hand this endpoint out now. Called per pick: keep it trivial. */
 export function canTake(endpoint: Endpoint, exclude: ReadonlySet<Endpoint> | undefined): boolean {
-  return (
-    endpoint.state === 'healthy' &&
-    endpoint.active < endpoint.maxConnections &&
-    !exclude?.has(endpoint)
-  );
+  return endpoint.state === 'healthy' && endpoint.active < endpoint.maxConnections && !exclude?.has(endpoint);
 }
 
 /** Whether `a` carries less load than `b` relative to weight (exact: no division). */

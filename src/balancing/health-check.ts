@@ -123,11 +123,7 @@ export class HealthCheck {
  * One check. Calls `done` exactly once with undefined (passed) or why it failed, unless
  * cancelled first. Returns the cancel function.
  */
-function probe(
-  endpoint: Endpoint,
-  options: HealthCheckOptions,
-  done: (failure: string | undefined) => void,
-): () => void {
+function probe(endpoint: Endpoint, options: HealthCheckOptions, done: (failure: string | undefined) => void): () => void {
   const { expect } = options;
   let finished = false;
   let reply = Buffer.alloc(0);

@@ -59,10 +59,7 @@ export class ShortageWarnings {
     this.lastWarned.set(code, now);
     const suppressed = this.suppressed.get(code) ?? 0;
     this.suppressed.delete(code);
-    logger.warn(
-      { event: 'resource_shortage', error: code, ...fields, suppressed },
-      `${localShortage(code) ?? code} (${code}): ${consequence}`,
-    );
+    logger.warn({ event: 'resource_shortage', error: code, ...fields, suppressed }, `${localShortage(code) ?? code} (${code}): ${consequence}`);
   }
 }
 

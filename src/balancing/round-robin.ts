@@ -34,9 +34,7 @@ const REBASE_AFTER = 2 ** 24;
  */
 export class RoundRobinBalancer implements Balancer {
   private turns = new Map<Endpoint, Turn>();
-  private readonly heap = new IndexedHeap<Turn>(
-    (a, b) => a.due < b.due || (a.due === b.due && a.order < b.order),
-  );
+  private readonly heap = new IndexedHeap<Turn>((a, b) => a.due < b.due || (a.due === b.due && a.order < b.order));
   /** Scratch list for turns passed over during one pick (reused: no allocation per pick). */
   private readonly passedOver: Turn[] = [];
   private now = 0;

@@ -157,9 +157,7 @@ export class UpstreamPool {
     const endpoint = this.balancer.pick(clientIp, exclude);
     if (endpoint !== undefined) return { endpoint };
     // Only the excluded ones had room; say 'limit' if a healthy one is merely full.
-    const full = this.membership.members.some(
-      (member) => member.state === 'healthy' && member.active >= member.maxConnections && !exclude?.has(member),
-    );
+    const full = this.membership.members.some((member) => member.state === 'healthy' && member.active >= member.maxConnections && !exclude?.has(member));
     return full ? LIMIT : NO_UPSTREAM;
   }
 
@@ -202,7 +200,12 @@ export class UpstreamPool {
   reportConnectFailure(endpoint: Endpoint, error: Error): boolean {
     const code = (error as NodeJS.ErrnoException).code;
     if (localShortage(code) !== undefined) {
-      shortageWarnings.warn(this.logger, code!, { listener: this.listener, upstream: endpoint.label, during: 'connect' }, 'connects fail until some close; the upstream is not blamed');
+      shortageWarnings.warn(
+        this.logger,
+        code!,
+        { listener: this.listener, upstream: endpoint.label, during: 'connect' },
+        'connects fail until some close; the upstream is not blamed',
+      );
       return false;
     }
     endpoint.failures++;
@@ -261,7 +264,8 @@ export class UpstreamPool {
     }
     this.refuseExisting(spec);
     const taken = addresses.map((host) => formatHostPort(host, spec.port)).find((label) => this.membership.get(label) !== undefined);
-    if (taken !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is ${taken}, already an endpoint of listener "${this.listener}"`);
+    if (taken !== undefined)
+      throw new UpstreamChangeError('upstream_exists', `${spec.address} is ${taken}, already an endpoint of listener "${this.listener}"`);
     if (addresses.length === 0) throw new UpstreamChangeError('unresolvable', `${spec.address} resolves to no address`);
     this.membersChanged(this.membership.update([...this.membership.specs, spec], new Map([[spec.address, addresses]])), false);
     this.runtimeChanges.push(`add ${spec.address} weight ${spec.weight}${spec.maxConnections ? ` max_connections ${spec.maxConnections}` : ''}`);
@@ -296,7 +300,8 @@ export class UpstreamPool {
   }
 
   private refuseExisting(spec: UpstreamSpec): void {
-    if (this.specFor(spec.address) !== undefined) throw new UpstreamChangeError('upstream_exists', `${spec.address} is already an upstream of listener "${this.listener}"`);
+    if (this.specFor(spec.address) !== undefined)
+      throw new UpstreamChangeError('upstream_exists', `${spec.address} is already an upstream of listener "${this.listener}"`);
   }
 
   /** The upstream configured as `address`, or the one with an endpoint labelled so. */

@@ -90,9 +90,24 @@ export const OPTIONS = {
 
 /** Flags that shape a listener: they need --listen (or the 4-argument form), not --config. */
 const LISTENER_FLAGS = [
-  'balance', 'max-connections', 'max-connections-per-ip', 'on-limit', 'queue-timeout', 'allow', 'deny',
-  'connect-timeout', 'connect-retries', 'idle-timeout', 'client-timeout', 'server-timeout', 'max-lifetime', 'buffer-size', 'health-check-interval',
-  'proxy-protocol', 'log-data', 'capture',
+  'balance',
+  'max-connections',
+  'max-connections-per-ip',
+  'on-limit',
+  'queue-timeout',
+  'allow',
+  'deny',
+  'connect-timeout',
+  'connect-retries',
+  'idle-timeout',
+  'client-timeout',
+  'server-timeout',
+  'max-lifetime',
+  'buffer-size',
+  'health-check-interval',
+  'proxy-protocol',
+  'log-data',
+  'capture',
 ] as const;
 
 type StringFlag = { [K in keyof typeof OPTIONS]: (typeof OPTIONS)[K]['type'] extends 'string' ? K : never }[keyof typeof OPTIONS];
@@ -200,7 +215,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
     if (listen !== undefined || upstreams.length > 0) {
       throw strayArgument(tokens) ?? new UsageError(`unexpected argument "${positionals[0]}": use either the 4-argument form or --listen/--upstream, not both`);
     }
-    if (positionals.length !== 4) throw strayArgument(tokens, 4) ?? unknownCommand(positionals) ?? new UsageError(`expected ${FOUR_ARGUMENTS}, got ${quoteAll(positionals)}`);
+    if (positionals.length !== 4)
+      throw strayArgument(tokens, 4) ?? unknownCommand(positionals) ?? new UsageError(`expected ${FOUR_ARGUMENTS}, got ${quoteAll(positionals)}`);
     const [localHost, localPort, forwardHost, forwardPort] = positionals as [string, string, string, string];
     listen = formatHostPort(localHost, port('<local-port>', localPort));
     upstreams = [formatHostPort(forwardHost, port('<forward-port>', forwardPort, 1))];
@@ -244,7 +260,8 @@ function parseToxiproxyServer(args: readonly string[]): Command {
     const arg = args[i]!;
     const match = /^--?([a-z-]+)(?:=(.*))?$/s.exec(arg);
     if (match?.[1] === 'help' || arg === '-h') return { kind: 'help' };
-    if (!match || !known.includes(match[1]!)) throw new UsageError(`toxiproxy-server: unknown option "${arg}" (expected --host, --port, --config or --log-level)`);
+    if (!match || !known.includes(match[1]!))
+      throw new UsageError(`toxiproxy-server: unknown option "${arg}" (expected --host, --port, --config or --log-level)`);
     const value = match[2] ?? args[++i];
     if (value === undefined) throw new UsageError(`toxiproxy-server: --${match[1]} needs a value`);
     values[match[1]!] = value;

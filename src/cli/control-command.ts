@@ -41,7 +41,10 @@ export function parseControlCommand(positionals: readonly string[], values: Cont
   const action = positionals[0] as ControlAction;
   if (positionals.length > 1) throw new UsageError(`${action}: unexpected argument "${positionals[1]}"`);
   const foreign = Object.keys(values).find((flag) => values[flag] !== undefined && !OWN_FLAGS.has(flag));
-  if (foreign !== undefined) throw new UsageError(`${action}: --${foreign} is not an option of "tcpproxy ${action}" (it takes --config, --admin, --admin-token, --pid-file, --json, --timeout)`);
+  if (foreign !== undefined)
+    throw new UsageError(
+      `${action}: --${foreign} is not an option of "tcpproxy ${action}" (it takes --config, --admin, --admin-token, --pid-file, --json, --timeout)`,
+    );
   if (values.timeout !== undefined && action !== 'stop') throw new UsageError(`${action}: --timeout is an option of "tcpproxy stop"`);
   let timeoutMs: number | undefined;
   if (values.timeout !== undefined) {

@@ -38,9 +38,7 @@ interface Target {
 }
 
 /** What was learnt about the instance: reachable through the admin API, or by pid only. */
-type Found =
-  | { via: 'admin'; admin: HostPort; stats: StatsSnapshot }
-  | { via: 'pid'; pid: number; pidFile: string };
+type Found = { via: 'admin'; admin: HostPort; stats: StatsSnapshot } | { via: 'pid'; pid: number; pidFile: string };
 
 class ControlFailure extends TcpProxyError {
   constructor(
@@ -94,7 +92,10 @@ async function resolveTarget(command: ControlCommand): Promise<Target> {
   if (command.adminToken !== undefined) target.token = command.adminToken;
   if (command.pidFile !== undefined) target.pidFile = resolve(command.pidFile);
   if (target.admin === undefined && target.pidFile === undefined) {
-    throw new ControlFailure(`${command.configFile} has neither admin.listen nor pid_file: no way to find the running instance (add one, or give --admin / --pid-file)`, EXIT.usage);
+    throw new ControlFailure(
+      `${command.configFile} has neither admin.listen nor pid_file: no way to find the running instance (add one, or give --admin / --pid-file)`,
+      EXIT.usage,
+    );
   }
   return target;
 }
@@ -113,7 +114,8 @@ async function locate(target: Target): Promise<Found> {
     const where = `admin endpoint ${formatHostPort(target.admin.host, target.admin.port)}`;
     const answer = await call(target, 'GET', '/api/stats').catch((error: NodeJS.ErrnoException) => error);
     if (answer instanceof Error) looked.push(`nothing answers on the ${where} (${answer.code ?? answer.message})`);
-    else if (answer.status === 401) throw new ControlFailure(`the ${where} refused the request: missing or wrong bearer token (give --admin-token, or admin.token in --config)`, EXIT.failed);
+    else if (answer.status === 401)
+      throw new ControlFailure(`the ${where} refused the request: missing or wrong bearer token (give --admin-token, or admin.token in --config)`, EXIT.failed);
     else if (answer.status !== 200) looked.push(`the ${where} answered ${answer.status} to GET /api/stats: is it a tcpproxy?`);
     else return { via: 'admin', admin: target.admin, stats: JSON.parse(answer.body) as StatsSnapshot };
   }
@@ -167,7 +169,12 @@ function status(found: Found, out: Out): number {
 async function reload(found: Found, target: Target, out: Out): Promise<number> {
   if (found.via === 'pid') {
     signal(found.pid, 'SIGHUP');
-    out(`sent SIGHUP to pid ${found.pid}: the proxy's log says whether the new config was taken`, { ok: true, action: 'reload', pid: found.pid, signal: 'SIGHUP' });
+    out(`sent SIGHUP to pid ${found.pid}: the proxy's log says whether the new config was taken`, {
+      ok: true,
+      action: 'reload',
+      pid: found.pid,
+      signal: 'SIGHUP',
+    });
     return EXIT.ok;
   }
   const answer = await call(target, 'POST', '/api/reload');
@@ -194,11 +201,18 @@ async function stop(found: Found, target: Target, out: Out): Promise<number> {
     pid !== undefined && (found.via === 'pid' || isLoopback(found.admin.host))
       ? () => !processAlive(pid)
       : // A remote instance: its admin endpoint is the last thing it closes before exiting.
-        async () => (await call(target, 'GET', '/healthz').then(() => false, () => true));
+        async () =>
+          await call(target, 'GET', '/healthz').then(
+            () => false,
+            () => true,
+          );
   const deadline = started + target.stopWaitMs;
   while (!(await gone())) {
     if (Date.now() >= deadline) {
-      throw new ControlFailure(`pid ${pid ?? '?'} is still running ${Math.round(target.stopWaitMs / 1000)}s after the stop request (connections still draining?); run stop again later, or send a second SIGTERM to close them now`, EXIT.failed);
+      throw new ControlFailure(
+        `pid ${pid ?? '?'} is still running ${Math.round(target.stopWaitMs / 1000)}s after the stop request (connections still draining?); run stop again later, or send a second SIGTERM to close them now`,
+        EXIT.failed,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
@@ -210,7 +224,12 @@ async function stop(found: Found, target: Target, out: Out): Promise<number> {
 async function upgrade(found: Found, target: Target, out: Out): Promise<number> {
   if (found.via === 'pid') {
     signal(found.pid, 'SIGUSR2');
-    out(`sent SIGUSR2 to pid ${found.pid}: the workers are replaced one by one (the proxy's log follows it)`, { ok: true, action: 'upgrade', pid: found.pid, signal: 'SIGUSR2' });
+    out(`sent SIGUSR2 to pid ${found.pid}: the workers are replaced one by one (the proxy's log follows it)`, {
+      ok: true,
+      action: 'upgrade',
+      pid: found.pid,
+      signal: 'SIGUSR2',
+    });
     return EXIT.ok;
   }
   const answer = await call(target, 'POST', '/api/upgrade', 10 * 60_000);
@@ -229,7 +248,7 @@ function signal(pid: number, name: NodeJS.Signals): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ESRCH') throw new ControlFailure(`no running instance found: pid ${pid} exited just now`, EXIT.notRunning);
-    throw new ControlFailure(`cannot signal pid ${pid}: ${code === 'EPERM' ? 'permission denied (run as the proxy\'s user or root)' : code}`, EXIT.failed);
+    throw new ControlFailure(`cannot signal pid ${pid}: ${code === 'EPERM' ? "permission denied (run as the proxy's user or root)" : code}`, EXIT.failed);
   }
 }
 

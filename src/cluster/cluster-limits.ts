@@ -108,7 +108,14 @@ export class ClusterLimits implements SharedLimits {
     // One hash tag per listener: every key of a script lives in one Redis Cluster slot.
     const base = `${prefix}:{${listener}}`;
     const heldPrefix = `${base}:held:`;
-    this.#keys = { active: `${base}:active`, ips: `${base}:ips`, procs: `${base}:procs`, held: heldPrefix + runner.processId, heldPrefix, ratePrefix: `${base}:rate:` };
+    this.#keys = {
+      active: `${base}:active`,
+      ips: `${base}:ips`,
+      procs: `${base}:procs`,
+      held: heldPrefix + runner.processId,
+      heldPrefix,
+      ratePrefix: `${base}:rate:`,
+    };
   }
 
   /** The limits to enforce (start and every reload): sent with each acquire, so they apply at once. */
@@ -145,7 +152,11 @@ export class ClusterLimits implements SharedLimits {
       const { active, ips, procs, held, heldPrefix, ratePrefix } = this.#keys;
       const { maxConnections, maxPerIp, intervalUs, burstUs } = this.#args;
       this.#runner
-        .run('acquire', [active, ips, procs, held, ratePrefix + ip], [this.#runner.processId, this.#runner.leaseMs, this.#runner.keyTtlMs, heldPrefix, ip, maxConnections, maxPerIp, intervalUs, burstUs])
+        .run(
+          'acquire',
+          [active, ips, procs, held, ratePrefix + ip],
+          [this.#runner.processId, this.#runner.leaseMs, this.#runner.keyTtlMs, heldPrefix, ip, maxConnections, maxPerIp, intervalUs, burstUs],
+        )
         .then(
           (reply) => this.#answered(request, reply as [number, number, number]),
           () => this.#failed(request),

@@ -126,10 +126,7 @@ export class RedisLink implements ScriptRunner {
       disableClientInfo: true,
     });
     const link = new RedisLink(client, config, logger, metrics);
-    await Promise.race([
-      client.connect().catch(() => undefined),
-      new Promise((resolve) => setTimeout(resolve, FIRST_CONNECT_WAIT_MS).unref()),
-    ]);
+    await Promise.race([client.connect().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, FIRST_CONNECT_WAIT_MS).unref())]);
     if (link.#state === undefined) link.#update('no connection at start');
     return link;
   }
@@ -137,7 +134,13 @@ export class RedisLink implements ScriptRunner {
   /** Whether this link was opened with `config` (a reload cannot change it: see README). */
   serves(config: ClusterConfig): boolean {
     const running = this.#config;
-    return config.redis === running.redis && config.prefix === running.prefix && config.lease === running.lease && config.on_error === running.on_error && config.timeout === running.timeout;
+    return (
+      config.redis === running.redis &&
+      config.prefix === running.prefix &&
+      config.lease === running.lease &&
+      config.on_error === running.on_error &&
+      config.timeout === running.timeout
+    );
   }
 
   get usable(): boolean {
@@ -183,7 +186,10 @@ export class RedisLink implements ScriptRunner {
     this.#stalled = true;
     this.#update(`no answer within ${this.timeoutMs} ms`);
     this.#probe = setInterval(() => {
-      this.#client.ping().then(() => this.#answered(), () => undefined);
+      this.#client.ping().then(
+        () => this.#answered(),
+        () => undefined,
+      );
     }, PROBE_INTERVAL_MS);
     this.#probe.unref();
   }
@@ -224,7 +230,10 @@ export class RedisLink implements ScriptRunner {
     this.metrics.redisUp(next === 'up');
     const redis = redactRedisUrl(this.#config.redis);
     if (next === 'up') {
-      this.#logger.info({ event: 'cluster_up', redis, reason: why }, first ? 'cluster: connected to redis' : 'cluster: redis reachable again; re-registering this process\'s connections');
+      this.#logger.info(
+        { event: 'cluster_up', redis, reason: why },
+        first ? 'cluster: connected to redis' : "cluster: redis reachable again; re-registering this process's connections",
+      );
       for (const ledger of this.#ledgers.values()) ledger.resync();
     } else {
       this.#logger.warn(

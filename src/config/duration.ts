@@ -32,7 +32,5 @@ function toMilliseconds(value: unknown): number {
     if (match) return Math.round(Number(match[1]) * UNIT_MS[match[2]!]!);
     if (/^\d+$/.test(value.trim())) return Number(value.trim());
   }
-  throw new DurationError(
-    `expected a duration such as 250ms, 5s, 2m or 1h (or a number of milliseconds), got ${JSON.stringify(value)}`,
-  );
+  throw new DurationError(`expected a duration such as 250ms, 5s, 2m or 1h (or a number of milliseconds), got ${JSON.stringify(value)}`);
 }

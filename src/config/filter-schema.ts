@@ -31,9 +31,7 @@ function checkPattern(entry: { match: string; literal: boolean }, ctx: z.Refinem
   }
 }
 
-const replace = z
-  .strictObject({ type: z.literal('replace'), ...matching, with: z.string() })
-  .superRefine(checkPattern);
+const replace = z.strictObject({ type: z.literal('replace'), ...matching, with: z.string() }).superRefine(checkPattern);
 
 const block = z.strictObject({ type: z.literal('block'), ...matching }).superRefine(checkPattern);
 
@@ -79,9 +77,7 @@ const dropConnection = z.strictObject({
 const plugin = z.strictObject({
   type: z.literal('module'),
   direction,
-  module: z
-    .string()
-    .regex(/^(\.{1,2}\/|\/|file:)/, 'expected a path such as ./plugins/my-filter.js (relative to the config file) or an absolute path'),
+  module: z.string().regex(/^(\.{1,2}\/|\/|file:)/, 'expected a path such as ./plugins/my-filter.js (relative to the config file) or an absolute path'),
   options: z.unknown().optional(),
 });
 

@@ -193,7 +193,11 @@ const MIN_LEASE_MS = 1_000;
 
 export const clusterSchema = z.strictObject({
   redis: redisUrl,
-  prefix: z.string().min(1).regex(/^[^\s]+$/, 'must not contain white space').default('tcpproxy'),
+  prefix: z
+    .string()
+    .min(1)
+    .regex(/^[^\s]+$/, 'must not contain white space')
+    .default('tcpproxy'),
   /** While Redis cannot be reached (or does not answer within `timeout`): admit or refuse. */
   on_error: z.enum(['allow', 'deny']).default('allow'),
   /** The longest an admission waits for Redis before `on_error` decides. */
@@ -238,7 +242,11 @@ export const configSchema = configShape.superRefine((config, ctx) => {
     // The wait queue is per process while the counts are shared: a slot freed elsewhere would
     // never wake a waiter here. Refuse the combination rather than queue unfairly.
     if (listener.on_limit === 'queue') {
-      ctx.addIssue({ code: 'custom', path: ['listeners', index, 'on_limit'], message: 'queue cannot be combined with limits_scope: cluster (the queue would be per instance); use reject' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listeners', index, 'on_limit'],
+        message: 'queue cannot be combined with limits_scope: cluster (the queue would be per instance); use reject',
+      });
     }
   });
 });

@@ -53,8 +53,7 @@ class BlockFilter implements Filter {
       return;
     }
     const { pattern } = this.options;
-    const keep =
-      pattern.kind === 'literal' ? partialTextMatchLength(text, base, pattern.text) : Math.min(this.window, pending.length);
+    const keep = pattern.kind === 'literal' ? partialTextMatchLength(text, base, pattern.text) : Math.min(this.window, pending.length);
     if (pending.length > keep) push(keep === 0 ? pending : pending.subarray(0, pending.length - keep));
     this.held = keep === 0 ? EMPTY : Buffer.from(pending.subarray(pending.length - keep));
     this.heldText = text.slice(text.length - keep);

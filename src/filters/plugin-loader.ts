@@ -32,6 +32,7 @@ export async function loadPlugin(specifier: string, baseDir: string): Promise<Pl
     throw new TcpProxyError('plugin_load', `${specifier} exports no filter factory (expected a default export or a named export "createFilter")`);
   }
   const validator = module.validateOptions;
-  if (validator !== undefined && typeof validator !== 'function') throw new TcpProxyError('plugin_load', `${specifier}: its export "validateOptions" is not a function`);
+  if (validator !== undefined && typeof validator !== 'function')
+    throw new TcpProxyError('plugin_load', `${specifier}: its export "validateOptions" is not a function`);
   return { createFilter: factory as FilterFactory, validateOptions: validator as OptionsValidator | undefined };
 }

@@ -172,7 +172,10 @@ class ReplaceFilter implements Filter {
   /** The push to release a held tail with when the hold expires (stable per stage). */
   private push: Push | undefined;
 
-  constructor(private readonly replacer: Replacer, holdMs: number) {
+  constructor(
+    private readonly replacer: Replacer,
+    holdMs: number,
+  ) {
     this.hold = new HoldTimer(holdMs, this.release);
   }
 

@@ -24,7 +24,7 @@ class SliceFilter implements Filter {
   data(chunk: Buffer, push: Push): void | Promise<void> {
     const { delayMs } = this.options;
     if (delayMs === 0) {
-      for (let offset = 0; offset < chunk.length; ) {
+      for (let offset = 0; offset < chunk.length;) {
         const end = offset + this.pieceSize();
         push(chunk.subarray(offset, end));
         offset = end;

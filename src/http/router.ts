@@ -13,10 +13,7 @@ export interface Route<H> {
 }
 
 export type RouteMatch<H> =
-  | { kind: 'found'; route: Route<H>; params: Params }
-  | { kind: 'not_found' }
-  | { kind: 'method_not_allowed'; allow: string[] }
-  | { kind: 'bad_path' };
+  { kind: 'found'; route: Route<H>; params: Params } | { kind: 'not_found' } | { kind: 'method_not_allowed'; allow: string[] } | { kind: 'bad_path' };
 
 interface CompiledRoute<H> {
   route: Route<H>;

@@ -41,10 +41,7 @@ export class ConnectionDataLog {
     this.budget -= shown.length;
     const dump = this.format === 'hex' ? hexDump(shown, offset) : textDump(shown);
     const truncated = shown.length < chunk.length;
-    this.log.info(
-      { event: 'data', id: this.connectionId, direction, offset, length: chunk.length, ...(truncated ? { truncated } : {}), dump },
-      'data',
-    );
+    this.log.info({ event: 'data', id: this.connectionId, direction, offset, length: chunk.length, ...(truncated ? { truncated } : {}), dump }, 'data');
     if (this.budget <= 0) {
       this.log.info(
         { event: 'data_log_limit', id: this.connectionId, limit: this.limit },

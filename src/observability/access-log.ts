@@ -26,8 +26,19 @@ export interface AccessRecord {
  * `error`, `proxied_client` and `tls`; an extra field is written when the connection has it.
  */
 export const ACCESS_FIELDS = [
-  'event', 'reason', 'id', 'listener', 'client', 'upstream', 'bytes_from_client', 'bytes_to_client', 'duration_ms',
-  'error', 'error_code', 'proxied_client', 'tls',
+  'event',
+  'reason',
+  'id',
+  'listener',
+  'client',
+  'upstream',
+  'bytes_from_client',
+  'bytes_to_client',
+  'duration_ms',
+  'error',
+  'error_code',
+  'proxied_client',
+  'tls',
 ] as const;
 export type AccessField = (typeof ACCESS_FIELDS)[number];
 

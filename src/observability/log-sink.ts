@@ -62,7 +62,7 @@ export class LogSink implements DestinationStream {
     // A batch still in flight is left to its write (it completes in libuv's thread pool).
     const data = this.take();
     let offset = 0;
-    for (let attempt = 0; offset < data.length && attempt < EXIT_RETRIES; ) {
+    for (let attempt = 0; offset < data.length && attempt < EXIT_RETRIES;) {
       try {
         offset += writeSync(this.fd, data, offset, data.length - offset);
       } catch (error) {

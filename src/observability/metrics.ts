@@ -42,13 +42,7 @@ export interface ListenerMetrics {
   /** An upstream connect attempt that failed or timed out. */
   connectFailed(upstream: string): void;
   /** The end of an accepted connection: closes by reason, bytes, duration, active - 1. */
-  closed(
-    reason: CloseReason,
-    upstream: string | null,
-    bytesFromClient: number,
-    bytesToClient: number,
-    seconds: number,
-  ): void;
+  closed(reason: CloseReason, upstream: string | null, bytesFromClient: number, bytesToClient: number, seconds: number): void;
 }
 
 /** What the Redis link of `limits_scope: cluster` reports (src/cluster). */
@@ -109,12 +103,19 @@ class ClusterRecorder implements ClusterMetrics {
         this.set(recorder.up);
       },
     });
-    scrapedCounter(prom, registers, 'tcpproxy_cluster_on_error_total', 'Admissions decided by cluster.on_error because Redis was down or slow, by decision.', ['listener', 'decision'], function* () {
-      for (const [listener, counts] of recorder.decisions) {
-        yield [{ listener, decision: 'allow' }, counts.allow];
-        yield [{ listener, decision: 'deny' }, counts.deny];
-      }
-    });
+    scrapedCounter(
+      prom,
+      registers,
+      'tcpproxy_cluster_on_error_total',
+      'Admissions decided by cluster.on_error because Redis was down or slow, by decision.',
+      ['listener', 'decision'],
+      function* () {
+        for (const [listener, counts] of recorder.decisions) {
+          yield [{ listener, decision: 'allow' }, counts.allow];
+          yield [{ listener, decision: 'deny' }, counts.deny];
+        }
+      },
+    );
     new prom.Gauge({
       name: 'tcpproxy_cluster_connections_active',
       help: "The listener's open connections across all instances, as Redis last answered.",
@@ -239,13 +240,7 @@ class ListenerRecorder implements ListenerMetrics, LabeledCounts {
     this.upstream(upstream).failures++;
   }
 
-  closed(
-    reason: CloseReason,
-    upstream: string | null,
-    bytesFromClient: number,
-    bytesToClient: number,
-    seconds: number,
-  ): void {
+  closed(reason: CloseReason, upstream: string | null, bytesFromClient: number, bytesToClient: number, seconds: number): void {
     this.closes[reason]++;
     this.active--;
     this.bytesFromClient += bytesFromClient;
@@ -394,9 +389,16 @@ export class ProxyMetrics {
   private registerListenerCounters(prom: PromClient, registers: Registry[]): void {
     const recorders = () => this.listenerRecorders();
     const liveBytes = () => this.liveBytesByListener();
-    scrapedCounter(prom, registers, 'tcpproxy_connections_total', 'Connections proxied by the listener (accepted and connected to an upstream).', ['listener'], function* () {
-      for (const r of recorders()) yield [r.labels, r.connectionsTotal];
-    });
+    scrapedCounter(
+      prom,
+      registers,
+      'tcpproxy_connections_total',
+      'Connections proxied by the listener (accepted and connected to an upstream).',
+      ['listener'],
+      function* () {
+        for (const r of recorders()) yield [r.labels, r.connectionsTotal];
+      },
+    );
     scrapedCounter(prom, registers, 'tcpproxy_rejections_total', 'Connections refused before being proxied, by reason.', ['listener', 'reason'], function* () {
       for (const r of recorders()) for (const reason of REJECT_REASONS) yield [{ listener: r.name, reason }, r.rejections[reason]];
     });
@@ -438,9 +440,16 @@ export class ProxyMetrics {
     scrapedCounter(prom, registers, 'tcpproxy_upstream_connections_total', 'Upstream connections established.', ['listener', 'upstream'], function* () {
       for (const u of upstreamRecorders()) yield [u.labels, u.connects];
     });
-    scrapedCounter(prom, registers, 'tcpproxy_upstream_connect_failures_total', 'Upstream connect attempts that failed or timed out.', ['listener', 'upstream'], function* () {
-      for (const u of upstreamRecorders()) yield [u.labels, u.failures];
-    });
+    scrapedCounter(
+      prom,
+      registers,
+      'tcpproxy_upstream_connect_failures_total',
+      'Upstream connect attempts that failed or timed out.',
+      ['listener', 'upstream'],
+      function* () {
+        for (const u of upstreamRecorders()) yield [u.labels, u.failures];
+      },
+    );
     scrapedCounter(
       prom,
       registers,

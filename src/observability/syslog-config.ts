@@ -11,13 +11,34 @@ import { parseHostPort } from '../net/address.js';
 
 /** RFC 5424 section 6.2.1, in code order. */
 export const FACILITIES = [
-  'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp',
-  'ntp', 'security', 'console', 'solaris-cron', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+  'kern',
+  'user',
+  'mail',
+  'daemon',
+  'auth',
+  'syslog',
+  'lpr',
+  'news',
+  'uucp',
+  'cron',
+  'authpriv',
+  'ftp',
+  'ntp',
+  'security',
+  'console',
+  'solaris-cron',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
 ] as const;
 
 export type SyslogAddress =
-  | { readonly transport: 'udp' | 'tcp'; readonly host: string; readonly port: number }
-  | { readonly transport: 'unix'; readonly path: string };
+  { readonly transport: 'udp' | 'tcp'; readonly host: string; readonly port: number } | { readonly transport: 'unix'; readonly path: string };
 
 const address = z.string().transform((text, ctx): SyslogAddress => {
   const unix = /^unix:(.+)$/.exec(text);
@@ -39,7 +60,10 @@ export const syslogSchema = z.strictObject({
   address,
   facility: z.enum(FACILITIES).default('local0'),
   // RFC 5424 APP-NAME: printable US-ASCII, no space, at most 48 characters.
-  app_name: z.string().regex(/^[!-~]{1,48}$/, 'expected 1 to 48 printable ASCII characters without spaces').default('tcpproxy'),
+  app_name: z
+    .string()
+    .regex(/^[!-~]{1,48}$/, 'expected 1 to 48 printable ASCII characters without spaces')
+    .default('tcpproxy'),
   framing: z.enum(['octet_counting', 'newline']).default('octet_counting'),
 });
 

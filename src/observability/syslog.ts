@@ -45,7 +45,10 @@ export class SyslogDestination {
   constructor(private readonly config: SyslogConfig) {
     this.facilityCode = FACILITIES.indexOf(config.facility);
     // RFC 5424 HOSTNAME: printable ASCII, at most 255 characters, "-" when unknown.
-    const host = hostname().replace(/[^!-~]/g, '').slice(0, 255) || '-';
+    const host =
+      hostname()
+        .replace(/[^!-~]/g, '')
+        .slice(0, 255) || '-';
     this.header = ` ${host} ${config.app_name} ${process.pid} `;
     if (config.address.transport === 'udp') this.openUdp();
     else this.connect();
@@ -61,9 +64,7 @@ export class SyslogDestination {
       return;
     }
     const frame =
-      this.config.framing === 'newline'
-        ? Buffer.from(`${message}\n`)
-        : Buffer.concat([Buffer.from(`${Buffer.byteLength(message)} `), Buffer.from(message)]);
+      this.config.framing === 'newline' ? Buffer.from(`${message}\n`) : Buffer.concat([Buffer.from(`${Buffer.byteLength(message)} `), Buffer.from(message)]);
     if (this.connected && this.stream!.writableLength < MAX_PENDING_BYTES) this.stream!.write(frame);
     else this.queue(frame);
   }
@@ -92,7 +93,10 @@ export class SyslogDestination {
 
   private connect(): void {
     const address = this.config.address;
-    const socket = address.transport === 'unix' ? net.connect({ path: address.path }) : net.connect({ host: (address as { host: string }).host, port: (address as { port: number }).port });
+    const socket =
+      address.transport === 'unix'
+        ? net.connect({ path: address.path })
+        : net.connect({ host: (address as { host: string }).host, port: (address as { port: number }).port });
     this.stream = socket;
     socket.unref();
     socket.setNoDelay(true);

@@ -87,11 +87,9 @@ export async function buildPipelineFactory(spec: PipelineSpec, options: Pipeline
   if (inspect?.capture !== undefined) {
     const path = resolve(options.baseDir, inspect.capture);
     const log = options.logger.child({ listener: options.listener });
-    writer = await acquireCaptureFile(path, { maxBytes: inspect.capture_max_bytes, keep: inspect.capture_keep }, log).catch(
-      (error: unknown) => {
-        throw new PipelineSetupError([`inspect.capture: cannot open ${path}: ${(error as Error).message}`], error);
-      },
-    );
+    writer = await acquireCaptureFile(path, { maxBytes: inspect.capture_max_bytes, keep: inspect.capture_keep }, log).catch((error: unknown) => {
+      throw new PipelineSetupError([`inspect.capture: cannot open ${path}: ${(error as Error).message}`], error);
+    });
   }
   const dataLog = inspect?.log_data === undefined ? undefined : { format: inspect.log_data, limit: inspect.log_data_limit };
   return new PipelineFactory(plans, dataLog, writer);
@@ -107,7 +105,10 @@ function loadPlans(filters: readonly FilterSpec[], baseDir: string): Promise<Fil
     filters.map((filter, index) =>
       planFilter(filter, baseDir).catch((error: unknown) => {
         const problems = error instanceof PluginOptionsError ? error.problems.map((line) => `.${line}`) : [`: ${(error as Error).message}`];
-        throw new PipelineSetupError(problems.map((rest) => `filters[${index}]${rest}`), error);
+        throw new PipelineSetupError(
+          problems.map((rest) => `filters[${index}]${rest}`),
+          error,
+        );
       }),
     ),
   );

@@ -4,14 +4,7 @@
  */
 import { crc32c } from './crc32c.js';
 import { formatIPv4, formatIPv6 } from './ip-address.js';
-import {
-  ProxyProtocolError,
-  wireAddresses,
-  type ParseStep,
-  type ProxyAddresses,
-  type ProxyHeader,
-  type ProxyTlv,
-} from './proxy-header.js';
+import { ProxyProtocolError, wireAddresses, type ParseStep, type ProxyAddresses, type ProxyHeader, type ProxyTlv } from './proxy-header.js';
 
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 export const V2_PREAMBLE_LENGTH = 16;

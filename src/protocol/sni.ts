@@ -7,10 +7,7 @@ import type { Socket } from 'node:net';
 import { readPrefix } from './read-prefix.js';
 import { TcpProxyError } from '../errors/errors.js';
 
-export type ServerNamePeek =
-  | { state: 'need-more' }
-  | { state: 'done'; serverName: string | undefined }
-  | { state: 'not-tls'; reason: string };
+export type ServerNamePeek = { state: 'need-more' } | { state: 'done'; serverName: string | undefined } | { state: 'not-tls'; reason: string };
 
 export interface ClientHello {
   /** Lower-cased server_name; undefined without SNI, with an unusable name, or when not TLS. */
@@ -127,7 +124,7 @@ function parseClientHello(hello: Buffer): ServerNamePeek {
 function parseServerNameExtension(hello: Buffer, start: number, end: number): string | undefined | null {
   if (end - start < 2 || start + 2 + hello.readUInt16BE(start) !== end) return null;
   let hostName: Buffer | undefined;
-  for (let at = start + 2; at < end; ) {
+  for (let at = start + 2; at < end;) {
     if (end - at < 3) return null;
     const nameEnd = at + 3 + hello.readUInt16BE(at + 1);
     if (nameEnd > end) return null;
@@ -161,11 +158,7 @@ function malformed(): ServerNamePeek {
  * (both resolve with `tls: false`). Rejects with ClientHelloError on timeout or early close,
  * or with the socket's error. Leaves no listener behind and the socket paused.
  */
-export function readClientHello(
-  socket: Socket,
-  timeoutMs: number,
-  maxBytes: number = DEFAULT_CLIENT_HELLO_READ_LIMIT,
-): Promise<ClientHello> {
+export function readClientHello(socket: Socket, timeoutMs: number, maxBytes: number = DEFAULT_CLIENT_HELLO_READ_LIMIT): Promise<ClientHello> {
   let buffered: Buffer | undefined;
   return readPrefix(socket, timeoutMs, {
     subject: 'TLS ClientHello',

@@ -48,7 +48,6 @@ import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { deadlineWheel, type Deadline } from './deadline-wheel.js';
 import { TcpProxyError } from '../errors/errors.js';
 
-
 let lastId = 0;
 /** Connection ids are unique across worker processes too (the admin API closes by id). */
 const ID_PREFIX = cluster.isWorker ? `${cluster.worker!.id}-` : '';

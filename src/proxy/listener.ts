@@ -212,7 +212,12 @@ export class Listener {
    * other accept errors (ENOBUFS, ENOMEM...).
    */
   private readonly onServerError = (error: NodeJS.ErrnoException): void => {
-    shortageWarnings.warn(this.state.context.logger, error.code ?? error.message, { event: 'accept_error', listener: this.name, during: 'accept' }, 'accept failed; waiting clients may be closed unserved');
+    shortageWarnings.warn(
+      this.state.context.logger,
+      error.code ?? error.message,
+      { event: 'accept_error', listener: this.name, during: 'accept' },
+      'accept failed; waiting clients may be closed unserved',
+    );
   };
 }
 
@@ -330,10 +335,15 @@ function ignoreEarlyError(): void {
 
 function describeCode(code: string | undefined): string {
   switch (code) {
-    case 'EADDRINUSE': return ' (address already in use)';
-    case 'EACCES': return ' (permission denied: ports below 1024 need privileges)';
-    case 'EADDRNOTAVAIL': return ' (address not available on this machine)';
-    case 'ENOTFOUND': return ' (host name not found)';
-    default: return '';
+    case 'EADDRINUSE':
+      return ' (address already in use)';
+    case 'EACCES':
+      return ' (permission denied: ports below 1024 need privileges)';
+    case 'EADDRNOTAVAIL':
+      return ' (address not available on this machine)';
+    case 'ENOTFOUND':
+      return ' (host name not found)';
+    default:
+      return '';
   }
 }

@@ -88,7 +88,20 @@ interface StreamWrapBinding {
   kLastWriteWasAsync: number;
 }
 
-const HANDLE_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'connect', 'connect6', 'getpeername', 'getsockname', 'setNoDelay', 'reset', 'close'] as const;
+const HANDLE_METHODS = [
+  'readStart',
+  'readStop',
+  'useUserBuffer',
+  'writeBuffer',
+  'shutdown',
+  'connect',
+  'connect6',
+  'getpeername',
+  'getsockname',
+  'setNoDelay',
+  'reset',
+  'close',
+] as const;
 
 /** The internals, or why they cannot be used (for the startup log and the tests). */
 export function probe(env: NodeJS.ProcessEnv = process.env): TcpHandles | string {
@@ -98,7 +111,8 @@ export function probe(env: NodeJS.ProcessEnv = process.env): TcpHandles | string
     const internal = process as unknown as { binding(name: string): unknown };
     const tcp = internal.binding('tcp_wrap') as TcpWrapBinding;
     const stream = internal.binding('stream_wrap') as StreamWrapBinding;
-    if (typeof tcp.TCP !== 'function' || typeof tcp.TCPConnectWrap !== 'function' || typeof tcp.constants?.SOCKET !== 'number') return 'tcp_wrap lacks TCP/TCPConnectWrap';
+    if (typeof tcp.TCP !== 'function' || typeof tcp.TCPConnectWrap !== 'function' || typeof tcp.constants?.SOCKET !== 'number')
+      return 'tcp_wrap lacks TCP/TCPConnectWrap';
     if (typeof stream.WriteWrap !== 'function' || typeof stream.ShutdownWrap !== 'function') return 'stream_wrap lacks WriteWrap/ShutdownWrap';
     const state = stream.streamBaseState;
     const { kReadBytesOrError: readIndex, kLastWriteWasAsync: asyncIndex } = stream;

@@ -43,11 +43,16 @@ export async function buildListenerPlan(config: ListenerConfig, state: ListenerS
   const healthCheck = config.health_check && healthCheckOptions(config, send);
   const routeSettings: [string, PoolSettings][] = [
     [DEFAULT_ROUTE, { upstreams: upstreamSpecs(config.upstreams), balance: config.balance, healthCheck }],
-    ...(config.routes ?? []).map((route): [string, PoolSettings] => [route.sni, { upstreams: upstreamSpecs(route.upstreams), balance: route.balance ?? config.balance, healthCheck }]),
+    ...(config.routes ?? []).map((route): [string, PoolSettings] => [
+      route.sni,
+      { upstreams: upstreamSpecs(route.upstreams), balance: route.balance ?? config.balance, healthCheck },
+    ]),
   ];
   const { tls, upstreamTls } = loadTls(config, snapshot.baseDir);
   const pools = new Map(
-    await Promise.all(routeSettings.map(async ([route, settings]): Promise<[string, PlannedPool]> => [route, await planPool(state, route, settings, config, logger)])),
+    await Promise.all(
+      routeSettings.map(async ([route, settings]): Promise<[string, PlannedPool]> => [route, await planPool(state, route, settings, config, logger)]),
+    ),
   );
   const pool = pools.get(DEFAULT_ROUTE)!.pool;
   const access = config.access;
@@ -56,12 +61,16 @@ export async function buildListenerPlan(config: ListenerConfig, state: ListenerS
   const rate = config.new_connections_per_ip;
   // The same rate keeps its buckets: a reload does not hand every client a fresh burst.
   const running = state.applied?.rateLimiter;
-  const rateLimiter = rate && (running?.enforces(rate.limit, rate.per) ? running : new RateLimiter({
-    limit: rate.limit,
-    perMs: rate.per,
-    // An injected clock drives the rate too; by default the limiter keeps its monotonic one.
-    ...(options.now && { now: options.now }),
-  }));
+  const rateLimiter =
+    rate &&
+    (running?.enforces(rate.limit, rate.per)
+      ? running
+      : new RateLimiter({
+          limit: rate.limit,
+          perMs: rate.per,
+          // An injected clock drives the rate too; by default the limiter keeps its monotonic one.
+          ...(options.now && { now: options.now }),
+        }));
   const admission = new Admission({
     ...(shared && { shared }),
     ...((access?.allow ?? access?.deny) && { access: AccessList.parse(access.allow, access.deny) }),
@@ -138,26 +147,34 @@ function loadTls(config: ListenerConfig, baseDir: string): Pick<ListenerContext,
   const server = config.tls;
   const client = config.upstream_tls;
   return {
-    tls: server && withTlsKeyPath(config, 'tls', () => loadServerContext(
-      {
-        cert: server.cert,
-        key: server.key,
-        ...(server.ca !== undefined && { ca: server.ca }),
-        ...(server.require_client_cert !== undefined && { requireClientCert: server.require_client_cert }),
-        ...(server.min_version !== undefined && { minVersion: server.min_version }),
-      },
-      baseDir,
-    )),
-    upstreamTls: client && withTlsKeyPath(config, 'upstream_tls', () => loadClientOptions(
-      {
-        verify: client.verify,
-        ...(client.ca !== undefined && { ca: client.ca }),
-        ...(client.servername !== undefined && { servername: client.servername }),
-        ...(client.cert !== undefined && { cert: client.cert }),
-        ...(client.key !== undefined && { key: client.key }),
-      },
-      baseDir,
-    )),
+    tls:
+      server &&
+      withTlsKeyPath(config, 'tls', () =>
+        loadServerContext(
+          {
+            cert: server.cert,
+            key: server.key,
+            ...(server.ca !== undefined && { ca: server.ca }),
+            ...(server.require_client_cert !== undefined && { requireClientCert: server.require_client_cert }),
+            ...(server.min_version !== undefined && { minVersion: server.min_version }),
+          },
+          baseDir,
+        ),
+      ),
+    upstreamTls:
+      client &&
+      withTlsKeyPath(config, 'upstream_tls', () =>
+        loadClientOptions(
+          {
+            verify: client.verify,
+            ...(client.ca !== undefined && { ca: client.ca }),
+            ...(client.servername !== undefined && { servername: client.servername }),
+            ...(client.cert !== undefined && { cert: client.cert }),
+            ...(client.key !== undefined && { key: client.key }),
+          },
+          baseDir,
+        ),
+      ),
   };
 }
 

@@ -19,10 +19,7 @@ export class PidFileError extends TcpProxyError {
 }
 
 export type PidFileState =
-  | { kind: 'missing' }
-  | { kind: 'unreadable'; error: string }
-  | { kind: 'stale'; pid: number; why: string }
-  | { kind: 'running'; pid: number };
+  { kind: 'missing' } | { kind: 'unreadable'; error: string } | { kind: 'stale'; pid: number; why: string } | { kind: 'running'; pid: number };
 
 /** What the pid file at `path` says about a running tcpproxy. */
 export function inspectPidFile(path: string): PidFileState {

@@ -33,7 +33,10 @@ export function handleSignals(target: SignalTarget, logger: Logger, exit: (code:
   });
   process.on('SIGUSR2', () => {
     if (!target.upgrade) {
-      logger.warn({ event: 'signal', signal: 'SIGUSR2' }, 'upgrade needs --workers N: a single process cannot replace itself without closing its listeners; restart it to run new code');
+      logger.warn(
+        { event: 'signal', signal: 'SIGUSR2' },
+        'upgrade needs --workers N: a single process cannot replace itself without closing its listeners; restart it to run new code',
+      );
       return;
     }
     logger.info({ event: 'signal', signal: 'SIGUSR2' }, 'upgrading: replacing the workers one by one');

@@ -9,7 +9,12 @@ import type { Endpoint } from '../balancing/endpoint.js';
 import { UpstreamChangeError, type UpstreamPool, type UpstreamSpec } from '../balancing/upstream-pool.js';
 
 export function upstreamViews(pool: UpstreamPool): UpstreamView[] {
-  return pool.upstreams().map((spec) => view(spec, pool.endpoints().filter((endpoint) => endpoint.upstream === spec.address)));
+  return pool.upstreams().map((spec) =>
+    view(
+      spec,
+      pool.endpoints().filter((endpoint) => endpoint.upstream === spec.address),
+    ),
+  );
 }
 
 export async function applyUpstreamChange(pool: UpstreamPool, change: UpstreamChange): Promise<UpstreamChangeResult> {

@@ -50,9 +50,20 @@ const UPGRADE_START_TIMEOUT_MS = 60_000;
 const RETIRE_GRACE_MS = 15_000;
 
 type Operation = 'stats' | 'connections' | 'close' | 'reload' | 'upstream' | 'upstreams' | 'upstream_change' | 'metrics' | 'ready' | 'shutdown' | 'reopen';
-interface Request { type: typeof REQUEST; id: number; op: Operation; args: unknown[] }
-interface Response { type: typeof RESPONSE; id: number; result: unknown }
-interface Started { type: typeof STARTED }
+interface Request {
+  type: typeof REQUEST;
+  id: number;
+  op: Operation;
+  args: unknown[];
+}
+interface Response {
+  type: typeof RESPONSE;
+  id: number;
+  result: unknown;
+}
+interface Started {
+  type: typeof STARTED;
+}
 
 /** What the primary knows of each worker it forked. */
 interface WorkerState {
@@ -295,10 +306,16 @@ class Primary implements AdminRuntime {
     for (const { listener, change } of changes) {
       const [result] = await this.askWorkers<UpstreamChangeResult>([worker], 'upstream_change', listener, change);
       if (result?.ok === false) {
-        this.logger.warn({ event: 'upstream_replay_failed', worker: worker.id, listener, change, error: result.error }, 'a restarted worker refused a run-time upstream change');
+        this.logger.warn(
+          { event: 'upstream_replay_failed', worker: worker.id, listener, change, error: result.error },
+          'a restarted worker refused a run-time upstream change',
+        );
       }
     }
-    this.logger.info({ event: 'upstream_replay', worker: worker.id, changes: changes.length }, `run-time upstream changes replayed to restarted worker ${worker.id}`);
+    this.logger.info(
+      { event: 'upstream_replay', worker: worker.id, changes: changes.length },
+      `run-time upstream changes replayed to restarted worker ${worker.id}`,
+    );
   }
 
   /** Asks every live worker; answers that do not come within the timeout are left out. */
@@ -381,7 +398,8 @@ class Primary implements AdminRuntime {
     const refused = results.find((result) => !result.ok);
     if (applied) {
       this.upstreamChanges.push({ listener, change });
-      if (refused) this.logger.warn({ event: 'upstream_change_partial', listener, change, refused }, 'a run-time upstream change was refused by some workers only');
+      if (refused)
+        this.logger.warn({ event: 'upstream_change_partial', listener, change, refused }, 'a run-time upstream change was refused by some workers only');
     }
     return applied ?? refused ?? { ok: false, code: 'no_workers', error: 'no worker answered' };
   }

@@ -95,8 +95,7 @@ export class ToxiproxyApi {
     const proxy = ({ params }: Request): string => params.proxy!;
     const ok = (body: unknown): Answer => ({ status: 200, body });
     const noContent: Answer = { status: 204 };
-    const both = (path: string, handler: Handler) =>
-      (['POST', 'PATCH'] as const).map((method) => ({ method, path, handler }));
+    const both = (path: string, handler: Handler) => (['POST', 'PATCH'] as const).map((method) => ({ method, path, handler }));
     return [
       { method: 'GET' as const, path: '/version', handler: () => ok({ version: TOXIPROXY_API_VERSION, tcpproxy: VERSION }) },
       { method: 'POST' as const, path: '/reset', handler: async () => (await c.reset(), noContent) },

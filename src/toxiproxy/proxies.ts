@@ -119,7 +119,10 @@ export class ToxiproxyCollection {
       }
       if (input.enabled && !proxy.enabled) await this.start(proxy);
       else if (!input.enabled && proxy.enabled) await this.stop(proxy);
-      this.logger.info({ event: 'toxiproxy', action: 'update', proxy: name, listen: proxy.listen, upstream: proxy.upstream, enabled: proxy.enabled }, 'proxy updated');
+      this.logger.info(
+        { event: 'toxiproxy', action: 'update', proxy: name, listen: proxy.listen, upstream: proxy.upstream, enabled: proxy.enabled },
+        'proxy updated',
+      );
       return proxy.json();
     });
   }

@@ -20,7 +20,18 @@ import { FUZZ_TIMEOUT_MS, fuzzParameters } from '../helpers/fuzz.js';
 import { pause } from '../helpers/wait.js';
 
 const TOKEN = 's3cret-token';
-const ROUTES = ['/', '/healthz', '/readyz', '/metrics', '/api/stats', '/api/connections', '/api/connections/1', '/api/reload', '/api/upstreams/main/UPSTREAM/drain', '/api/upstreams/main/UPSTREAM/enable'];
+const ROUTES = [
+  '/',
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/api/stats',
+  '/api/connections',
+  '/api/connections/1',
+  '/api/reload',
+  '/api/upstreams/main/UPSTREAM/drain',
+  '/api/upstreams/main/UPSTREAM/enable',
+];
 
 interface RawReply {
   status: number | undefined;
@@ -57,15 +68,26 @@ type Mutation = [kind: number, at: number, text: string];
 function mutatePath(path: string, [kind, at, text]: Mutation): string {
   const i = at % (path.length + 1);
   switch (kind % 9) {
-    case 0: return path.slice(0, i) + path.slice(i, i + 1).toUpperCase() + path.slice(i + 1);
-    case 1: return `${path.slice(0, i)}/${path.slice(i)}`;
-    case 2: return `${path.slice(0, i)}/./${path.slice(i)}`;
-    case 3: return `${path.slice(0, i)}/../${path.slice(i)}`;
-    case 4: return path.slice(0, i) + encodeURIComponent(path.slice(i, i + 1)).replace(/^[A-Za-z0-9]$/, (c) => `%${c.charCodeAt(0).toString(16)}`) + path.slice(i + 1);
-    case 5: return `${path}?${text}`;
-    case 6: return `${path}#${text}`;
-    case 7: return path.slice(0, i) + text + path.slice(i);
-    default: return `${path}/`;
+    case 0:
+      return path.slice(0, i) + path.slice(i, i + 1).toUpperCase() + path.slice(i + 1);
+    case 1:
+      return `${path.slice(0, i)}/${path.slice(i)}`;
+    case 2:
+      return `${path.slice(0, i)}/./${path.slice(i)}`;
+    case 3:
+      return `${path.slice(0, i)}/../${path.slice(i)}`;
+    case 4:
+      return (
+        path.slice(0, i) + encodeURIComponent(path.slice(i, i + 1)).replace(/^[A-Za-z0-9]$/, (c) => `%${c.charCodeAt(0).toString(16)}`) + path.slice(i + 1)
+      );
+    case 5:
+      return `${path}?${text}`;
+    case 6:
+      return `${path}#${text}`;
+    case 7:
+      return path.slice(0, i) + text + path.slice(i);
+    default:
+      return `${path}/`;
   }
 }
 
@@ -74,17 +96,50 @@ const method = fc.oneof(
   fc.stringMatching(/^[A-Z!#$%&'*+.^_`|~-]{1,10}$/),
 );
 const pathArb = fc.oneof(
-  fc.tuple(fc.constantFrom(...ROUTES), fc.array(fc.tuple(fc.nat(), fc.nat(), fc.string({ maxLength: 8 })), { maxLength: 3 })).map(([path, edits]) => edits.reduce(mutatePath, path)),
+  fc
+    .tuple(fc.constantFrom(...ROUTES), fc.array(fc.tuple(fc.nat(), fc.nat(), fc.string({ maxLength: 8 })), { maxLength: 3 }))
+    .map(([path, edits]) => edits.reduce(mutatePath, path)),
   fc.string({ maxLength: 40 }).map((s) => `/${s}`),
-  fc.constantFrom('*', 'http://127.0.0.1/api/reload', '//api/reload', '/api/reload%00', '/api/connections/%2e%2e', '/%61pi/reload', '/api/connections/' + 'x'.repeat(5000)),
+  fc.constantFrom(
+    '*',
+    'http://127.0.0.1/api/reload',
+    '//api/reload',
+    '/api/reload%00',
+    '/api/connections/%2e%2e',
+    '/%61pi/reload',
+    '/api/connections/' + 'x'.repeat(5000),
+  ),
 );
 /** The Authorization header: absent, the token in several spellings, or a wrong one. */
 const authorization = fc.constantFrom<string | undefined>(
-  undefined, `Bearer ${TOKEN}`, `bearer ${TOKEN}`, `Bearer  ${TOKEN} `, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer', 'Bearer ', `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}`, `Token ${TOKEN.toUpperCase()}`, '',
+  undefined,
+  `Bearer ${TOKEN}`,
+  `bearer ${TOKEN}`,
+  `Bearer  ${TOKEN} `,
+  `Bearer ${TOKEN}x`,
+  `Bearer ${TOKEN.slice(0, -1)}`,
+  'Bearer',
+  'Bearer ',
+  `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}`,
+  `Token ${TOKEN.toUpperCase()}`,
+  '',
 );
 const extraHeaders = fc.array(
   fc.oneof(
-    fc.constantFrom('Origin: http://evil.example', 'Origin: null', 'Origin: http://127.0.0.1', 'Host: evil.example', 'Transfer-Encoding: chunked', 'Content-Length: 5', 'Content-Length: -1', 'Content-Length: 99999999', 'Expect: 100-continue', 'Connection: keep-alive', 'X-Forwarded-For: 127.0.0.1', 'Authorization: Bearer wrong'),
+    fc.constantFrom(
+      'Origin: http://evil.example',
+      'Origin: null',
+      'Origin: http://127.0.0.1',
+      'Host: evil.example',
+      'Transfer-Encoding: chunked',
+      'Content-Length: 5',
+      'Content-Length: -1',
+      'Content-Length: 99999999',
+      'Expect: 100-continue',
+      'Connection: keep-alive',
+      'X-Forwarded-For: 127.0.0.1',
+      'Authorization: Bearer wrong',
+    ),
     fc.tuple(fc.stringMatching(/^[A-Za-z-]{1,12}$/), fc.string({ maxLength: 30 })).map(([name, value]) => `${name}: ${value}`),
   ),
   { maxLength: 4 },
@@ -164,8 +219,15 @@ describe('admin API fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
     await fc.assert(
       fc.asyncProperty(method, pathArb, authorization, extraHeaders, body, async (verb, path, auth, headers, content) => {
         await openConnections();
-        const lines = [`${verb} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close', ...(auth === undefined ? [] : [`Authorization: ${auth}`]), ...headers];
-        if (content !== '' && !headers.some((h) => /^(content-length|transfer-encoding):/i.test(h))) lines.push(`Content-Length: ${Buffer.byteLength(content, 'latin1')}`);
+        const lines = [
+          `${verb} ${path} HTTP/1.1`,
+          'Host: 127.0.0.1',
+          'Connection: close',
+          ...(auth === undefined ? [] : [`Authorization: ${auth}`]),
+          ...headers,
+        ];
+        if (content !== '' && !headers.some((h) => /^(content-length|transfer-encoding):/i.test(h)))
+          lines.push(`Content-Length: ${Buffer.byteLength(content, 'latin1')}`);
         const withToken = auth?.includes(TOKEN) === true;
         const before = withToken ? undefined : await state();
         const head = `${lines.join('\r\n')}\r\n\r\n`.replaceAll('UPSTREAM', echo.address);

@@ -103,7 +103,9 @@ async function waitForValue(page: Page, selector: string, wanted: { equals: numb
     // Say what the page showed instead: a timeout alone does not tell a slow page from a wrong one.
     const shown = await page.getAttribute(selector, 'data-value', { timeout: 1000 }).catch(() => 'no such element');
     const status = await page.textContent('body', { timeout: 1000 }).catch(() => '');
-    throw new Error(`${selector}: wanted ${JSON.stringify(wanted)}, page shows ${shown}; page text: ${status?.replace(/\s+/g, ' ').slice(0, 400)}`, { cause: error });
+    throw new Error(`${selector}: wanted ${JSON.stringify(wanted)}, page shows ${shown}; page text: ${status?.replace(/\s+/g, ' ').slice(0, 400)}`, {
+      cause: error,
+    });
   }
 }
 
@@ -126,8 +128,16 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.after(() => browser.close());
   const problems: string[] = [];
@@ -138,7 +148,8 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       // Chromium logs failed requests (our expected 401s, and the 409 of a refused upstream add) as console errors.
-      if (message.type() === 'error' && !/status of (401|409)\b/.test(message.text()) && !message.text().includes('401')) problems.push(`console: ${message.text()}`);
+      if (message.type() === 'error' && !/status of (401|409)\b/.test(message.text()) && !message.text().includes('401'))
+        problems.push(`console: ${message.text()}`);
     });
     return page;
   };
@@ -218,7 +229,14 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
   // A refused change is shown, not swallowed.
   await page.fill('#add-upstream input[name=address]', '127.0.0.1:9010');
   await page.click('#add-upstream button[type=submit]');
-  await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('toast')?.textContent.includes('already an upstream') === true, undefined, { timeout: 5000 });
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document
+        .getElementById('toast')
+        ?.textContent.includes('already an upstream') === true,
+    undefined,
+    { timeout: 5000 },
+  );
   await page.fill('#add-upstream input[name=address]', '');
 
   await page.click(`${managed('127.0.0.1:9010')} button[data-action="remove-upstream"]`);
@@ -231,10 +249,10 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
 
   // Busiest connections: the ten largest, largest first, each with a working close button.
   await waitForCount(page, '#connections tr[data-connection-id]', 10);
-  const ids = await page.$$eval('#connections tr[data-connection-id]', (rows: { getAttribute(name: string): string | null }[]) => rows.map((row) => row.getAttribute('data-connection-id')));
-  const expected = [...runtime.open]
-    .sort((a, b) => b.bytes_from_client + b.bytes_to_client - (a.bytes_from_client + a.bytes_to_client))
-    .map((c) => c.id);
+  const ids = await page.$$eval('#connections tr[data-connection-id]', (rows: { getAttribute(name: string): string | null }[]) =>
+    rows.map((row) => row.getAttribute('data-connection-id')),
+  );
+  const expected = [...runtime.open].sort((a, b) => b.bytes_from_client + b.bytes_to_client - (a.bytes_from_client + a.bytes_to_client)).map((c) => c.id);
   assert.equal(ids[0], expected[0]);
   const victim = ids[0]!;
   await page.click(`#connections tr[data-connection-id="${victim}"] button[data-action="close"]`);

@@ -39,8 +39,7 @@ export class FakeRuntime implements AdminRuntime {
         })),
       queueLength: (listener) => this.queued.get(listener) ?? 0,
       listeners: () => this.listenerNames,
-      liveBytes: () =>
-        this.open.map((c) => ({ listener: c.listener, fromClient: c.bytes_from_client, toClient: c.bytes_to_client })),
+      liveBytes: () => this.open.map((c) => ({ listener: c.listener, fromClient: c.bytes_from_client, toClient: c.bytes_to_client })),
     });
   }
 
@@ -108,7 +107,10 @@ export class FakeRuntime implements AdminRuntime {
       this.settings.delete(key);
       return { ok: true, upstream: shown };
     }
-    const next = { weight: change.weight ?? shown.weight, max_connections: change.max_connections === undefined ? shown.max_connections : change.max_connections };
+    const next = {
+      weight: change.weight ?? shown.weight,
+      max_connections: change.max_connections === undefined ? shown.max_connections : change.max_connections,
+    };
     this.settings.set(key, next);
     return { ok: true, upstream: this.view(listener, change.address) };
   }

@@ -14,16 +14,13 @@ export function request(
   options: { headers?: Record<string, string>; body?: string; host?: string } = {},
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: options.host ?? '127.0.0.1', port, method, path, headers: options.headers, agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on('error', reject);
-      },
-    );
+    const req = httpRequest({ host: options.host ?? '127.0.0.1', port, method, path, headers: options.headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
     req.on('error', reject);
     req.end(options.body);
   });

@@ -34,7 +34,13 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
     try {
       const client = await EchoClient.open(proxy.port);
       assert.equal(await client.exchange('cat'), 'cat');
-      const added = await call(proxy, 'POST', '/api/listeners/main/filters', { name: 'swap', type: 'replace', direction: 'to_client', match: 'cat', with: 'dog' });
+      const added = await call(proxy, 'POST', '/api/listeners/main/filters', {
+        name: 'swap',
+        type: 'replace',
+        direction: 'to_client',
+        match: 'cat',
+        with: 'dog',
+      });
       assert.equal(added.status, 201);
       assert.equal(await client.exchange('cat'), 'dog');
       const replaced = await call(proxy, 'POST', '/api/listeners/main/filters/swap', { type: 'replace', direction: 'to_client', match: 'cat', with: 'cow' });
@@ -110,7 +116,10 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
 
       assert.deepEqual(await proxy.runtime.reload(buildSnapshot({ log: { level: 'info' }, ...config(echo.address) })), { ok: true });
       const listed = (await call(proxy, 'GET', '/api/listeners')).body as { name: string; runtime: boolean; live_filters: unknown[] }[];
-      assert.deepEqual(listed.map((l) => [l.name, l.runtime, l.live_filters.length]).sort(), [['extra', true, 0], ['main', false, 1]]);
+      assert.deepEqual(listed.map((l) => [l.name, l.runtime, l.live_filters.length]).sort(), [
+        ['extra', true, 0],
+        ['main', false, 1],
+      ]);
       const client = await EchoClient.open(port);
       assert.equal(await client.exchange('cat'), 'cat');
       const closing = timeToClose(client.socket);
@@ -144,7 +153,9 @@ describe('run-time control (admin API)', { timeout: 60_000 }, () => {
       const download = page.waitForEvent('download', { timeout: 15_000 });
       await page.locator('#connections button[data-action="save-capture"]').click({ timeout: 15_000 });
       const file = await readFile(await (await download).path());
-      const payloads = readPcap(file).map((segment) => segment.payload.toString()).join('');
+      const payloads = readPcap(file)
+        .map((segment) => segment.payload.toString())
+        .join('');
       assert.match(payloads, /in the capture/);
       assert.doesNotMatch(payloads, /before/);
       client.close();

@@ -65,10 +65,16 @@ test('GET /api/connections lists, filters, sorts and limits; bad queries are 400
   const { runtime, port } = await startAdmin(t);
   runtime.open = [connection('c1', 10), connection('c2', 300), connection('c3', 20, 'other'), connection('c4', 5)];
   const all = JSON.parse((await request(port, 'GET', '/api/connections')).body) as { id: string }[];
-  assert.deepEqual(all.map((c) => c.id), ['c1', 'c2', 'c3', 'c4']);
+  assert.deepEqual(
+    all.map((c) => c.id),
+    ['c1', 'c2', 'c3', 'c4'],
+  );
   assert.deepEqual(Object.keys(all[0]!).sort(), ['age_ms', 'bytes_from_client', 'bytes_to_client', 'client', 'id', 'listener', 'upstream']);
   const top = JSON.parse((await request(port, 'GET', '/api/connections?sort=bytes&limit=2&listener=main')).body) as { id: string }[];
-  assert.deepEqual(top.map((c) => c.id), ['c2', 'c1']);
+  assert.deepEqual(
+    top.map((c) => c.id),
+    ['c2', 'c1'],
+  );
   for (const query of ['limit=0', 'limit=-1', 'limit=abc', 'sort=size', 'bogus=1']) {
     const response = await request(port, 'GET', `/api/connections?${query}`);
     assert.equal(response.status, 400, query);

@@ -33,16 +33,22 @@ describe('AccessList at scale', { timeout: 60_000 }, () => {
 
   it('agrees with a linear scan on small, heavily overlapping allow/deny lists', () => {
     // Rules share one /20 (or /116) so overlaps, nesting and adjacency are common.
-    const v4Rule = fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 20, max: 32 }))
+    const v4Rule = fc
+      .tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 20, max: 32 }))
       .map(([low, prefix]) => `10.20.${(low >> 8) + 0x10}.${low & 0xff}/${prefix}`);
-    const v6Rule = fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 116, max: 128 }))
+    const v6Rule = fc
+      .tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 116, max: 128 }))
       .map(([low, prefix]) => `2001:db8::${low.toString(16)}/${prefix}`);
     const rule = fc.oneof(v4Rule, v6Rule);
-    const v4Client = fc.integer({ min: 0, max: 4095 }).chain((low) =>
-      fc.constantFrom(`10.20.${(low >> 8) + 0x10}.${low & 0xff}`, `::ffff:10.20.${(low >> 8) + 0x10}.${low & 0xff}`));
+    const v4Client = fc
+      .integer({ min: 0, max: 4095 })
+      .chain((low) => fc.constantFrom(`10.20.${(low >> 8) + 0x10}.${low & 0xff}`, `::ffff:10.20.${(low >> 8) + 0x10}.${low & 0xff}`));
     const v6Client = fc.integer({ min: 0, max: 4095 }).map((low) => `2001:db8::${low.toString(16)}`);
     fc.assert(
-      fc.property(fc.array(rule, { maxLength: 12 }), fc.array(rule, { maxLength: 12 }), fc.array(fc.oneof(v4Client, v6Client), { minLength: 1, maxLength: 20 }),
+      fc.property(
+        fc.array(rule, { maxLength: 12 }),
+        fc.array(rule, { maxLength: 12 }),
+        fc.array(fc.oneof(v4Client, v6Client), { minLength: 1, maxLength: 20 }),
         (allow, deny, clients) => {
           const list = AccessList.parse(allow, deny);
           const allowRules = allow.map((cidr) => ipaddr.parseCIDR(cidr));
@@ -51,9 +57,9 @@ describe('AccessList at scale', { timeout: 60_000 }, () => {
             const expected = !linearMatch(denyRules, client) && (allow.length === 0 || linearMatch(allowRules, client));
             assert.equal(list.allows(client), expected, client);
           }
-        }),
+        },
+      ),
       { numRuns: 500, seed: 4 },
     );
   });
-
 });

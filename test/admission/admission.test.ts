@@ -10,8 +10,7 @@ import { Schedule } from '../../src/admission/schedule.js';
 
 const MONDAY_NOON = new Date('2024-03-04T12:00:00Z');
 const SUNDAY_NOON = new Date('2024-03-10T12:00:00Z');
-const weekdays = (): Schedule =>
-  new Schedule({ timezone: 'UTC', windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '08:00', to: '18:00' }] });
+const weekdays = (): Schedule => new Schedule({ timezone: 'UTC', windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '08:00', to: '18:00' }] });
 
 /** The rules, with the listener's waiting line (`queue`) they act on. */
 function admission(options: Partial<AdmissionOptions> & { maxQueue?: number }): Admission & { queue: AdmissionQueue } {
@@ -111,13 +110,22 @@ describe('Admission', { timeout: 20_000 }, () => {
     }
     assert.equal(rules.queue.length, 3);
     first.release();
-    assert.deepEqual(served.map(([ip]) => ip), ['10.0.0.3']);
+    assert.deepEqual(
+      served.map(([ip]) => ip),
+      ['10.0.0.3'],
+    );
     assert.equal(limits.active, 2, 'the waiter took the freed slot in the same call');
     assert.equal(reasonOf(rules.admit('10.0.0.9')), 'queue', 'a newcomer does not overtake the waiters');
     second.release();
-    assert.deepEqual(served.map(([ip]) => ip), ['10.0.0.3', '10.0.0.4']);
+    assert.deepEqual(
+      served.map(([ip]) => ip),
+      ['10.0.0.3', '10.0.0.4'],
+    );
     for (const [, result] of served) slotOf(result).release();
-    assert.deepEqual(served.map(([ip]) => ip), ['10.0.0.3', '10.0.0.4', '10.0.0.5']);
+    assert.deepEqual(
+      served.map(([ip]) => ip),
+      ['10.0.0.3', '10.0.0.4', '10.0.0.5'],
+    );
     assert.equal(rules.queue.length, 0);
     rules.queue.close();
   });
@@ -214,7 +222,11 @@ describe('Admission', { timeout: 20_000 }, () => {
     const limits = new ConnectionLimits({ maxConnections: 20, maxConnectionsPerIp: 4 });
     const rules = admission({ limits, onLimit: 'queue', maxQueue: 30 });
     const held: Slot[] = [];
-    interface Waiter { answers: number; withdrawn: boolean; cancel: () => void }
+    interface Waiter {
+      answers: number;
+      withdrawn: boolean;
+      cancel: () => void;
+    }
     const waiters: Waiter[] = [];
     let servedFromQueue = 0;
     for (let step = 0; step < 20_000; step++) {

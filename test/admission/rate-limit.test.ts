@@ -5,7 +5,10 @@ import { RateLimiter } from '../../src/admission/rate-limit.js';
 describe('RateLimiter', { timeout: 20_000 }, () => {
   it('allows a burst of `limit`, then refuses', () => {
     const limiter = new RateLimiter({ limit: 3, perMs: 1000 });
-    assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('10.0.0.1', 0)), [true, true, true, false]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => limiter.take('10.0.0.1', 0)),
+      [true, true, true, false],
+    );
   });
 
   it('refills continuously, one token per perMs/limit, up to the limit', () => {

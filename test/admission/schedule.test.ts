@@ -145,7 +145,10 @@ describe('Schedule', { timeout: 10_000 }, () => {
     ];
     for (const [spec, problem] of cases) {
       assert.match(scheduleProblem(spec) ?? 'no problem', problem);
-      assert.throws(() => new Schedule(spec), (error: unknown) => error instanceof ScheduleError && problem.test(error.message));
+      assert.throws(
+        () => new Schedule(spec),
+        (error: unknown) => error instanceof ScheduleError && problem.test(error.message),
+      );
     }
   });
 });

@@ -69,7 +69,12 @@ describe('WaitQueue', { timeout: 10_000 }, () => {
     assert.equal(cancelled.cancel(), false, 'a second cancel is a no-op');
     assert.equal(queue.shift(), 'shifted');
     // A later deadline: by the time it fires, the earlier ones would have fired too.
-    const last = new Promise<void>((resolve) => queue.enqueue('last', 30, (item) => { record(item); resolve(); }));
+    const last = new Promise<void>((resolve) =>
+      queue.enqueue('last', 30, (item) => {
+        record(item);
+        resolve();
+      }),
+    );
     await whileAlive(last);
     assert.deepEqual(expired, ['kept', 'last']);
     assert.equal(middle.cancel(), false, 'expired entries cannot be cancelled');
@@ -86,10 +91,22 @@ describe('WaitQueue', { timeout: 10_000 }, () => {
   it('removeFirst takes the first matching entry and keeps the order of the rest', () => {
     const queue = new WaitQueue<number>({ maxSize: 10 });
     for (const item of [1, 2, 3, 4, 5]) queue.enqueue(item, 60_000, never);
-    assert.equal(queue.removeFirst((item) => item % 2 === 0), 2);
-    assert.equal(queue.removeFirst((item) => item > 10), undefined);
-    assert.equal(queue.removeFirst((item) => item === 5), 5);
-    assert.equal(queue.removeFirst((item) => item === 1), 1);
+    assert.equal(
+      queue.removeFirst((item) => item % 2 === 0),
+      2,
+    );
+    assert.equal(
+      queue.removeFirst((item) => item > 10),
+      undefined,
+    );
+    assert.equal(
+      queue.removeFirst((item) => item === 5),
+      5,
+    );
+    assert.equal(
+      queue.removeFirst((item) => item === 1),
+      1,
+    );
     assert.deepEqual([queue.shift(), queue.shift(), queue.shift()], [3, 4, undefined]);
   });
 

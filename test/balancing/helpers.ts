@@ -3,9 +3,7 @@ import type { LogLine } from '../helpers/log-collector.js';
 
 /** Endpoints 127.0.0.1:9000, 127.0.0.2:9000 ... with the given weights. */
 export function makeEndpoints(weights: readonly number[], maxConnections?: number): Endpoint[] {
-  return weights.map(
-    (weight, i) => new Endpoint(`127.0.0.${i + 1}`, 9000, { upstream: `u${i}:9000`, weight, maxConnections }),
-  );
+  return weights.map((weight, i) => new Endpoint(`127.0.0.${i + 1}`, 9000, { upstream: `u${i}:9000`, weight, maxConnections }));
 }
 
 /** How many times each endpoint occurs in `picked`, in the order of `endpoints`. */

@@ -40,7 +40,10 @@ describe('least connections', { timeout: 10_000 }, () => {
   it('fills endpoints in proportion to weight when connections are held', () => {
     const { balancer, endpoints } = setup([1, 3]);
     for (let i = 0; i < 40; i++) hold(balancer, balancer.pick('10.0.0.1', undefined)!);
-    assert.deepEqual(endpoints.map((e) => e.active), [10, 30]);
+    assert.deepEqual(
+      endpoints.map((e) => e.active),
+      [10, 30],
+    );
   });
 
   it('sends new connections to the endpoint that got its connections released', () => {

@@ -23,7 +23,10 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
     const endpoints = makeEndpoints([1, 3]);
     const balancer = new RandomBalancer(seededRandom(42));
     balancer.setEndpoints(endpoints);
-    const counts = tally(endpoints, Array.from({ length: 20_000 }, () => balancer.pick('10.0.0.1', undefined)));
+    const counts = tally(
+      endpoints,
+      Array.from({ length: 20_000 }, () => balancer.pick('10.0.0.1', undefined)),
+    );
     const share = counts[0]! / 20_000;
     assert.ok(Math.abs(share - 0.25) < 0.02, `light share ${share}`);
   });
@@ -39,7 +42,10 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
   });
 
   it('finds the one endpoint that can take a connection among many that cannot', () => {
-    const endpoints = makeEndpoints(Array.from({ length: 50 }, () => 1), 1);
+    const endpoints = makeEndpoints(
+      Array.from({ length: 50 }, () => 1),
+      1,
+    );
     const balancer = new RandomBalancer(seededRandom(1));
     balancer.setEndpoints(endpoints);
     for (const endpoint of endpoints) endpoint.active = 1;
@@ -61,7 +67,13 @@ describe('random (power of two choices)', { timeout: 10_000 }, () => {
     c.state = 'draining';
     balancer.stateChanged(a);
     balancer.stateChanged(c);
-    assert.deepEqual(tally(endpoints, Array.from({ length: 100 }, () => balancer.pick('10.0.0.1', undefined))), [0, 100, 0]);
+    assert.deepEqual(
+      tally(
+        endpoints,
+        Array.from({ length: 100 }, () => balancer.pick('10.0.0.1', undefined)),
+      ),
+      [0, 100, 0],
+    );
     assert.equal(b.state, 'healthy');
   });
 });

@@ -32,7 +32,10 @@ describe('round robin', { timeout: 10_000 }, () => {
   });
 
   it('keeps exact proportions for uneven weights (5:1:1 and 2:3:7 over each cycle)', () => {
-    for (const weights of [[5, 1, 1], [2, 3, 7]]) {
+    for (const weights of [
+      [5, 1, 1],
+      [2, 3, 7],
+    ]) {
       const endpoints = makeEndpoints(weights);
       const balancer = new RoundRobinBalancer();
       balancer.setEndpoints(endpoints);

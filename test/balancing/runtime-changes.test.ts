@@ -73,7 +73,10 @@ describe('run-time upstream changes', { timeout: 10_000 }, () => {
     assert.deepEqual(removed.endpoints, [a]);
     assert.equal(removed.upstream.address, '127.0.0.1:9001');
     assert.deepEqual(tally([a, b, c], picks(pool, 300)), [0, 100, 200]);
-    assert.deepEqual(pool.upstreams().map((u) => u.address), ['127.0.0.1:9002', '127.0.0.1:9003']);
+    assert.deepEqual(
+      pool.upstreams().map((u) => u.address),
+      ['127.0.0.1:9002', '127.0.0.1:9003'],
+    );
     pool.close();
   });
 
@@ -87,9 +90,15 @@ describe('run-time upstream changes', { timeout: 10_000 }, () => {
     assert.ok(toNew > clients.length * 0.25 && toNew < clients.length * 0.42, `the new upstream took ${toNew} of ${clients.length}`);
     assert.ok(elsewhere < clients.length * 0.05, `${elsewhere} clients moved between the old upstreams`);
     // The same client keeps going to the same upstream.
-    assert.deepEqual(clients.map((ip) => pool.pick(ip).endpoint!.label), during);
+    assert.deepEqual(
+      clients.map((ip) => pool.pick(ip).endpoint!.label),
+      during,
+    );
     pool.removeUpstream('127.0.0.1:9003');
-    assert.deepEqual(clients.map((ip) => pool.pick(ip).endpoint!.label), before);
+    assert.deepEqual(
+      clients.map((ip) => pool.pick(ip).endpoint!.label),
+      before,
+    );
     pool.close();
   });
 
@@ -161,16 +170,23 @@ describe('run-time upstream changes', { timeout: 10_000 }, () => {
 
   it('adds an upstream by name through the resolver, and refuses what it cannot resolve', async () => {
     const lookup = async (host: string): Promise<ResolvedAddress[]> => {
-      if (host === 'svc.test') return [{ address: '127.0.0.5', family: 4 }, { address: '127.0.0.6', family: 4 }];
+      if (host === 'svc.test')
+        return [
+          { address: '127.0.0.5', family: 4 },
+          { address: '127.0.0.6', family: 4 },
+        ];
       throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
     };
     const pool = await startedPool('round_robin', [spec('127.0.0.1', 9001)], { lookup });
     await pool.addUpstream(spec('svc.test', 9001, { weight: 2 }));
-    assert.deepEqual(pool.endpoints().map((e) => [e.label, e.upstream, e.weight]), [
-      ['127.0.0.1:9001', '127.0.0.1:9001', 1],
-      ['127.0.0.5:9001', 'svc.test:9001', 2],
-      ['127.0.0.6:9001', 'svc.test:9001', 2],
-    ]);
+    assert.deepEqual(
+      pool.endpoints().map((e) => [e.label, e.upstream, e.weight]),
+      [
+        ['127.0.0.1:9001', '127.0.0.1:9001', 1],
+        ['127.0.0.5:9001', 'svc.test:9001', 2],
+        ['127.0.0.6:9001', 'svc.test:9001', 2],
+      ],
+    );
     // An endpoint label finds the upstream it belongs to.
     pool.updateUpstream('127.0.0.6:9001', { weight: 5 });
     assert.equal(byLabel(pool, '127.0.0.5:9001').weight, 5);

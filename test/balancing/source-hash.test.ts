@@ -24,7 +24,10 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
     const first = route(balancer);
     for (let round = 0; round < 3; round++) assert.deepEqual(route(balancer), first);
     // A fresh balancer over the same endpoints agrees: the mapping is a function of the IP.
-    assert.deepEqual(route(setup([1, 1, 1, 1, 1]).balancer).map((e) => e?.label), first.map((e) => e?.label));
+    assert.deepEqual(
+      route(setup([1, 1, 1, 1, 1]).balancer).map((e) => e?.label),
+      first.map((e) => e?.label),
+    );
   });
 
   it('spreads 20 client addresses over the endpoints and 1,000 evenly', () => {
@@ -47,11 +50,17 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
     leaving.state = 'down';
     const during = route(balancer);
     const moved = clients.filter((_, i) => during[i] !== before[i]);
-    assert.ok(clients.every((_, i) => before[i] === leaving || during[i] === before[i]), 'only its clients move');
+    assert.ok(
+      clients.every((_, i) => before[i] === leaving || during[i] === before[i]),
+      'only its clients move',
+    );
     assert.ok(!during.includes(leaving));
     assert.ok(moved.length > 150 && moved.length < 250, `moved ${moved.length}`);
     // Its clients are spread over all the others, not dumped on one neighbour.
-    const movedTo = tally(endpoints, during.filter((_, i) => before[i] === leaving));
+    const movedTo = tally(
+      endpoints,
+      during.filter((_, i) => before[i] === leaving),
+    );
     assert.ok(movedTo.filter((n) => n > 0).length === 4);
     leaving.state = 'healthy';
     assert.deepEqual(route(balancer), before);
@@ -101,7 +110,10 @@ describe('source hash (Maglev)', { timeout: 10_000 }, () => {
     const table = buildMaglevTable(['a', 'b', 'c'], [1, 2, 1], 4093);
     const counts = [0, 0, 0];
     for (const owner of table) counts[owner] = counts[owner]! + 1;
-    assert.equal(counts.reduce((x, y) => x + y, 0), 4093);
+    assert.equal(
+      counts.reduce((x, y) => x + y, 0),
+      4093,
+    );
     assert.ok(Math.abs(counts[1]! / 4093 - 0.5) < 0.01, `counts ${counts.join()}`);
     assert.ok(buildMaglevTable([], [], 4093).every((owner) => owner === -1));
   });

@@ -112,7 +112,11 @@ describe('upstream pool', { timeout: 20_000 }, () => {
 
   it("a connect failure that is this host's own (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL) blames no endpoint", async () => {
     for (const healthCheck of [undefined, fastChecks]) {
-      const { pool, log } = await makePool({ upstreams: [spec('127.0.0.1', 9001)], passiveBackoff: { baseMs: 60, maxMs: 150 }, ...(healthCheck && { healthCheck }) });
+      const { pool, log } = await makePool({
+        upstreams: [spec('127.0.0.1', 9001)],
+        passiveBackoff: { baseMs: 60, maxMs: 150 },
+        ...(healthCheck && { healthCheck }),
+      });
       const [endpoint] = pool.endpoints() as [Endpoint];
       for (const code of ['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']) {
         const error = Object.assign(new Error(`connect ${code} 127.0.0.1:9001`), { code });
@@ -121,7 +125,10 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       assert.equal(endpoint.state, 'healthy');
       assert.equal(endpoint.failures, 0);
       assert.equal(pool.pick('10.0.0.1').endpoint, endpoint);
-      assert.deepEqual(log.lines.filter((l) => l.event === 'upstream_state'), []);
+      assert.deepEqual(
+        log.lines.filter((l) => l.event === 'upstream_state'),
+        [],
+      );
       // A real failure still counts.
       assert.equal(pool.reportConnectFailure(endpoint, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), true);
       assert.equal(endpoint.state, 'down');
@@ -206,7 +213,10 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       r.family === 6 ? `[${r.address}]:${server.port}` : `${r.address}:${server.port}`,
     );
     const endpoints = pool.endpoints();
-    assert.deepEqual(endpoints.map((e) => e.label), [...new Set(expected)]);
+    assert.deepEqual(
+      endpoints.map((e) => e.label),
+      [...new Set(expected)],
+    );
     assert.ok(endpoints.every((e) => e.upstream === `localhost:${server.port}` && e.weight === 2));
     assert.ok(endpoints.some((e) => e.host === '127.0.0.1'));
     pool.close();
@@ -218,14 +228,26 @@ describe('upstream pool', { timeout: 20_000 }, () => {
       throw new Error('no DNS for literals');
     };
     const { pool } = await makePool({ upstreams: [spec('::1', 9001), spec('127.0.0.1', 9002)], lookup });
-    assert.deepEqual(pool.endpoints().map((e) => [e.label, e.host]), [['[::1]:9001', '::1'], ['127.0.0.1:9002', '127.0.0.1']]);
+    assert.deepEqual(
+      pool.endpoints().map((e) => [e.label, e.host]),
+      [
+        ['[::1]:9001', '::1'],
+        ['127.0.0.1:9002', '127.0.0.1'],
+      ],
+    );
     pool.close();
   });
 
   it('re-resolves names: new addresses join, vanished ones leave, a failed lookup keeps the last answer', async () => {
     const answers: (ResolvedAddress[] | Error)[] = [
-      [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }],
-      [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }],
+      [
+        { address: '127.0.0.1', family: 4 },
+        { address: '127.0.0.2', family: 4 },
+      ],
+      [
+        { address: '127.0.0.2', family: 4 },
+        { address: '127.0.0.3', family: 4 },
+      ],
       new Error('queryA ETIMEOUT svc.test'),
     ];
     const lookup = async (): Promise<ResolvedAddress[]> => {
@@ -239,7 +261,11 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.acquire(first);
     pool.acquire(second);
 
-    await within(log.next((l) => l.event === 'upstream_resolved'), 3_000, 're-resolution');
+    await within(
+      log.next((l) => l.event === 'upstream_resolved'),
+      3_000,
+      're-resolution',
+    );
     const [kept, added] = pool.endpoints() as [Endpoint, Endpoint];
     assert.equal(kept, second, 'a surviving address keeps its endpoint (state, counters)');
     assert.equal(added.label, '127.0.0.3:9001');
@@ -251,7 +277,11 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     pool.acquire(added);
     assert.deepEqual(pool.pick('10.0.0.1'), { endpoint: undefined, reason: 'limit' });
 
-    const failed = await within(log.next((l) => l.event === 'upstream_resolve_failed'), 3_000, 'failed lookup');
+    const failed = await within(
+      log.next((l) => l.event === 'upstream_resolve_failed'),
+      3_000,
+      'failed lookup',
+    );
     assert.equal(failed['error'], 'queryA ETIMEOUT svc.test');
     assert.deepEqual(pool.endpoints(), [kept, added]);
     pool.close();
@@ -279,7 +309,7 @@ describe('upstream pool', { timeout: 20_000 }, () => {
     let freed = 0;
     pool.onRelease(() => freed++);
     pool.release(epA);
-    assert.equal(freed, 1, "the release of a connection from before the reload reaches the waiters");
+    assert.equal(freed, 1, 'the release of a connection from before the reload reaches the waiters');
     assert.equal(pool.pick('10.0.0.1').endpoint, epA);
 
     // B's back-off goes on across the reload.

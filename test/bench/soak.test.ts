@@ -14,9 +14,15 @@ describe('soak (short)', { timeout: 180_000 }, () => {
     const report = await runSoak({ durationMs: 30_000, warmupMs: 10_000, reloadEveryMs: 4_000, checkRssDrift: false, log: () => undefined });
     const text = summary(report);
     assert.deepEqual(report.problems, [], text);
-    assert.ok(report.samples.every((s) => s.rssKiB < 384 * 1024), `RSS above 384 MiB\n${text}`);
+    assert.ok(
+      report.samples.every((s) => s.rssKiB < 384 * 1024),
+      `RSS above 384 MiB\n${text}`,
+    );
     assert.ok(report.reloads >= 3, `only ${report.reloads} reloads\n${text}`);
     assert.ok(report.bytesChecked > 0 && report.connections > 0, text);
-    assert.ok(report.samples.every((s) => s.active === 0 && s.queued === 0), text);
+    assert.ok(
+      report.samples.every((s) => s.active === 0 && s.queued === 0),
+      text,
+    );
   });
 });

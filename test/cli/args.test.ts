@@ -21,7 +21,10 @@ describe('usage errors', () => {
     assert.equal(usageError(['--idle-timeout', '5', 'minutes']), expected);
     assert.equal(usageError([...FLAGS, '--idle-timeout', '5', 'minutes']), expected);
     assert.equal(usageError(['127.0.0.1', '8080', '127.0.0.1', '9000', '--idle-timeout', '5', 'minutes']), expected);
-    assert.equal(usageError(['--config', 'x.yaml', '--log-level', 'info', 'debug']), '--log-level: expected trace, debug, info, warn, error or silent, got "info" followed by an extra argument "debug"');
+    assert.equal(
+      usageError(['--config', 'x.yaml', '--log-level', 'info', 'debug']),
+      '--log-level: expected trace, debug, info, warn, error or silent, got "info" followed by an extra argument "debug"',
+    );
     assert.equal(usageError(['demo', '--port', '8080', '8081']), '--port: expected a port number, got "8080" followed by an extra argument "8081"');
   });
 
@@ -48,7 +51,10 @@ describe('usage errors', () => {
 
   it('a missing value, a value that reads as a flag, a value given to a switch', () => {
     assert.equal(usageError(['--listen']), '--listen: expected HOST:PORT, got nothing');
-    assert.equal(usageError(['--listen', '--upstream', '127.0.0.1:1']), '--listen: expected HOST:PORT, got nothing (the next argument, --upstream, is an option)');
+    assert.equal(
+      usageError(['--listen', '--upstream', '127.0.0.1:1']),
+      '--listen: expected HOST:PORT, got nothing (the next argument, --upstream, is an option)',
+    );
     assert.equal(
       usageError([...FLAGS, '--max-connections', '-1']),
       '--max-connections: expected a whole number, got "-1", which reads as an option (write --max-connections=-1 if it is the value)',

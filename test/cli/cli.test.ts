@@ -61,13 +61,12 @@ describe('cli', { timeout: 180_000 }, () => {
     const ok = await runBin(['--config', good, '--check']);
     assert.equal(ok.code, 0);
     assert.equal(ok.stdout.trim(), 'ok');
-    const bad = await configFile('bad.yaml', [
-      'listeners:',
-      '  - listen: 127.0.0.1:0',
-      '    upstreams: [127.0.0.1:9000, "10.0.0.1"]',
-      '    conect_timeout: 5s',
-      '    idle_timeout: forever',
-    ].join('\n'));
+    const bad = await configFile(
+      'bad.yaml',
+      ['listeners:', '  - listen: 127.0.0.1:0', '    upstreams: [127.0.0.1:9000, "10.0.0.1"]', '    conect_timeout: 5s', '    idle_timeout: forever'].join(
+        '\n',
+      ),
+    );
     const result = await runBin(['--config', bad, '--check']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /listeners\[0\]\.upstreams\[1\]\.address: expected HOST:PORT, got "10.0.0.1"/);
@@ -77,14 +76,17 @@ describe('cli', { timeout: 180_000 }, () => {
     const jsonResult = await runBin(['--config', json, '--check']);
     assert.equal(jsonResult.code, 2);
     assert.match(jsonResult.stderr, /listeners\[0\]\.upstreams: at least one upstream/);
-    const routes = await configFile('routes.yaml', [
-      'listeners:',
-      '  - listen: 127.0.0.1:0',
-      '    upstreams: [127.0.0.1:9000]',
-      '    routes:',
-      '      - { sni: a.example, upstreams: [127.0.0.1:9001] }',
-      '      - { sni: a.example, upstreams: [127.0.0.1:9002] }',
-    ].join('\n'));
+    const routes = await configFile(
+      'routes.yaml',
+      [
+        'listeners:',
+        '  - listen: 127.0.0.1:0',
+        '    upstreams: [127.0.0.1:9000]',
+        '    routes:',
+        '      - { sni: a.example, upstreams: [127.0.0.1:9001] }',
+        '      - { sni: a.example, upstreams: [127.0.0.1:9002] }',
+      ].join('\n'),
+    );
     const duplicate = await runBin(['--config', routes, '--check']);
     assert.equal(duplicate.code, 2);
     assert.match(duplicate.stderr, /listeners\[0\]\.routes\[1\]\.sni: "a\.example" is already routed by routes\[0\]/);
@@ -94,19 +96,28 @@ describe('cli', { timeout: 180_000 }, () => {
   });
 
   it('a plugin that cannot be loaded exits 2 naming the key', async () => {
-    const file = await configFile('plugin.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters: [{ module: ./missing.js }]\n');
+    const file = await configFile(
+      'plugin.yaml',
+      'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters: [{ module: ./missing.js }]\n',
+    );
     const result = await runBin(['--config', file, '--log-level', 'silent']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /listeners\[0\]\.filters\[0\]: cannot load \.\/missing\.js/);
   });
 
   it('--check loads plugins and certificates too: a missing one exits 2 naming the key, without starting', async () => {
-    const plugin = await configFile('plugin.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters: [{ module: ./missing.js }]\n');
+    const plugin = await configFile(
+      'plugin.yaml',
+      'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters: [{ module: ./missing.js }]\n',
+    );
     const missingPlugin = await runBin(['--config', plugin, '--check']);
     assert.equal(missingPlugin.code, 2);
     assert.match(missingPlugin.stderr, /listeners\[0\]\.filters\[0\]: cannot load \.\/missing\.js/);
     assert.equal(missingPlugin.stdout, '');
-    const cert = await configFile('tls.yaml', 'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    tls: { cert: ./none.pem, key: ./none.key }\n');
+    const cert = await configFile(
+      'tls.yaml',
+      'listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    tls: { cert: ./none.pem, key: ./none.key }\n',
+    );
     const missingCert = await runBin(['--config', cert, '--check']);
     assert.equal(missingCert.code, 2);
     assert.match(missingCert.stderr, /listeners\[0\]\.tls\.cert: /);

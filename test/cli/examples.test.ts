@@ -23,12 +23,27 @@ describe('examples/', { timeout: 120_000 }, () => {
       await mkdir(join(dir, 'certs'), { recursive: true });
       // The command in tls-edge.yaml's comment.
       await run('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30',
-        '-subj', '/CN=www.example.com', '-addext', 'subjectAltName=DNS:www.example.com,DNS:localhost',
-        '-keyout', join(dir, 'certs/edge.key'), '-out', join(dir, 'certs/edge.crt'),
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=www.example.com',
+        '-addext',
+        'subjectAltName=DNS:www.example.com,DNS:localhost',
+        '-keyout',
+        join(dir, 'certs/edge.key'),
+        '-out',
+        join(dir, 'certs/edge.crt'),
       ]);
       const configs = (await readdir(dir)).filter((name) => /\.(ya?ml|json)$/.test(name)).sort();
-      for (const expected of ['capture.yaml', 'database-balancer.yaml', 'fault-injection.yaml', 'tls-edge.yaml']) assert.ok(configs.includes(expected), expected);
+      for (const expected of ['capture.yaml', 'database-balancer.yaml', 'fault-injection.yaml', 'tls-edge.yaml'])
+        assert.ok(configs.includes(expected), expected);
       for (const name of configs) {
         const result = await check(join(dir, name));
         assert.equal(result.stderr, '', name);
@@ -68,7 +83,9 @@ describe('examples/', { timeout: 120_000 }, () => {
     }
     assert.match(settings.get('ExecStart') ?? '', /bin\/tcpproxy --config \S+/);
     // Where systemd is installed, its own checker reads the unit too.
-    const verify = await run('systemd-analyze', ['verify', join(EXAMPLES, 'tcpproxy.service')]).catch((error: NodeJS.ErrnoException & { stderr?: string }) => error);
+    const verify = await run('systemd-analyze', ['verify', join(EXAMPLES, 'tcpproxy.service')]).catch(
+      (error: NodeJS.ErrnoException & { stderr?: string }) => error,
+    );
     if (verify instanceof Error && verify.code === 'ENOENT') return;
     assert.ok(!(verify instanceof Error), `systemd-analyze verify: ${verify instanceof Error ? verify.stderr : ''}`);
     assert.equal(verify.stderr, '');

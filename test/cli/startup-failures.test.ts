@@ -33,7 +33,10 @@ async function exitWithin(child: ChildProcess, ms: number): Promise<number | nul
 function spawnBehindHead(args: string[], lines = 3) {
   const head = spawn(
     process.execPath,
-    ['-e', `let n=0,b='';process.stdin.on('data',c=>{b+=c;let i;while((i=b.indexOf('\\n'))>=0){process.stdout.write(b.slice(0,i+1));b=b.slice(i+1);if(++n>=${lines})process.exit(0)}})`],
+    [
+      '-e',
+      `let n=0,b='';process.stdin.on('data',c=>{b+=c;let i;while((i=b.indexOf('\\n'))>=0){process.stdout.write(b.slice(0,i+1));b=b.slice(i+1);if(++n>=${lines})process.exit(0)}})`,
+    ],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const proxy = spawn(process.execPath, [BIN, ...args, '--log-format', 'json'], { stdio: ['ignore', head.stdin, head.stdin] });

@@ -29,7 +29,10 @@ describe('usage and config errors', { timeout: 120_000 }, () => {
 
   it("a plugin's options validator runs in --check and at start-up: bad options exit 2 naming the key", async () => {
     const example = join(REPO_ROOT, 'examples/plugins/uppercase.js');
-    const file = await configFile('sideways.yaml', `listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters:\n      - { module: ${example}, options: { mode: sideways } }\n`);
+    const file = await configFile(
+      'sideways.yaml',
+      `listeners:\n  - listen: 127.0.0.1:0\n    upstreams: [127.0.0.1:9]\n    filters:\n      - { module: ${example}, options: { mode: sideways } }\n`,
+    );
     for (const args of [['--check'], ['--log-level', 'silent']]) {
       const result = await runBin(['--config', file, ...args]);
       assert.equal(result.code, 2, args.join(' '));
@@ -37,5 +40,4 @@ describe('usage and config errors', { timeout: 120_000 }, () => {
       assert.equal(result.stdout, '');
     }
   });
-
 });

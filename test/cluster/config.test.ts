@@ -30,7 +30,10 @@ describe('cluster config', { timeout: 60_000 }, () => {
     const snapshot = buildSnapshot({ cluster: { redis: 'redis://127.0.0.1:6379/0' }, listeners: [listener()] });
     assert.deepEqual(snapshot.cluster, { redis: 'redis://127.0.0.1:6379/0', prefix: 'tcpproxy', on_error: 'allow', timeout: 100, lease: 10_000 });
     assert.equal(snapshot.listeners[0]!.limits_scope, 'local');
-    const custom = buildSnapshot({ cluster: { redis: 'rediss://:secret@redis.example:6380/2', prefix: 'edge', on_error: 'deny', timeout: '50ms', lease: '3s' }, listeners: [listener({ limits_scope: 'cluster' })] });
+    const custom = buildSnapshot({
+      cluster: { redis: 'rediss://:secret@redis.example:6380/2', prefix: 'edge', on_error: 'deny', timeout: '50ms', lease: '3s' },
+      listeners: [listener({ limits_scope: 'cluster' })],
+    });
     assert.deepEqual(custom.cluster, { redis: 'rediss://:secret@redis.example:6380/2', prefix: 'edge', on_error: 'deny', timeout: 50, lease: 3_000 });
   });
 
@@ -62,7 +65,10 @@ describe('cluster config', { timeout: 60_000 }, () => {
 
   it('--check validates without connecting to Redis; an error exits 2 naming the key', async () => {
     const fakeRedis = await startServer(() => undefined);
-    const file = await ConfigFile.create({ cluster: { redis: `redis://127.0.0.1:${fakeRedis.port}` }, listeners: [listener({ limits_scope: 'cluster', max_connections: 5 })] });
+    const file = await ConfigFile.create({
+      cluster: { redis: `redis://127.0.0.1:${fakeRedis.port}` },
+      listeners: [listener({ limits_scope: 'cluster', max_connections: 5 })],
+    });
     const bad = await ConfigFile.create({ listeners: [listener({ limits_scope: 'cluster' })] });
     try {
       const run = async (path: string) => {

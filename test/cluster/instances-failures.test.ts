@@ -26,13 +26,17 @@ describe('limits_scope: cluster across processes: failures', { timeout: 120_000 
     await a.exited;
     const killedAt = Date.now();
     // Ask B until it admits: each attempt also reaps leases that ran out.
-    const back = await eventually(async () => ((await instances.hold(b.port)).admitted ? Date.now() : undefined), 'the dead process\'s slots to come back', 30_000);
+    const back = await eventually(
+      async () => ((await instances.hold(b.port)).admitted ? Date.now() : undefined),
+      "the dead process's slots to come back",
+      30_000,
+    );
     const reclaimedMs = back - killedAt;
     process.stdout.write(`# slots of a SIGKILLed process came back after ${reclaimedMs} ms (lease ${leaseMs} ms)\n`);
     // The documented bound (lease + lease/3 from the last renewal), with room for a loaded machine.
     assert.ok(reclaimedMs <= leaseMs + leaseMs / 3 + 3_000, `reclaimed after ${reclaimedMs} ms`);
     const counts = await sharedCounts(instances.fixture.client, 'db');
-    assert.equal(counts.active, 1, 'only B\'s connection is counted');
+    assert.equal(counts.active, 1, "only B's connection is counted");
     assert.equal(counts.processes, 1);
   });
 
@@ -45,7 +49,9 @@ describe('limits_scope: cluster across processes: failures', { timeout: 120_000 
     // Under the outage: admitted by on_error (allow), without waiting on Redis.
     for (let i = 0; i < 6; i++) assert.equal((await instances.hold(i % 2 ? b.port : a.port, `127.0.1.${i + 2}`)).admitted, true);
     const allowed = { listener: 'db', decision: 'allow' };
-    const onErrorAllowed = sampleValue(await a.admin!.metrics(), 'tcpproxy_cluster_on_error_total', allowed)! + sampleValue(await b.admin!.metrics(), 'tcpproxy_cluster_on_error_total', allowed)!;
+    const onErrorAllowed =
+      sampleValue(await a.admin!.metrics(), 'tcpproxy_cluster_on_error_total', allowed)! +
+      sampleValue(await b.admin!.metrics(), 'tcpproxy_cluster_on_error_total', allowed)!;
     assert.equal(onErrorAllowed, 6);
     assert.equal(sampleValue(await b.admin!.metrics(), 'tcpproxy_cluster_redis_up', {}), 0);
     // Two of those close while Redis is away.
@@ -55,7 +61,11 @@ describe('limits_scope: cluster across processes: failures', { timeout: 120_000 
     await instances.fixture.redis.startServer();
     await Promise.all([a.waitForLines((l) => l.event === 'cluster_up', 4), b.waitForLines((l) => l.event === 'cluster_up', 2)]);
     // Every process re-registers what it holds: 4 + 6 - 2 = 8.
-    await eventually(async () => ((await sharedCounts(instances.fixture.client, 'db')).active === 8 ? true : undefined), 'the counts to be re-registered', 10_000);
+    await eventually(
+      async () => ((await sharedCounts(instances.fixture.client, 'db')).active === 8 ? true : undefined),
+      'the counts to be re-registered',
+      10_000,
+    );
     const counts = await sharedCounts(instances.fixture.client, 'db');
     assert.equal(counts.processes, processes);
     // The limit holds again, in total: 12 - 8 = 4 more.

@@ -46,6 +46,9 @@ describe('limits_scope: cluster across processes: the limits', { timeout: 120_00
     for (const proxy of [a, b, a, b, a, b]) results.push((await instances.hold(proxy.port)).admitted);
     assert.deepEqual(results, [true, true, true, true, false, false]);
     const refused = await rejectLines([a, b], 2);
-    assert.deepEqual(refused.map((l) => l.reason), ['rate_limit', 'rate_limit']);
+    assert.deepEqual(
+      refused.map((l) => l.reason),
+      ['rate_limit', 'rate_limit'],
+    );
   });
 });

@@ -27,7 +27,16 @@ describe('limits_scope: cluster after Redis lost its data', { timeout: 60_000 },
       [0, 1].map(() =>
         startProxy({
           cluster: { redis: fixture.redis.url },
-          listeners: [{ name: 'db', listen: '127.0.0.1:0', upstreams: [fixture.upstream.address], limits_scope: 'cluster', max_connections: 30, max_connections_per_ip: 4 }],
+          listeners: [
+            {
+              name: 'db',
+              listen: '127.0.0.1:0',
+              upstreams: [fixture.upstream.address],
+              limits_scope: 'cluster',
+              max_connections: 30,
+              max_connections_per_ip: 4,
+            },
+          ],
         }),
       ),
     );
@@ -48,10 +57,16 @@ describe('limits_scope: cluster after Redis lost its data', { timeout: 60_000 },
       const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => tryConnect(through(i), `127.0.4.${i + 1}`)));
       const admitted = burst.filter((s): s is Socket => s !== undefined);
       open.push(...admitted);
-      await eventually(async () => ((await sharedCounts(fixture.client, 'db')).active === open.length ? true : undefined), `the shared count to match the ${open.length} open connections`);
+      await eventually(
+        async () => ((await sharedCounts(fixture.client, 'db')).active === open.length ? true : undefined),
+        `the shared count to match the ${open.length} open connections`,
+      );
       const counts = await sharedCounts(fixture.client, 'db');
       assert.equal(counts.processes, 2);
-      assert.equal(Object.values(counts.ips).reduce((a, b) => a + b, 0), open.length);
+      assert.equal(
+        Object.values(counts.ips).reduce((a, b) => a + b, 0),
+        open.length,
+      );
       // The listener limit holds in total again (30).
       const room = 30 - open.length;
       const more = await Promise.all(Array.from({ length: room + 3 }, (_, i) => tryConnect(through(i), `127.0.5.${i + 1}`)));

@@ -29,7 +29,11 @@ describe('limits_scope: cluster and reloads', { timeout: 60_000 }, () => {
     };
     try {
       assert.equal(await hold('127.0.6.1'), true);
-      assert.equal(proxy.logs.some((l) => l.event === 'cluster_up'), false, 'no listener uses the cluster yet: no link');
+      assert.equal(
+        proxy.logs.some((l) => l.event === 'cluster_up'),
+        false,
+        'no listener uses the cluster yet: no link',
+      );
       assert.deepEqual(await proxy.runtime.reload(buildSnapshot(config({ limits_scope: 'cluster' }))), { ok: true });
       await proxy.waitForLog((l) => l.event === 'cluster_up');
       // The connection admitted locally stays counted locally; Redis counts from now on.

@@ -98,17 +98,75 @@ export function mutate(doc: Json, path: (string | number)[], mutation: Mutation)
 
 /** Values a user might plausibly write, wrong or right. */
 export const PLAUSIBLE_VALUES: readonly Json[] = [
-    '', '0', '-1', '1.5', '5s', '5 s', '-5s', '30d', '1e400', 'NaN', 'forever', '99999999999999999999h', '1KiB', '1 MiB', '0B', '17MiB',
-    '127.0.0.1', '127.0.0.1:99999', '[::1]:0', ':80', 'localhost:0', '[zz]:1', '0.0.0.0/33', '::/0', '10.0.0.0/8',
-    '/(/', '/a/gg', '/^$/', '/(?=x)/', '/a/x', '//', '/\\b/', 'Mars/Olympus', '25:00', '24:00', 'tue',
-    'v1', 'v3', 'queue', 'auto', 'TLSv1.1', './x.js', 'file:///nonexistent/p.js', '$1', 'é',
-    0, -1, 1, 1.5, 2 ** 31, 2 ** 53 + 1, 1e308, -0, true, false, null, [], {}, [null], { '': null },
+  '',
+  '0',
+  '-1',
+  '1.5',
+  '5s',
+  '5 s',
+  '-5s',
+  '30d',
+  '1e400',
+  'NaN',
+  'forever',
+  '99999999999999999999h',
+  '1KiB',
+  '1 MiB',
+  '0B',
+  '17MiB',
+  '127.0.0.1',
+  '127.0.0.1:99999',
+  '[::1]:0',
+  ':80',
+  'localhost:0',
+  '[zz]:1',
+  '0.0.0.0/33',
+  '::/0',
+  '10.0.0.0/8',
+  '/(/',
+  '/a/gg',
+  '/^$/',
+  '/(?=x)/',
+  '/a/x',
+  '//',
+  '/\\b/',
+  'Mars/Olympus',
+  '25:00',
+  '24:00',
+  'tue',
+  'v1',
+  'v3',
+  'queue',
+  'auto',
+  'TLSv1.1',
+  './x.js',
+  'file:///nonexistent/p.js',
+  '$1',
+  'é',
+  0,
+  -1,
+  1,
+  1.5,
+  2 ** 31,
+  2 ** 53 + 1,
+  1e308,
+  -0,
+  true,
+  false,
+  null,
+  [],
+  {},
+  [null],
+  { '': null },
 ];
 
 /** ...and arbitrary JSON. */
 export const plausibleValue: fc.Arbitrary<Json> = fc.oneof(fc.constantFrom(...PLAUSIBLE_VALUES), fc.jsonValue({ maxDepth: 3 }) as fc.Arbitrary<Json>);
 
-export const keyName = fc.oneof(fc.constantFrom('listen', 'upstreams', 'type', 'match', 'module', '__proto__', 'constructor', 'toString', 'address', 'sni'), fc.string({ maxLength: 12 }));
+export const keyName = fc.oneof(
+  fc.constantFrom('listen', 'upstreams', 'type', 'match', 'module', '__proto__', 'constructor', 'toString', 'address', 'sni'),
+  fc.string({ maxLength: 12 }),
+);
 
 export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('set' as const), value: plausibleValue }),
@@ -120,14 +178,17 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 export const ALL_PATHS = paths(FULL as unknown as Json);
 
 /** One to three mutations of the full config. */
-export const mutatedConfig: fc.Arbitrary<Json> = fc
-  .array(fc.tuple(fc.nat(ALL_PATHS.length - 1), mutation), { minLength: 1, maxLength: 3 })
-  .map((steps) => steps.reduce<Json>((doc, [index, step]) => {
-    // Paths are taken from the original; one that a previous step removed is skipped.
-    const path = ALL_PATHS[index]!;
-    try {
-      return mutate(doc, path, step);
-    } catch {
-      return doc;
-    }
-  }, FULL as unknown as Json));
+export const mutatedConfig: fc.Arbitrary<Json> = fc.array(fc.tuple(fc.nat(ALL_PATHS.length - 1), mutation), { minLength: 1, maxLength: 3 }).map((steps) =>
+  steps.reduce<Json>(
+    (doc, [index, step]) => {
+      // Paths are taken from the original; one that a previous step removed is skipped.
+      const path = ALL_PATHS[index]!;
+      try {
+        return mutate(doc, path, step);
+      } catch {
+        return doc;
+      }
+    },
+    FULL as unknown as Json,
+  ),
+);

@@ -21,7 +21,10 @@ describe('did-you-mean', () => {
     assert.equal(closest('xyz', flags), undefined);
     assert.equal(closest('log', ['lgo', 'ab']), 'lgo', 'a swap in a short word is one edit');
     assert.equal(closest('ab', ['cd']), undefined, 'two edits in a two-letter word is no match');
-    assert.equal(didYouMean('upstrem', flags, (name) => `--${name}`), ' (did you mean --upstream?)');
+    assert.equal(
+      didYouMean('upstrem', flags, (name) => `--${name}`),
+      ' (did you mean --upstream?)',
+    );
     assert.equal(didYouMean('nothing-like-it', flags), '');
   });
 });

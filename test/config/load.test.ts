@@ -33,11 +33,22 @@ describe('config errors: did you mean', () => {
 
   it("a filter's keys are those of its own type; an unknown type names the nearest", () => {
     const found = problems({
-      listeners: [{ ...listener, filters: [{ type: 'delay', latency: '5ms', jiter: '1ms' }, { type: 'replce', match: 'a', with: 'b' }, { module: './x.js', optoins: {} }] }],
+      listeners: [
+        {
+          ...listener,
+          filters: [
+            { type: 'delay', latency: '5ms', jiter: '1ms' },
+            { type: 'replce', match: 'a', with: 'b' },
+            { module: './x.js', optoins: {} },
+          ],
+        },
+      ],
     });
     assert.ok(found.includes('listeners[0].filters[0].jiter: unknown key (did you mean jitter?)'), found.join('\n'));
     assert.ok(
-      found.some((line) => line.startsWith('listeners[0].filters[1].type: expected one of replace, block,') && line.endsWith('got "replce" (did you mean replace?)')),
+      found.some(
+        (line) => line.startsWith('listeners[0].filters[1].type: expected one of replace, block,') && line.endsWith('got "replce" (did you mean replace?)'),
+      ),
       found.join('\n'),
     );
     assert.ok(found.includes('listeners[0].filters[2].optoins: unknown key (did you mean options?)'), found.join('\n'));

@@ -24,7 +24,11 @@ import { FUZZ_TIMEOUT_MS, fuzzParameters, LONG_RUN } from '../helpers/fuzz.js';
 import { ALL_PATHS, FULL, keyName, mutate, mutatedConfig, PLAUSIBLE_VALUES, plausibleValue, type Json } from './config-arbitraries.js';
 
 /** Text edits of the YAML or JSON form: a character deleted, inserted or replaced. */
-const textEdit = fc.tuple(fc.nat(), fc.constantFrom('delete', 'insert', 'replace'), fc.constantFrom(...': -[]{}"\'\n\t#&*!|>%@`,?'.split(''), 'a', '0', '\u0000', '\uFEFF'));
+const textEdit = fc.tuple(
+  fc.nat(),
+  fc.constantFrom('delete', 'insert', 'replace'),
+  fc.constantFrom(...': -[]{}"\'\n\t#&*!|>%@`,?'.split(''), 'a', '0', '\u0000', '\uFEFF'),
+);
 function editText(text: string, [at, kind, char]: [number, string, string]): string {
   const i = at % (text.length + 1);
   if (kind === 'delete') return text.slice(0, i) + text.slice(i + 1);
@@ -114,7 +118,7 @@ describe('config loader fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
     assert.throws(() => buildSnapshot(withListener({ health_check: { expect: '/(/' } })), /listeners\[0\]\.health_check\.expect: Invalid regular expression/);
   });
 
-  test('regression: a duration beyond a Node timer\'s range is refused (idle_timeout: 30d fired after 1 ms)', () => {
+  test("regression: a duration beyond a Node timer's range is refused (idle_timeout: 30d fired after 1 ms)", () => {
     for (const key of ['idle_timeout', 'max_lifetime', 'connect_timeout', 'queue_timeout']) {
       assert.throws(() => buildSnapshot(withListener({ [key]: '30d' })), new RegExp(`listeners\\[0\\]\\.${key}: at most 24d`));
     }
@@ -122,31 +126,56 @@ describe('config loader fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
   });
 
   test('regression: a zero rate-limit window is a config error (it passed --check, then the start threw)', () => {
-    assert.throws(() => buildSnapshot(withListener({ new_connections_per_ip: { limit: 1, per: 0 } })), /listeners\[0\]\.new_connections_per_ip\.per: must be more than 0ms/);
+    assert.throws(
+      () => buildSnapshot(withListener({ new_connections_per_ip: { limit: 1, per: 0 } })),
+      /listeners\[0\]\.new_connections_per_ip\.per: must be more than 0ms/,
+    );
   });
 
   test('regression: a key that is not a plain word is quoted in the path, so that one problem is one line', () => {
-    assert.throws(() => buildSnapshot({ 'a\nb': 1, listeners: [{ listen: '127.0.0.1:0', upstreams: ['127.0.0.1:9'], ' ': 2 }] }), (error: unknown) =>
-      error instanceof ConfigError && error.problems.includes('["a\\nb"]: unknown key') && error.problems.includes('listeners[0][" "]: unknown key'));
+    assert.throws(
+      () => buildSnapshot({ 'a\nb': 1, listeners: [{ listen: '127.0.0.1:0', upstreams: ['127.0.0.1:9'], ' ': 2 }] }),
+      (error: unknown) =>
+        error instanceof ConfigError && error.problems.includes('["a\\nb"]: unknown key') && error.problems.includes('listeners[0][" "]: unknown key'),
+    );
   });
 
   test('regression: YAML 1.1 tags stay strings (a !!binary document gave a hundred "unknown key" lines)', async () => {
     const file = join(dir, 'binary.yaml');
     await writeFile(file, '!!binary AAAA');
-    await assert.rejects(loadConfigFile(file), (error: unknown) => error instanceof ConfigError && error.problems.length === 1 && error.problems[0]!.startsWith('(top level): '));
+    await assert.rejects(
+      loadConfigFile(file),
+      (error: unknown) => error instanceof ConfigError && error.problems.length === 1 && error.problems[0]!.startsWith('(top level): '),
+    );
   });
 
   test('mutations of a valid config: a snapshot, or a ConfigError naming a key', async () => {
-    await fc.assert(fc.asyncProperty(mutatedConfig, (doc) => check(() => buildSnapshot(doc), doc)), fuzzParameters(600));
+    await fc.assert(
+      fc.asyncProperty(mutatedConfig, (doc) => check(() => buildSnapshot(doc), doc)),
+      fuzzParameters(600),
+    );
   });
 
   test('random documents: a snapshot, or a ConfigError naming a key', async () => {
     const doc = fc.oneof(
       fc.jsonValue({ maxDepth: 4 }),
       fc.record({ listeners: fc.array(fc.dictionary(keyName, plausibleValue, { maxKeys: 6 }), { maxLength: 3 }) }),
-      fc.anything({ maxDepth: 3, withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true, withBoxedValues: true, withSparseArray: true }),
+      fc.anything({
+        maxDepth: 3,
+        withBigInt: true,
+        withDate: true,
+        withMap: true,
+        withSet: true,
+        withTypedArray: true,
+        withNullPrototype: true,
+        withBoxedValues: true,
+        withSparseArray: true,
+      }),
     );
-    await fc.assert(fc.asyncProperty(doc, (value) => check(() => buildSnapshot(value), value)), fuzzParameters(1000));
+    await fc.assert(
+      fc.asyncProperty(doc, (value) => check(() => buildSnapshot(value), value)),
+      fuzzParameters(1000),
+    );
   });
 
   test('edited YAML and JSON files: a snapshot, or a ConfigError naming the file or a key', async () => {
@@ -168,7 +197,29 @@ describe('config loader fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
     const file = join(dir, 'random.yaml');
     const yamlish = fc.oneof(
       fc.string({ maxLength: 200 }),
-      fc.array(fc.constantFrom('listeners:', '  - listen: 127.0.0.1:0', '    upstreams: [127.0.0.1:1]', '&a [*a]', '*a', '!!binary AAAA', '!!set {a}', '? [a]\n: b', '---', '...', '%YAML 1.1', 'a: !!timestamp 2001-12-14', '<<: *b', 'x: &b {y: 1}', '- [', '\t'), { maxLength: 8 }).map((lines) => lines.join('\n')),
+      fc
+        .array(
+          fc.constantFrom(
+            'listeners:',
+            '  - listen: 127.0.0.1:0',
+            '    upstreams: [127.0.0.1:1]',
+            '&a [*a]',
+            '*a',
+            '!!binary AAAA',
+            '!!set {a}',
+            '? [a]\n: b',
+            '---',
+            '...',
+            '%YAML 1.1',
+            'a: !!timestamp 2001-12-14',
+            '<<: *b',
+            'x: &b {y: 1}',
+            '- [',
+            '\t',
+          ),
+          { maxLength: 8 },
+        )
+        .map((lines) => lines.join('\n')),
     );
     await fc.assert(
       fc.asyncProperty(yamlish, async (text) => {

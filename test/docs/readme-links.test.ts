@@ -14,7 +14,12 @@ const headings = text
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes. */
 function anchor(heading: string): string {
-  return heading.replace(/^#+ /, '').trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
+  return heading
+    .replace(/^#+ /, '')
+    .trim()
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, '')
+    .replace(/ /g, '-');
 }
 
 test('the table of contents lists every top-level section, in order', () => {

@@ -83,15 +83,32 @@ test('a throwing or rejecting filter is reported once, with its name, and the ch
   assert.deepEqual(out, []);
   assert.equal(lines.filter((line) => line.event === 'filter_error').length, 1);
 
-  const thrower = chainOf([{ data: () => { throw new Error('sync'); } }]);
+  const thrower = chainOf([
+    {
+      data: () => {
+        throw new Error('sync');
+      },
+    },
+  ]);
   void thrower.chain.write(Buffer.from('a'));
   assert.equal(thrower.failures[0]!.filter, 'f0');
 });
 
 test('a push from a timer that fails later is still reported', async () => {
   let later: Push | undefined;
-  const deferred: Filter = { data: (_chunk, push) => { later = push; } };
-  const { chain, failures } = chainOf([deferred, { data: () => { throw new Error('late'); } }]);
+  const deferred: Filter = {
+    data: (_chunk, push) => {
+      later = push;
+    },
+  };
+  const { chain, failures } = chainOf([
+    deferred,
+    {
+      data: () => {
+        throw new Error('late');
+      },
+    },
+  ]);
   void chain.write(Buffer.from('a'));
   later!(Buffer.from('a'));
   assert.equal(failures.length, 1);

@@ -20,7 +20,7 @@ test('half-close: one direction ends, the other keeps flowing', { timeout: 10_00
     upstream.end('ply');
     assert.equal((await rest).toString(), 'ply');
     const line = await proxied.closed;
-    assert.equal(line.reason, 'client_closed', 'the first FIN was the client\'s');
+    assert.equal(line.reason, 'client_closed', "the first FIN was the client's");
     assert.deepEqual([line.bytes_from_client, line.bytes_to_client], [3, 7]);
   } finally {
     await harness.dispose();

@@ -12,8 +12,52 @@ import { FUZZ_TIMEOUT_MS, fuzzParameters } from '../helpers/fuzz.js';
 
 /** Regex-ish text: the syntax's own characters, so that most inputs reach the RegExp compiler. */
 const regexPiece = fc.constantFrom(
-  'a', 'b', 'é', '😀', '.', '*', '+', '?', '*?', '|', '^', '$', '(', ')', '(?:', '(?=', '(?!', '(?<=', '(?<n>', '\\k<n>', '[', ']', '[^', '-', '{', '}', '{2}', '{1,}', '{,3}',
-  '\n', '\\', '\\b', '\\B', '\\d', '\\w', '\\s', '\\1', '\\x41', '\\u0041', '\\u{1F600}', '\\p{L}', '\\0', '\\n', '/', '\u0000', '\uD800',
+  'a',
+  'b',
+  'é',
+  '😀',
+  '.',
+  '*',
+  '+',
+  '?',
+  '*?',
+  '|',
+  '^',
+  '$',
+  '(',
+  ')',
+  '(?:',
+  '(?=',
+  '(?!',
+  '(?<=',
+  '(?<n>',
+  '\\k<n>',
+  '[',
+  ']',
+  '[^',
+  '-',
+  '{',
+  '}',
+  '{2}',
+  '{1,}',
+  '{,3}',
+  '\n',
+  '\\',
+  '\\b',
+  '\\B',
+  '\\d',
+  '\\w',
+  '\\s',
+  '\\1',
+  '\\x41',
+  '\\u0041',
+  '\\u{1F600}',
+  '\\p{L}',
+  '\\0',
+  '\\n',
+  '/',
+  '\u0000',
+  '\uD800',
 );
 const matchText = fc.oneof(
   fc.string({ maxLength: 30, unit: 'grapheme' }),
@@ -67,19 +111,30 @@ describe('pattern compiler fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
   });
 
   test('regression: a line break in a bad or empty-matching regex stays on one line of the config error', () => {
-    assert.throws(() => parsePattern('/(\na/'), (error: Error) => !error.message.includes('\n') && error.message.includes('(\\na'));
-    assert.throws(() => parsePattern('/\n?/'), (error: Error) => error.message === 'regex /\\n?/ matches the empty string');
+    assert.throws(
+      () => parsePattern('/(\na/'),
+      (error: Error) => !error.message.includes('\n') && error.message.includes('(\\na'),
+    );
+    assert.throws(
+      () => parsePattern('/\n?/'),
+      (error: Error) => error.message === 'regex /\\n?/ matches the empty string',
+    );
   });
 
   test('partial matches: the byte and the latin1 versions agree with a brute-force reference', () => {
     const bytes = fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b.map((x) => x % 4)));
     fc.assert(
-      fc.property(bytes, bytes.filter((n) => n.length > 0), fc.nat(), (haystack, needle, from) => {
-        const start = from % (haystack.length + 1);
-        const expected = referencePartial(haystack, start, needle);
-        assert.equal(partialMatchLength(haystack, start, needle), expected);
-        assert.equal(partialTextMatchLength(haystack.toString('latin1'), start, needle.toString('latin1')), expected);
-      }),
+      fc.property(
+        bytes,
+        bytes.filter((n) => n.length > 0),
+        fc.nat(),
+        (haystack, needle, from) => {
+          const start = from % (haystack.length + 1);
+          const expected = referencePartial(haystack, start, needle);
+          assert.equal(partialMatchLength(haystack, start, needle), expected);
+          assert.equal(partialTextMatchLength(haystack.toString('latin1'), start, needle.toString('latin1')), expected);
+        },
+      ),
       fuzzParameters(20_000),
     );
   });

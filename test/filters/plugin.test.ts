@@ -128,11 +128,19 @@ test("a plugin's validateOptions runs at config load: every problem is named und
   });
   const { logger } = memoryLogger();
   const build = (module: string, options?: unknown) =>
-    buildPipelineFactory(pipelineSpec({ filters: [{ type: 'delay', latency: 1 }, { module, ...(options !== undefined && { options }) }] }), {
-      baseDir: plugins.dir,
-      logger,
-      listener: 'test',
-    });
+    buildPipelineFactory(
+      pipelineSpec({
+        filters: [
+          { type: 'delay', latency: 1 },
+          { module, ...(options !== undefined && { options }) },
+        ],
+      }),
+      {
+        baseDir: plugins.dir,
+        logger,
+        listener: 'test',
+      },
+    );
   try {
     await assert.rejects(build('./checked.js', { mode: 'sideways' }), (error: unknown) => {
       assert.ok(error instanceof PipelineSetupError);

@@ -8,7 +8,10 @@ import { readToEnd } from '../helpers/sockets.js';
 test('slice cuts a chunk into pushes of at most `size` bytes', () => {
   const pieces: string[] = [];
   const filter = createSliceFilter({ size: 4, delayMs: 0 });
-  assert.equal(filter.data(Buffer.from('abcdefghij'), (chunk) => void pieces.push(chunk.toString())), undefined);
+  assert.equal(
+    filter.data(Buffer.from('abcdefghij'), (chunk) => void pieces.push(chunk.toString())),
+    undefined,
+  );
   assert.deepEqual(pieces, ['abcd', 'efgh', 'ij']);
 });
 

@@ -66,8 +66,18 @@ for (const direction of DIRECTIONS) {
     });
     const [into, out, otherInto, otherOut] =
       direction === 'to_upstream'
-        ? [payloads(segments, labels.client, labels.front), payloads(segments, labels.back, labels.upstream), payloads(segments, labels.upstream, labels.back), payloads(segments, labels.front, labels.client)]
-        : [payloads(segments, labels.upstream, labels.back), payloads(segments, labels.front, labels.client), payloads(segments, labels.client, labels.front), payloads(segments, labels.back, labels.upstream)];
+        ? [
+            payloads(segments, labels.client, labels.front),
+            payloads(segments, labels.back, labels.upstream),
+            payloads(segments, labels.upstream, labels.back),
+            payloads(segments, labels.front, labels.client),
+          ]
+        : [
+            payloads(segments, labels.upstream, labels.back),
+            payloads(segments, labels.front, labels.client),
+            payloads(segments, labels.client, labels.front),
+            payloads(segments, labels.back, labels.upstream),
+          ];
     const excess = excessOverBucket(into, out, rate, defaultBurst(rate));
     assert.ok(excess <= 0, `${excess.toFixed(0)} bytes beyond what the rate allows`);
     // Paced: the bytes left in many pieces spread over at least (total - burst) / rate.
@@ -75,7 +85,10 @@ for (const direction of DIRECTIONS) {
     assert.ok(spreadMs >= ((total - defaultBurst(rate)) / rate) * 1000 - 1, `all out within ${spreadMs.toFixed(0)} ms`);
     // Unthrottled: every piece the other direction received was handed on at once (within
     // the same call, so well under one bucket's worth of time at the throttled rate).
-    assert.equal(otherOut.reduce((sum, s) => sum + s.payload.length, 0), total);
+    assert.equal(
+      otherOut.reduce((sum, s) => sum + s.payload.length, 0),
+      total,
+    );
     const lastIn = otherInto.at(-1)!.time;
     assert.ok((otherOut.at(-1)!.time - lastIn) * 1000 < 50, 'the other direction is held back');
   });

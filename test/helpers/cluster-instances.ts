@@ -17,7 +17,12 @@ export interface Instances {
    * with one listener "db" with limits_scope: cluster and `listener`'s keys; resolves once
    * every process (each worker) has connected to Redis.
    */
-  start(count: number, listener: Record<string, unknown>, cluster?: Record<string, unknown>, options?: { workers?: number[]; admin?: boolean }): Promise<ProxyProcess[]>;
+  start(
+    count: number,
+    listener: Record<string, unknown>,
+    cluster?: Record<string, unknown>,
+    options?: { workers?: number[]; admin?: boolean },
+  ): Promise<ProxyProcess[]>;
   /** attempt(), keeping an admitted connection open until the end of the test. */
   hold(port: number, localAddress?: string): Promise<Attempt>;
   /** The connections held so far (a test may close some). */

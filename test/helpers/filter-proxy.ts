@@ -93,7 +93,10 @@ export async function startFilterProxy(keys: { filters?: unknown[]; inspect?: un
       const upstream = await nextUpstream();
       const closed = proxy.waitForLog((line) => (line.event === 'close' || line.event === 'reject') && line.client === label, 30_000);
       let ended = false;
-      void closed.then(() => (ended = true), () => undefined);
+      void closed.then(
+        () => (ended = true),
+        () => undefined,
+      );
       // Bridged (its filters run from now on), or already finished (a filter that drops at once).
       let bridge: Bridge | undefined;
       await until(() => (bridge = bridgeOf(proxy, label))?.upstreamLabel != null || ended, `the proxy to bridge ${label}`);
@@ -156,9 +159,7 @@ export const DIRECTIONS = ['to_upstream', 'to_client'] as const;
 
 /** The sending and receiving ends for a direction. */
 export function ends(proxied: Proxied, direction: (typeof DIRECTIONS)[number]): { sender: Socket; receiver: Socket } {
-  return direction === 'to_upstream'
-    ? { sender: proxied.client, receiver: proxied.upstream }
-    : { sender: proxied.upstream, receiver: proxied.client };
+  return direction === 'to_upstream' ? { sender: proxied.client, receiver: proxied.upstream } : { sender: proxied.upstream, receiver: proxied.client };
 }
 
 // -- what the proxy's capture saw, for timing read on the proxy's own clock ---------------

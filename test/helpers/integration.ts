@@ -15,12 +15,16 @@ import { connect, readToEnd } from './sockets.js';
  * count of active connections on it stays up for as long as the test wants).
  */
 export function startWhoami(name: string, options: { hold?: boolean; host?: string; port?: number } = {}): Promise<TestServer> {
-  return startServer((socket) => {
-    if (!options.hold) return void socket.end(name);
-    socket.write(name);
-    socket.resume();
-    socket.on('end', () => socket.end());
-  }, options.host, { port: options.port });
+  return startServer(
+    (socket) => {
+      if (!options.hold) return void socket.end(name);
+      socket.write(name);
+      socket.resume();
+      socket.on('end', () => socket.end());
+    },
+    options.host,
+    { port: options.port },
+  );
 }
 
 /** Connects through the proxy to a non-holding whoami upstream and returns its name. */
@@ -46,10 +50,11 @@ export async function assertClosedWithoutAByte(socket: Socket, what = 'refused c
   socket.on('data', (chunk: Buffer) => (received += chunk.length));
   socket.on('error', () => undefined);
   // Not events.once: it rejects on 'error', and a reset is one of the ways to be refused.
-  if (!socket.destroyed) await new Promise<void>((resolve) => {
-    socket.once('close', () => resolve());
-    socket.once('end', () => resolve());
-  });
+  if (!socket.destroyed)
+    await new Promise<void>((resolve) => {
+      socket.once('close', () => resolve());
+      socket.once('end', () => resolve());
+    });
   socket.destroy();
   assert.equal(received, 0, `${what} received ${received} bytes`);
 }
@@ -87,7 +92,11 @@ export function wallClock(timeZone: string, instant = Date.now()): { weekday: We
  * (negative: in the past), in `timeZone`'s wall time: its day is the weekday on which it
  * starts, and it crosses midnight when it runs past 24:00.
  */
-export function windowFromNow(timeZone: string, startOffsetMin: number, lengthMin: number): { days: Weekday[]; from: string; to: string; crossesMidnight: boolean } {
+export function windowFromNow(
+  timeZone: string,
+  startOffsetMin: number,
+  lengthMin: number,
+): { days: Weekday[]; from: string; to: string; crossesMidnight: boolean } {
   const start = wallClock(timeZone, Date.now() + startOffsetMin * 60_000);
   const end = start.minute + lengthMin;
   return {

@@ -85,7 +85,11 @@ export class TestRedis {
 }
 
 /** The listener's counts as the proxies keep them in Redis (see src/cluster/scripts.ts). */
-export async function sharedCounts(client: Redis, listener: string, prefix = 'tcpproxy'): Promise<{ active: number; ips: Record<string, number>; processes: number }> {
+export async function sharedCounts(
+  client: Redis,
+  listener: string,
+  prefix = 'tcpproxy',
+): Promise<{ active: number; ips: Record<string, number>; processes: number }> {
   const base = `${prefix}:{${listener}}`;
   const [active, ips, processes] = await Promise.all([client.get(`${base}:active`), client.hgetall(`${base}:ips`), client.zcard(`${base}:procs`)]);
   return {

@@ -69,12 +69,19 @@ export async function refusedPort(): Promise<number> {
  * Once its accept queue is full, the kernel drops further SYNs, so connects hang.
  */
 export async function startBlackHole(): Promise<{ port: number; close(): Promise<void> }> {
-  const child: ChildProcess = spawn('python3', ['-c', [
-    'import socket, sys, time',
-    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-    'print(s.getsockname()[1], flush=True)',
-    'sys.stdin.read()',
-  ].join('\n')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(
+    'python3',
+    [
+      '-c',
+      [
+        'import socket, sys, time',
+        's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+        'print(s.getsockname()[1], flush=True)',
+        'sys.stdin.read()',
+      ].join('\n'),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   const port = Number(line.toString().trim());
   // Fill the accept queue so that the next SYN is dropped.

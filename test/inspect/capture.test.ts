@@ -140,14 +140,31 @@ test('capture is readable by tshark (Follow TCP stream)', { timeout: 30_000 }, a
     const response = 'HTTP/1.0 204 No Content\r\n\r\n';
     const { file } = await captureExchange(dir, { request: Buffer.from(request), response: Buffer.from(response) });
     const { stdout: summary } = await run('tshark', ['-r', file, '-T', 'fields', '-e', 'tcp.stream', '-e', 'tcp.flags.str', '-e', 'tcp.analysis.flags']);
-    assert.deepEqual([...new Set(summary.trim().split('\n').map((line) => line.split('\t')[0]))], ['0', '1'], 'two TCP streams');
+    assert.deepEqual(
+      [
+        ...new Set(
+          summary
+            .trim()
+            .split('\n')
+            .map((line) => line.split('\t')[0]),
+        ),
+      ],
+      ['0', '1'],
+      'two TCP streams',
+    );
     assert.doesNotMatch(summary, /\t\S+$/m, 'no TCP analysis warnings (lost segments, bad acks)');
     for (const stream of ['0', '1']) {
       // Raw mode: one hex line per segment, the second node's lines indented.
       const { stdout } = await run('tshark', ['-r', file, '-q', '-z', `follow,tcp,raw,${stream}`]);
       const lines = stdout.split('\n').filter((line) => /^\t?[0-9a-f]+$/.test(line));
       const side = (indented: boolean): string =>
-        Buffer.from(lines.filter((line) => line.startsWith('\t') === indented).map((line) => line.trim()).join(''), 'hex').toString();
+        Buffer.from(
+          lines
+            .filter((line) => line.startsWith('\t') === indented)
+            .map((line) => line.trim())
+            .join(''),
+          'hex',
+        ).toString();
       assert.equal(side(false), request);
       assert.equal(side(true), response);
     }

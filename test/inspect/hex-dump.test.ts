@@ -7,10 +7,9 @@ const PAYLOAD = Buffer.concat([Buffer.from('Hello, world!\n'), Buffer.from([0x00
 test('hex dump: the hexdump -C layout, 16 bytes a line', () => {
   assert.equal(
     hexDump(PAYLOAD),
-    [
-      '00000000  48 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 0a 00 01  |Hello, world!...|',
-      '00000010  02 ff                                             |..|',
-    ].join('\n'),
+    ['00000000  48 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 0a 00 01  |Hello, world!...|', '00000010  02 ff                                             |..|'].join(
+      '\n',
+    ),
   );
 });
 

@@ -42,7 +42,7 @@ export function readPcap(file: Buffer): Segment[] {
   assert.equal(file.readUInt16LE(6), 4);
   assert.equal(file.readUInt32LE(20), 1, 'LINKTYPE_ETHERNET');
   const segments: Segment[] = [];
-  for (let at = 24; at < file.length; ) {
+  for (let at = 24; at < file.length;) {
     const time = file.readUInt32LE(at) + file.readUInt32LE(at + 4) / 1e6;
     const included = file.readUInt32LE(at + 8);
     assert.equal(file.readUInt32LE(at + 12), included, 'whole frames are captured');

@@ -17,7 +17,17 @@ import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import type { ConnectionLimits } from '../../src/admission/limits.js';
-import { assertClosedWithoutAByte, endHeld, holdConnection, otherDays, startWhoami, wallClock, whoAnswers, windowFromNow, zoneWhereHourIs } from '../helpers/integration.js';
+import {
+  assertClosedWithoutAByte,
+  endHeld,
+  holdConnection,
+  otherDays,
+  startWhoami,
+  wallClock,
+  whoAnswers,
+  windowFromNow,
+  zoneWhereHourIs,
+} from '../helpers/integration.js';
 import { IPV6_LOOPBACK, requires } from '../helpers/requirements.js';
 import { oneListener, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
 import { refusedPort, startServer, type TestServer } from '../helpers/servers.js';
@@ -438,7 +448,10 @@ describe('on_limit: queue', { timeout: 30_000 }, () => {
       assert.equal(limits.trackedIps, 0);
       assert.equal(queueLength(proxy), 0);
       assert.equal(proxy.accessLog().filter((l) => l.client === quitterLabel).length, 1);
-      assert.deepEqual(proxy.runtime.stats().upstreams.map((u) => u.active), [0]);
+      assert.deepEqual(
+        proxy.runtime.stats().upstreams.map((u) => u.active),
+        [0],
+      );
     } finally {
       for (const socket of sockets) socket.destroy();
       await teardown(proxy, upstream);
@@ -508,8 +521,23 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
     const portOf = (name: string): number => proxy.runtime.listenerAddress(name)!.port;
     const adminPort = proxy.runtime.adminAddress()!.port;
     type Kind =
-      | 'close' | 'upstream_close' | 'reset' | 'late_reset' | 'early_reset' | 'idle' | 'denied' | 'rate'
-      | 'tls_ok' | 'tls_garbage' | 'sni_stall' | 'sni_fin' | 'no_upstream' | 'filter' | 'filter_pass' | 'lifetime' | 'admin';
+      | 'close'
+      | 'upstream_close'
+      | 'reset'
+      | 'late_reset'
+      | 'early_reset'
+      | 'idle'
+      | 'denied'
+      | 'rate'
+      | 'tls_ok'
+      | 'tls_garbage'
+      | 'sni_stall'
+      | 'sni_fin'
+      | 'no_upstream'
+      | 'filter'
+      | 'filter_pass'
+      | 'lifetime'
+      | 'admin';
     const plan: Kind[] = [
       ...Array<Kind>(250).fill('close'),
       ...Array<Kind>(150).fill('upstream_close'),
@@ -536,13 +564,22 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
       const j = seed % (i + 1);
       [plan[i], plan[j]] = [plan[j]!, plan[i]!];
     }
-    const source = (kind: Kind, i: number): string =>
-      kind === 'denied' ? '127.0.0.66' : kind === 'rate' ? '127.0.0.67' : `127.0.5.${(i % 40) + 1}`;
+    const source = (kind: Kind, i: number): string => (kind === 'denied' ? '127.0.0.66' : kind === 'rate' ? '127.0.0.67' : `127.0.5.${(i % 40) + 1}`);
 
     // Client label -> the kinds of the connections that used it (a source port can be reused).
     const kindsOf = new Map<string, Kind[]>();
     const listenerOf = (kind: Kind): string =>
-      kind.startsWith('tls_') ? 'tls' : kind.startsWith('sni_') ? 'sni' : kind.startsWith('filter') || kind === 'admin' ? 'filtered' : kind === 'no_upstream' ? 'nowhere' : kind === 'lifetime' ? 'lifetime' : 'test';
+      kind.startsWith('tls_')
+        ? 'tls'
+        : kind.startsWith('sni_')
+          ? 'sni'
+          : kind.startsWith('filter') || kind === 'admin'
+            ? 'filtered'
+            : kind === 'no_upstream'
+              ? 'nowhere'
+              : kind === 'lifetime'
+                ? 'lifetime'
+                : 'test';
     const record = (socket: Socket, kind: Kind): string => {
       const label = `${socket.localAddress}:${socket.localPort}`;
       kindsOf.set(label, [...(kindsOf.get(label) ?? []), kind]);
@@ -669,8 +706,19 @@ describe('slot counters after a storm', { timeout: 60_000 }, () => {
       const reasons = tally(log.map((l) => `${String(l.event)}:${String(l.reason)}`));
       // Every kind of ending happened.
       for (const expected of [
-        'reject:acl', 'reject:rate_limit', 'reject:tls', 'reject:no_upstream', 'reject:queue_timeout', 'reject:limit',
-        'close:client_closed', 'close:upstream_closed', 'close:error', 'close:idle_timeout', 'close:filter', 'close:max_lifetime', 'close:admin',
+        'reject:acl',
+        'reject:rate_limit',
+        'reject:tls',
+        'reject:no_upstream',
+        'reject:queue_timeout',
+        'reject:limit',
+        'close:client_closed',
+        'close:upstream_closed',
+        'close:error',
+        'close:idle_timeout',
+        'close:filter',
+        'close:max_lifetime',
+        'close:admin',
       ]) {
         assert.ok((reasons[expected] ?? 0) > 0, `no ${expected} in ${JSON.stringify(reasons)}`);
       }
@@ -716,7 +764,11 @@ async function assertAllZero(proxy: TestProxy): Promise<void> {
     assert.equal(state.limits.trackedIps, 0, `${name}: per-IP counts left behind`);
     assert.equal(state.connections.size, 0, `${name}: bridges left listed`);
   }
-  assert.deepEqual(stats.upstreams.filter((u) => u.active !== 0), [], 'upstream active counts drifted');
+  assert.deepEqual(
+    stats.upstreams.filter((u) => u.active !== 0),
+    [],
+    'upstream active counts drifted',
+  );
   assert.deepEqual(proxy.runtime.connections(), []);
 }
 
@@ -729,15 +781,24 @@ describe('connections gone before the proxy accepted them', { timeout: 30_000 },
       // The clients run in another process, while this one (the proxy's) is kept busy: their
       // connections complete in the kernel's accept queue and are reset there, all before
       // the proxy's accept() runs. A reset client has no peer address any more.
-      const clients = spawn('python3', ['-c', [
-        'import socket, struct, sys',
-        'port, done = int(sys.argv[1]), sys.argv[2]',
-        'for _ in range(50):',
-        '    s = socket.create_connection(("127.0.0.1", port))',
-        '    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
-        '    s.close()  # linger 0: a reset',
-        'open(done, "w").close()',
-      ].join('\n'), String(proxy.port), done], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const clients = spawn(
+        'python3',
+        [
+          '-c',
+          [
+            'import socket, struct, sys',
+            'port, done = int(sys.argv[1]), sys.argv[2]',
+            'for _ in range(50):',
+            '    s = socket.create_connection(("127.0.0.1", port))',
+            '    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+            '    s.close()  # linger 0: a reset',
+            'open(done, "w").close()',
+          ].join('\n'),
+          String(proxy.port),
+          done,
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
       const deadline = Date.now() + 10_000;
       while (!existsSync(done) && Date.now() < deadline) {
         // Busy on purpose: the proxy's event loop must not run until every client has reset.

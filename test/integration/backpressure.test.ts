@@ -43,7 +43,7 @@ function readSlowly(socket: Socket): Promise<number> {
     let received = 0;
     let nextPause = STEP;
     socket.on('data', (chunk: Buffer) => {
-      for (let done = 0; done < chunk.length; ) {
+      for (let done = 0; done < chunk.length;) {
         const offset = (received + done) % BLOCK.length;
         const length = Math.min(chunk.length - done, BLOCK.length - offset);
         if (!chunk.subarray(done, done + length).equals(BLOCK.subarray(offset, offset + length))) {

@@ -61,7 +61,10 @@ describe('round_robin', { timeout: 30_000 }, () => {
   it('weights 1:3 give exactly 1 and 3 of every 4 picks, interleaved', async () => {
     const servers = await whoamis(2);
     const proxy = await startProxy(
-      oneListener([{ address: servers[0]!.address, weight: 1 }, { address: servers[1]!.address, weight: 3 }]),
+      oneListener([
+        { address: servers[0]!.address, weight: 1 },
+        { address: servers[1]!.address, weight: 3 },
+      ]),
     );
     try {
       const answers: string[] = [];
@@ -91,7 +94,12 @@ describe('round_robin', { timeout: 30_000 }, () => {
 describe('least_connections', { timeout: 30_000 }, () => {
   it('sends each new client to an upstream with the fewest active connections', async () => {
     const servers = await whoamis(3, { hold: true });
-    const proxy = await startProxy(oneListener(servers.map((s) => s.address), { balance: 'least_connections' }));
+    const proxy = await startProxy(
+      oneListener(
+        servers.map((s) => s.address),
+        { balance: 'least_connections' },
+      ),
+    );
     const held: { name: string; socket: net.Socket }[] = [];
     const activeByName = (): Record<string, number> => {
       const counts: Record<string, number> = { a: 0, b: 0, c: 0 };
@@ -103,7 +111,10 @@ describe('least_connections', { timeout: 30_000 }, () => {
       for (let i = 0; i < 6; i++) held.push(await holdConnection(proxy.port));
       assert.deepEqual(activeByName(), { a: 2, b: 2, c: 2 });
       // Free both of a's and one of b's: a 0, b 1, c 2.
-      for (const [name, count] of [['a', 2], ['b', 1]] as const) {
+      for (const [name, count] of [
+        ['a', 2],
+        ['b', 1],
+      ] as const) {
         for (let i = 0; i < count; i++) {
           const index = held.findIndex((connection) => connection.name === name);
           await endHeld(proxy, held.splice(index, 1)[0]!.socket);
@@ -131,7 +142,12 @@ describe('least_connections', { timeout: 30_000 }, () => {
 
   it('breaks ties in turn: short connections rotate over equal upstreams', async () => {
     const servers = await whoamis(3);
-    const proxy = await startProxy(oneListener(servers.map((s) => s.address), { balance: 'least_connections' }));
+    const proxy = await startProxy(
+      oneListener(
+        servers.map((s) => s.address),
+        { balance: 'least_connections' },
+      ),
+    );
     try {
       const answers: string[] = [];
       for (let i = 0; i < 9; i++) {
@@ -151,7 +167,12 @@ describe('source_hash', { timeout: 30_000 }, () => {
 
   it('sends the same source address to the same upstream, and spreads 20 addresses', async () => {
     const servers = await whoamis(5);
-    const proxy = await startProxy(oneListener(servers.map((s) => s.address), { balance: 'source_hash' }));
+    const proxy = await startProxy(
+      oneListener(
+        servers.map((s) => s.address),
+        { balance: 'source_hash' },
+      ),
+    );
     try {
       const chosen = new Map<string, string>();
       for (let round = 0; round < 3; round++) {
@@ -193,7 +214,13 @@ describe('source_hash', { timeout: 30_000 }, () => {
       const before = new Map<string, string>();
       for (const source of many) before.set(source, await whoAnswers(proxy.port, source));
       // Same listen address as configured ("127.0.0.1:0"): the bound listener is kept.
-      const next = { log: { level: 'info' }, ...oneListener(addresses.filter((_, i) => i !== 2), { balance: 'source_hash' }) };
+      const next = {
+        log: { level: 'info' },
+        ...oneListener(
+          addresses.filter((_, i) => i !== 2),
+          { balance: 'source_hash' },
+        ),
+      };
       assert.deepEqual(await proxy.runtime.reload(buildSnapshot(next)), { ok: true });
       let movedOthers = 0;
       for (const source of many) {
@@ -212,10 +239,13 @@ describe('source_hash', { timeout: 30_000 }, () => {
   it('a client whose upstream is down goes elsewhere, and the others stay put', async () => {
     const servers = await whoamis(3);
     const proxy = await startProxy(
-      oneListener(servers.map((s) => s.address), {
-        balance: 'source_hash',
-        health_check: { interval: '50ms', timeout: '200ms', healthy_threshold: 1, unhealthy_threshold: 1 },
-      }),
+      oneListener(
+        servers.map((s) => s.address),
+        {
+          balance: 'source_hash',
+          health_check: { interval: '50ms', timeout: '200ms', healthy_threshold: 1, unhealthy_threshold: 1 },
+        },
+      ),
     );
     try {
       const before = new Map<string, string>();
@@ -230,7 +260,10 @@ describe('source_hash', { timeout: 30_000 }, () => {
         else assert.equal(after, before.get(source), `${source} moved though its upstream is healthy`);
       }
     } finally {
-      await closeAll(proxy, servers.filter((s) => s.server.listening));
+      await closeAll(
+        proxy,
+        servers.filter((s) => s.server.listening),
+      );
     }
   });
 });
@@ -387,7 +420,12 @@ describe('active health checks', { timeout: 30_000 }, () => {
 describe('refusals when no upstream can take a client', { timeout: 30_000 }, () => {
   it('all upstreams refusing: the client is refused with no_upstream, without a byte', async () => {
     const dead = [await refusedPort(), await refusedPort()];
-    const proxy = await startProxy(oneListener(dead.map((port) => `127.0.0.1:${port}`), { connect_retries: 1 }));
+    const proxy = await startProxy(
+      oneListener(
+        dead.map((port) => `127.0.0.1:${port}`),
+        { connect_retries: 1 },
+      ),
+    );
     try {
       // First client: both tried and failed. Second: both already ejected.
       for (let i = 0; i < 2; i++) {
@@ -397,10 +435,13 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
       }
       await waitForLogCount(proxy, (l) => l.event === 'reject', 2);
       const rejects = proxy.accessLog();
-      assert.deepEqual(rejects.map((l) => [l.event, l.reason, l.upstream]), [
-        ['reject', 'no_upstream', null],
-        ['reject', 'no_upstream', null],
-      ]);
+      assert.deepEqual(
+        rejects.map((l) => [l.event, l.reason, l.upstream]),
+        [
+          ['reject', 'no_upstream', null],
+          ['reject', 'no_upstream', null],
+        ],
+      );
       assert.equal(proxy.runtime.stats().listeners[0]!.rejections.no_upstream, 2);
     } finally {
       await proxy.stop();
@@ -429,7 +470,10 @@ describe('refusals when no upstream can take a client', { timeout: 30_000 }, () 
     const servers = await whoamis(2, { hold: true });
     const [a, b] = servers as [TestServer, TestServer];
     const proxy = await startProxy(
-      oneListener([{ address: a.address, max_connections: 1 }, { address: b.address, max_connections: 2 }]),
+      oneListener([
+        { address: a.address, max_connections: 1 },
+        { address: b.address, max_connections: 2 },
+      ]),
     );
     const held: net.Socket[] = [];
     try {
@@ -470,9 +514,7 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
   /** One whoami upstream taking one connection at a time, and a proxy queueing for it. */
   async function fullUpstream(options: { queue_timeout?: string; max_queue?: number } = {}) {
     const a = await startWhoami('a', { hold: true });
-    const proxy = await startProxy(
-      oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s', ...options }),
-    );
+    const proxy = await startProxy(oneListener([{ address: a.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s', ...options }));
     const held = await holdConnection(proxy.port);
     return { a, proxy, held: held.socket };
   }
@@ -602,7 +644,13 @@ describe('on_limit: queue with every upstream full', { timeout: 30_000 }, () => 
       setTimeout(() => socket.on('data', (chunk: Buffer) => (receivedByB += chunk.length)).resume(), 300);
     });
     const proxy = await startProxy(
-      oneListener([{ address: a.address, max_connections: 1 }, { address: b.address, max_connections: 1 }], { on_limit: 'queue', queue_timeout: '10s' }),
+      oneListener(
+        [
+          { address: a.address, max_connections: 1 },
+          { address: b.address, max_connections: 1 },
+        ],
+        { on_limit: 'queue', queue_timeout: '10s' },
+      ),
     );
     const sockets: net.Socket[] = [];
     try {

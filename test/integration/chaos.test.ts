@@ -25,8 +25,16 @@ import { deferred, pause, until, within } from '../helpers/wait.js';
 const CONNECTIONS = 600;
 /** Scenarios per connection index (i % SCENARIOS.length); the stalling ones are the expensive ones. */
 const SCENARIOS = [
-  'reset-at-once', 'burst-then-reset', 'half-close-and-read', 'write-then-close', 'round-trip',
-  'client-resets-paused', 'upstream-resets-paused', 'half-closed-resets', 'round-trip', 'burst-then-reset',
+  'reset-at-once',
+  'burst-then-reset',
+  'half-close-and-read',
+  'write-then-close',
+  'round-trip',
+  'client-resets-paused',
+  'upstream-resets-paused',
+  'half-closed-resets',
+  'round-trip',
+  'burst-then-reset',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -67,7 +75,7 @@ function drainedWithin(socket: Socket, ms: number): Promise<boolean> {
 
 /** Writes until `socket` stops draining (its peer, or the proxy, stopped reading). */
 async function fillUntilStalled(socket: Socket): Promise<void> {
-  for (let written = 0; written < 256 * 1024 * 1024; ) {
+  for (let written = 0; written < 256 * 1024 * 1024;) {
     while (socket.write(CHUNK)) written += CHUNK.length;
     written += CHUNK.length;
     if (!(await drainedWithin(socket, STALL_MS)) || socket.destroyed) return;
@@ -100,7 +108,10 @@ describe('chaos: every connection ends, and everything it held comes back', { ti
         }
         if (mode === POUR) {
           socket.pause();
-          return void fillUntilStalled(socket).then(() => socket.resetAndDestroy(), (error: Error) => upstreamErrors.push(error.message));
+          return void fillUntilStalled(socket).then(
+            () => socket.resetAndDestroy(),
+            (error: Error) => upstreamErrors.push(error.message),
+          );
         }
         if (mode === QUIET) {
           socket.on('end', () => finCarried.get(first.readUInt32BE(1))?.());

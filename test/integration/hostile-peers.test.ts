@@ -73,7 +73,9 @@ describe('hostile peers', { timeout: 60_000 }, () => {
   });
 
   it('a TLS client that never sends its ClientHello is refused after handshake_timeout', async () => {
-    const proxy = await startProxy(oneListener([echo.address], { tls: { cert: certs.serverCert, key: certs.serverKey }, handshake_timeout: '300ms', connect_timeout: '1m' }));
+    const proxy = await startProxy(
+      oneListener([echo.address], { tls: { cert: certs.serverCert, key: certs.serverKey }, handshake_timeout: '300ms', connect_timeout: '1m' }),
+    );
     try {
       const silent = await connect(proxy.port);
       silent.on('error', () => undefined);
@@ -91,7 +93,10 @@ describe('hostile peers', { timeout: 60_000 }, () => {
   for (const mode of ['TLS termination', 'SNI routing'] as const) {
     it(`${mode}: a ClientHello trickled a byte at a time is cut at handshake_timeout, other clients are served`, async () => {
       const hello = await captureClientHello('a.example.com');
-      const keys = mode === 'TLS termination' ? { tls: { cert: certs.serverCert, key: certs.serverKey } } : { routes: [{ sni: 'a.example.com', upstreams: [echo.address] }] };
+      const keys =
+        mode === 'TLS termination'
+          ? { tls: { cert: certs.serverCert, key: certs.serverKey } }
+          : { routes: [{ sni: 'a.example.com', upstreams: [echo.address] }] };
       const proxy = await startProxy(oneListener([echo.address], { ...keys, handshake_timeout: '400ms', connect_timeout: '1m' }));
       try {
         const slow = await connect(proxy.port);
@@ -134,7 +139,12 @@ describe('hostile peers', { timeout: 60_000 }, () => {
 
   it('the admin server cuts a client that never finishes its request head, and answers others', async () => {
     const logger = pino({ level: 'silent' });
-    const server = new AdminServer({ listen: { host: '127.0.0.1', port: 0 }, runtime: new FakeRuntime(), logger, timeouts: { headersMs: 300, requestMs: 1_000, checkEveryMs: 100 } });
+    const server = new AdminServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      runtime: new FakeRuntime(),
+      logger,
+      timeouts: { headersMs: 300, requestMs: 1_000, checkEveryMs: 100 },
+    });
     const { port } = await server.start();
     try {
       const slow = await connect(port);

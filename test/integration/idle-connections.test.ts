@@ -51,10 +51,14 @@ const STALLED_RSS_BOUND = 128 * 1024;
 async function activeReaches(proxy: ProxyProcess, done: (active: number) => boolean, what: string, timeoutMs = 30_000): Promise<number> {
   let last = -1;
   try {
-    return await eventually(async () => {
-      last = (await proxy.admin!.json<Stats>('/api/stats')).listeners[0]!.active;
-      return done(last) ? last : undefined;
-    }, what, timeoutMs);
+    return await eventually(
+      async () => {
+        last = (await proxy.admin!.json<Stats>('/api/stats')).listeners[0]!.active;
+        return done(last) ? last : undefined;
+      },
+      what,
+      timeoutMs,
+    );
   } catch (error) {
     throw new Error(`${(error as Error).message} (active: ${last})`);
   }
@@ -180,7 +184,10 @@ describe('idle and stalled connections at scale, through a proxy process', { tim
 
   for (const mode of ['TLS termination', 'SNI routing'] as const) {
     it(`${mode}: ${STALLED} handshakes never finished: memory bounded, all cut at handshake_timeout, others served`, async (t) => {
-      const keys = mode === 'TLS termination' ? { tls: { cert: certs.serverCert, key: certs.serverKey } } : { routes: [{ sni: 'a.example.com', upstreams: [echo.address] }] };
+      const keys =
+        mode === 'TLS termination'
+          ? { tls: { cert: certs.serverCert, key: certs.serverKey } }
+          : { routes: [{ sni: 'a.example.com', upstreams: [echo.address] }] };
       const proxy = await startProxy({ ...keys, handshake_timeout: '8s' });
       const pid = proxy.child.pid!;
       const baselineRss = rssBytes(pid);

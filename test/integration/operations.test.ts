@@ -320,6 +320,9 @@ describe('admin API: upstream drain and enable', { timeout: 30_000 }, () => {
     assert.equal((await admin.json<Stats>('/api/stats')).upstreams.find((u) => u.address === drainedServer.address)?.state, 'healthy');
     await closeAll([established, ...afterEnable]);
     await proxy.waitForLog(() => proxy.accessLog().length === 9);
-    assert.ok(proxy.accessLog().every((l) => l.event === 'close'), 'no connection was refused');
+    assert.ok(
+      proxy.accessLog().every((l) => l.event === 'close'),
+      'no connection was refused',
+    );
   });
 });

@@ -80,7 +80,14 @@ describe('control commands through the admin API and the pid file', { timeout: 1
   });
 
   it('reload applies the file; a config the proxy refuses is exit 3 with its reason', async () => {
-    await file.write(config({ listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address] }, { name: 'second', listen: '127.0.0.1:0', upstreams: [echo.address] }] }));
+    await file.write(
+      config({
+        listeners: [
+          { name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address] },
+          { name: 'second', listen: '127.0.0.1:0', upstreams: [echo.address] },
+        ],
+      }),
+    );
     const ok = await runBin(['reload', '--config', file.path]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^reloaded/);
@@ -88,7 +95,9 @@ describe('control commands through the admin API and the pid file', { timeout: 1
     assert.deepEqual(stats.listeners.map((l) => l.name).sort(), ['main', 'second']);
 
     // Valid for the schema (so the command sends it) but not loadable: a certificate that does not exist.
-    await file.write(config({ listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address], tls: { cert: 'missing.pem', key: 'missing.pem' } }] }));
+    await file.write(
+      config({ listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address], tls: { cert: 'missing.pem', key: 'missing.pem' } }] }),
+    );
     const refused = await runBin(['reload', '--admin', `127.0.0.1:${adminPort}`, '--admin-token', TOKEN]);
     assert.equal(refused.code, 3);
     assert.match(refused.stderr, /reload refused, the running configuration is kept: .*missing\.pem/);
@@ -120,7 +129,12 @@ describe('control commands through the admin API and the pid file', { timeout: 1
   it('with nothing running: exit 1 naming every place looked', async () => {
     const result = await runBin(['status', '--config', file.path]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, new RegExp(`no running instance found: nothing answers on the admin endpoint 127\\.0\\.0\\.1:${adminPort} \\(ECONNREFUSED\\); pid file ${pidFile} does not exist`));
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `no running instance found: nothing answers on the admin endpoint 127\\.0\\.0\\.1:${adminPort} \\(ECONNREFUSED\\); pid file ${pidFile} does not exist`,
+      ),
+    );
     for (const action of ['reload', 'stop', 'upgrade']) {
       assert.equal((await runBin([action, '--pid-file', pidFile])).code, 1, action);
     }

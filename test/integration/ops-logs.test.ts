@@ -89,10 +89,14 @@ describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
       const rotated = `${log}.1`;
       const proxy = spawnBin(['--config', file.path]);
       try {
-        const listening = await eventually(async () => {
-          const lines = readLines(log).filter((line) => line.event === 'listening');
-          return lines.length >= workers ? lines[0] : undefined;
-        }, 'the listening lines in log.file', 60_000);
+        const listening = await eventually(
+          async () => {
+            const lines = readLines(log).filter((line) => line.event === 'listening');
+            return lines.length >= workers ? lines[0] : undefined;
+          },
+          'the listening lines in log.file',
+          60_000,
+        );
         const port = listening.port as number;
 
         const first: string[] = [];
@@ -103,11 +107,17 @@ describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
         proxy.child.kill('SIGUSR1');
         // Every process (the primary and each worker) writes one line to its reopened file.
         const reopeners = workers === 1 ? 1 : workers + 1;
-        await eventually(async () => (readLines(log).filter((l) => l.event === 'log_reopened').length === reopeners ? true : undefined), 'the reopened log file');
+        await eventually(
+          async () => (readLines(log).filter((l) => l.event === 'log_reopened').length === reopeners ? true : undefined),
+          'the reopened log file',
+        );
 
         const second: string[] = [];
         for (let i = 0; i < 10; i++) second.push(await exchange(port));
-        const closesIn = (path: string): string[] => readLines(path).filter((l) => l.event === 'close').map((l) => l.client as string);
+        const closesIn = (path: string): string[] =>
+          readLines(path)
+            .filter((l) => l.event === 'close')
+            .map((l) => l.client as string);
         await eventually(async () => (closesIn(log).length === 10 ? true : undefined), 'the second 10 close lines in the new file');
 
         assert.deepEqual(closesIn(rotated).sort(), first.sort(), 'the old file keeps the lines written before the rotation');
@@ -121,7 +131,10 @@ describe('log.file and SIGUSR1', { timeout: 120_000 }, () => {
   }
 
   it('a log file that cannot be opened is a one-line start-up error (exit 1)', async () => {
-    const file = await ConfigFile.create({ log: { file: '/proc/tcpproxy-cannot-write-here.log' }, listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }] });
+    const file = await ConfigFile.create({
+      log: { file: '/proc/tcpproxy-cannot-write-here.log' },
+      listeners: [{ listen: '127.0.0.1:0', upstreams: [echo.address] }],
+    });
     try {
       const result = await runBin(['--config', file.path]);
       assert.equal(result.code, 1);

@@ -10,7 +10,18 @@ import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { refusedPort, startEchoServer, type TestServer } from '../helpers/servers.js';
-import { ConfigFile, limitDescriptors, lowestFreeDescriptor, openDescriptors, roundTrip, sampleValue, spawnProxy, type Connection, type ProxyProcess, type Stats } from '../helpers/ops.js';
+import {
+  ConfigFile,
+  limitDescriptors,
+  lowestFreeDescriptor,
+  openDescriptors,
+  roundTrip,
+  sampleValue,
+  spawnProxy,
+  type Connection,
+  type ProxyProcess,
+  type Stats,
+} from '../helpers/ops.js';
 import { PRLIMIT, requires } from '../helpers/requirements.js';
 import { eventually } from '../helpers/wait.js';
 import { closed, connect, readToEnd } from '../helpers/sockets.js';
@@ -83,13 +94,26 @@ describe('reload through the CLI process', { timeout: 45_000 }, () => {
       const beforeNew = accepted([a, b, c]);
       for (let i = 0; i < 4; i++) await oneShot(proxy.port);
       const afterNew = accepted([a, b, c]);
-      assert.deepEqual(afterNew.map((n, i) => n - beforeNew[i]!), [0, 2, 2], 'new connections follow the new upstreams');
+      assert.deepEqual(
+        afterNew.map((n, i) => n - beforeNew[i]!),
+        [0, 2, 2],
+        'new connections follow the new upstreams',
+      );
       await oneShot(extraPort);
       assert.equal(a.accepted.length, 2, 'the new listener proxies to its upstream');
 
       let stats = await admin.json<Stats>('/api/stats');
-      assert.deepEqual(stats.upstreams.filter((u) => u.listener === 'main').map((u) => u.address).sort(), [b.address, c.address].sort());
-      assert.deepEqual(stats.listeners.map((l) => l.name), ['main', 'extra']);
+      assert.deepEqual(
+        stats.upstreams
+          .filter((u) => u.listener === 'main')
+          .map((u) => u.address)
+          .sort(),
+        [b.address, c.address].sort(),
+      );
+      assert.deepEqual(
+        stats.listeners.map((l) => l.name),
+        ['main', 'extra'],
+      );
       let text = await admin.metrics();
       assert.equal(sampleValue(text, 'tcpproxy_upstream_up', { listener: 'main', upstream: a.address }), undefined, 'a removed upstream leaves the gauges');
       assert.equal(sampleValue(text, 'tcpproxy_upstream_connections_total', { listener: 'main', upstream: a.address }), 1, 'its counters remain');
@@ -103,7 +127,10 @@ describe('reload through the CLI process', { timeout: 45_000 }, () => {
       await roundTrip(established, 'after post');
       const beforeSecond = accepted([a, b, c]);
       for (let i = 0; i < 4; i++) await oneShot(proxy.port);
-      assert.deepEqual(accepted([a, b, c]).map((n, i) => n - beforeSecond[i]!), [2, 2, 0]);
+      assert.deepEqual(
+        accepted([a, b, c]).map((n, i) => n - beforeSecond[i]!),
+        [2, 2, 0],
+      );
       await assert.rejects(connect(extraPort), /ECONNREFUSED/, 'a removed listener stops listening');
       stats = await admin.json<Stats>('/api/stats');
       assert.equal(stats.upstreams.find((u) => u.address === b.address)?.connections_total, 4, "an unchanged upstream's counters survive the reload");
@@ -162,7 +189,14 @@ describe('reload through the CLI process', { timeout: 45_000 }, () => {
 
       // Each reload below would also move main to upstream B alone, with other limits, another
       // balance and no health checks; each fails only after main's new context was built.
-      const changedMain = { ...running.listeners[0], upstreams: [b.address], max_connections: 1, max_connections_per_ip: 1, balance: 'random', health_check: undefined };
+      const changedMain = {
+        ...running.listeners[0],
+        upstreams: [b.address],
+        max_connections: 1,
+        max_connections_per_ip: 1,
+        balance: 'random',
+        health_check: undefined,
+      };
       const failing: { what: string; config: unknown; error: RegExp }[] = [
         {
           what: 'a second listener on a port in use',
@@ -298,7 +332,10 @@ describe('reload log lines', { timeout: 20_000 }, () => {
       const reload = await proxy.admin!.call('POST', '/api/reload');
       assert.equal(reload.status, 200);
       await proxy.waitForLog((l) => l.event === 'reload' && l.ok === true);
-      assert.deepEqual(proxy.logs.filter((l) => l.level === 'warn'), []);
+      assert.deepEqual(
+        proxy.logs.filter((l) => l.level === 'warn'),
+        [],
+      );
     } finally {
       await proxy.kill();
       await file.remove();
@@ -349,7 +386,10 @@ describe('SIGTERM through the CLI process', { timeout: 30_000 }, () => {
       assert.equal(await proxy.exited, 1, 'a forced exit reports failure (1), not a clean drain (0)');
       await gone;
       assert.ok(Date.now() - signalledAt < 5_000, 'did not wait for shutdown_timeout');
-      assert.ok(proxy.logs.some((l) => l.event === 'signal' && l.level === 'warn'), 'the forced exit is logged');
+      assert.ok(
+        proxy.logs.some((l) => l.event === 'signal' && l.level === 'warn'),
+        'the forced exit is logged',
+      );
     } finally {
       await proxy.kill();
       await file.remove();
@@ -389,7 +429,15 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
     const a = await startEchoServer();
     // 15 bridged connections take 30 descriptors; clients queued over max_connections take one
     // each and no upstream connect (which EMFILE would fail instead), so accept() is what runs out.
-    const listener = { name: 'main', listen: '127.0.0.1:0', upstreams: [a.address], max_connections: 15, on_limit: 'queue', max_queue: 1000, queue_timeout: '1s' };
+    const listener = {
+      name: 'main',
+      listen: '127.0.0.1:0',
+      upstreams: [a.address],
+      max_connections: 15,
+      on_limit: 'queue',
+      max_queue: 1000,
+      queue_timeout: '1s',
+    };
     const file = await ConfigFile.create({ listeners: [listener] });
     const proxy = await spawnProxy(file);
     const clients: Socket[] = [];
@@ -418,9 +466,15 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
       assert.ok(shed >= 120 - 15 - 40, `only ${shed} clients shed`);
       assert.equal(proxy.child.exitCode, null, 'the proxy died of descriptor exhaustion');
       // The proxy's own shortage is not the upstream's: it stays healthy throughout.
-      assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
+      assert.deepEqual(
+        proxy.logs.filter((l) => l.event === 'upstream_state'),
+        [],
+      );
       // libuv shed the excess itself: Node reported no accept failure.
-      assert.deepEqual(proxy.logs.filter((l) => l.event === 'accept_error'), []);
+      assert.deepEqual(
+        proxy.logs.filter((l) => l.event === 'accept_error'),
+        [],
+      );
       // The connections it holds are unharmed.
       const held = clients.filter((client) => !client.destroyed);
       assert.equal(held.length, served);
@@ -474,7 +528,10 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
       await release();
       // Descriptors free: the next client is served at once (no back-off to wait out).
       await oneShot(proxy.port, 'back');
-      assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
+      assert.deepEqual(
+        proxy.logs.filter((l) => l.event === 'upstream_state'),
+        [],
+      );
       const upstream = (await proxy.admin!.json<Stats>('/api/stats')).upstreams.find((u) => u.address === a.address);
       assert.deepEqual({ state: upstream?.state, connect_failures: upstream?.connect_failures }, { state: 'healthy', connect_failures: 0 });
     } finally {
@@ -506,7 +563,10 @@ describe('descriptor exhaustion (EMFILE) in the CLI process', { timeout: 60_000 
       await release();
       // Two descriptors free, but a check may take one of them for a moment: wait for a client served.
       await eventually(async () => (await oneShot(proxy.port, 'back'), true), 'a client served after the descriptors were freed');
-      assert.deepEqual(proxy.logs.filter((l) => l.event === 'upstream_state'), []);
+      assert.deepEqual(
+        proxy.logs.filter((l) => l.event === 'upstream_state'),
+        [],
+      );
     } finally {
       await proxy.kill();
       await file.remove();

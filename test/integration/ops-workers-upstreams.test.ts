@@ -24,7 +24,11 @@ describe('run-time upstream changes with --workers 2', { timeout: 180_000 }, () 
 
   before(async () => {
     [a, b] = await Promise.all([startEchoServer(), startEchoServer()]);
-    file = await ConfigFile.create({ admin: { listen: '127.0.0.1:0' }, shutdown_timeout: '2s', listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [a.address] }] });
+    file = await ConfigFile.create({
+      admin: { listen: '127.0.0.1:0' },
+      shutdown_timeout: '2s',
+      listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [a.address] }],
+    });
     proxy = await spawnProxy(file, { args: ['--workers', '2'], listening: 2, admin: true, startTimeoutMs: 60_000 });
   });
   after(async () => {
@@ -73,7 +77,10 @@ describe('run-time upstream changes with --workers 2', { timeout: 180_000 }, () 
     const byWorker = await upstreamsByWorker();
     for (const [worker, upstreams] of byWorker) assert.deepEqual([...upstreams], [b.address], `worker ${worker}`);
     const lines = proxy.logs.filter((l) => l.event === 'admin' && typeof l.action === 'string' && String(l.action).startsWith('upstream_'));
-    assert.deepEqual(lines.map((l) => l.action), ['upstream_add', 'upstream_remove']);
+    assert.deepEqual(
+      lines.map((l) => l.action),
+      ['upstream_add', 'upstream_remove'],
+    );
   });
 
   it('a worker restarted after a crash gets the changes replayed', async () => {

@@ -27,8 +27,7 @@ describe('--workers 2', { timeout: 60_000 }, () => {
   let b: TestServer;
   let file: ConfigFile;
   let proxy: ProxyProcess;
-  const workerPids = (): Set<number> =>
-    new Set(proxy.logs.filter((l) => l.event === 'listening' && typeof l.worker === 'number').map((l) => l.pid as number));
+  const workerPids = (): Set<number> => new Set(proxy.logs.filter((l) => l.event === 'listening' && typeof l.worker === 'number').map((l) => l.pid as number));
 
   before(async () => {
     [a, b] = await Promise.all([startEchoServer(), startEchoServer()]);
@@ -191,7 +190,10 @@ describe('--workers 2', { timeout: 60_000 }, () => {
     await roundTrip(client, 'last');
     proxy.child.kill('SIGTERM');
     const draining = await proxy.waitForLines((l) => l.event === 'shutdown', 2);
-    assert.equal(draining.reduce((sum, l) => sum + (l.active as number), 0), 1);
+    assert.equal(
+      draining.reduce((sum, l) => sum + (l.active as number), 0),
+      1,
+    );
     const reply = readToEnd(client);
     client.end('bye');
     assert.equal((await reply).toString(), 'bye');

@@ -79,17 +79,26 @@ describe('run-time upstream management on the real runtime', { timeout: 60_000 }
 
   it('lists a listener’s upstreams; refuses without the token, with a bad body, or for an unknown listener', async () => {
     const list = await admin.json<UpstreamView[]>(upstreamsPath('main'));
-    assert.deepEqual(list.map((u) => [u.address, u.weight, u.max_connections]), [
-      [servers.A!.address, 1, null],
-      [servers.B!.address, 1, null],
-    ]);
+    assert.deepEqual(
+      list.map((u) => [u.address, u.weight, u.max_connections]),
+      [
+        [servers.A!.address, 1, null],
+        [servers.B!.address, 1, null],
+      ],
+    );
     assert.equal((await new AdminClient(admin.port).call('GET', upstreamsPath('main'))).status, 401);
     const anonymous = await new AdminClient(admin.port).call('POST', upstreamsPath('main'), { 'Content-Type': 'application/json' });
     assert.equal(anonymous.status, 401);
     assert.equal((await send(admin, 'GET', upstreamsPath('nope'))).status, 404);
-    const wrongType = await request(admin.port, 'POST', upstreamsPath('main'), { headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'text/plain' }, body: '{}' });
+    const wrongType = await request(admin.port, 'POST', upstreamsPath('main'), {
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'text/plain' },
+      body: '{}',
+    });
     assert.equal(wrongType.status, 415);
-    const notJson = await request(admin.port, 'POST', upstreamsPath('main'), { headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: '{"address":' });
+    const notJson = await request(admin.port, 'POST', upstreamsPath('main'), {
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      body: '{"address":',
+    });
     assert.equal(notJson.status, 400);
     assert.match(notJson.body, /invalid JSON/);
     const crossSite = await request(admin.port, 'PATCH', upstreamPath('main', servers.A!.address), {
@@ -173,7 +182,10 @@ describe('run-time upstream management on the real runtime', { timeout: 60_000 }
     assert.equal(sha256(await echoed), sha256(payload));
     const close = await proxy.waitForLog((l) => l.event === 'close' && l.upstream === servers.C!.address && l.bytes_from_client === payload.length);
     assert.equal(close.reason, 'client_closed');
-    assert.deepEqual((await admin.json<UpstreamView[]>(upstreamsPath('main'))).map((u) => u.address), [servers.A!.address, servers.B!.address]);
+    assert.deepEqual(
+      (await admin.json<UpstreamView[]>(upstreamsPath('main'))).map((u) => u.address),
+      [servers.A!.address, servers.B!.address],
+    );
   });
 
   it('the last upstream cannot be removed', async () => {
@@ -215,11 +227,20 @@ describe('run-time upstream management on the real runtime', { timeout: 60_000 }
       `set ${servers.B!.address} weight 5 max_connections 3`,
     ]);
     const list = await admin.json<UpstreamView[]>(upstreamsPath('sticky'));
-    assert.deepEqual(list.map((u) => [u.address, u.weight, u.max_connections]), [
-      [servers.A!.address, 1, null],
-      [servers.B!.address, 1, null],
-    ]);
+    assert.deepEqual(
+      list.map((u) => [u.address, u.weight, u.max_connections]),
+      [
+        [servers.A!.address, 1, null],
+        [servers.B!.address, 1, null],
+      ],
+    );
     const main = await admin.json<UpstreamView[]>(upstreamsPath('main'));
-    assert.deepEqual(main.map((u) => [u.address, u.weight]), [[servers.A!.address, 1], [servers.B!.address, 1]]);
+    assert.deepEqual(
+      main.map((u) => [u.address, u.weight]),
+      [
+        [servers.A!.address, 1],
+        [servers.B!.address, 1],
+      ],
+    );
   });
 });

@@ -39,7 +39,11 @@ describe('addresses as text', { timeout: 10_000 }, () => {
   });
 
   it('parseHostPort reads what formatHostPort writes, and says what is wrong otherwise', () => {
-    for (const [host, port] of [['10.1.2.3', 80], ['::1', 8080], ['name.example', 65535]] as const) {
+    for (const [host, port] of [
+      ['10.1.2.3', 80],
+      ['::1', 8080],
+      ['name.example', 65535],
+    ] as const) {
       assert.deepEqual(parseHostPort(formatHostPort(host, port)), { host, port });
     }
     assert.deepEqual(parseHostPort('0.0.0.0:0', { allowPortZero: true }), { host: '0.0.0.0', port: 0 });

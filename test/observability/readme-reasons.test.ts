@@ -24,7 +24,10 @@ test('the access-log section lists every close and reject reason', () => {
   assert.ok(closes && rejects, 'the README has the "Close reasons: ... Reject reasons: ... Extra fields:" paragraph');
   assert.deepEqual(codeWords(closes), closeReasons);
   // There `error` is the log field saying why no upstream took it, not a reason.
-  assert.deepEqual(codeWords(rejects).filter((word) => word !== 'error'), rejectReasons);
+  assert.deepEqual(
+    codeWords(rejects).filter((word) => word !== 'error'),
+    rejectReasons,
+  );
 });
 
 test('the metrics table lists every reason label', () => {

@@ -69,7 +69,10 @@ describe('live filters', () => {
     filters.remove('y');
     void pipeline.toUpstream.write(Buffer.from('3'));
     assert.deepEqual(out, ['1xy', '2Xy', '3X']);
-    assert.deepEqual(filters.list().map((f) => f.name), ['x', 'never']);
+    assert.deepEqual(
+      filters.list().map((f) => f.name),
+      ['x', 'never'],
+    );
     assert.equal(filters.follows('1'), true);
     detach();
     assert.equal(filters.follows('1'), false);

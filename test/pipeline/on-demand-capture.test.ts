@@ -39,7 +39,10 @@ async function onlyConnection(proxy: TestProxy): Promise<string> {
 describe('on-demand capture', { timeout: 60_000 }, () => {
   it('captures one live connection from the moment it starts, until stopped', async () => {
     const echo = await startEchoServer();
-    const proxy = await startProxy({ admin: { listen: '127.0.0.1:0' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address], live_filters: true }] });
+    const proxy = await startProxy({
+      admin: { listen: '127.0.0.1:0' },
+      listeners: [{ name: 'main', listen: '127.0.0.1:0', upstreams: [echo.address], live_filters: true }],
+    });
     try {
       const client = await EchoClient.open(proxy.port);
       await client.exchange('before the capture;');
@@ -61,7 +64,10 @@ describe('on-demand capture', { timeout: 60_000 }, () => {
       const front = `127.0.0.1:${proxy.port}`;
       assert.equal(followStream(segments, clientAddress, front).data.toString(), 'captured both ways');
       assert.equal(followStream(segments, front, clientAddress).data.toString(), 'captured both ways');
-      assert.equal(followStream(segments, `127.0.0.1:${echo.port}`, segments.find((s) => s.dst === `127.0.0.1:${echo.port}`)!.src).data.toString(), 'captured both ways');
+      assert.equal(
+        followStream(segments, `127.0.0.1:${echo.port}`, segments.find((s) => s.dst === `127.0.0.1:${echo.port}`)!.src).data.toString(),
+        'captured both ways',
+      );
       if (!tsharkMissing) {
         const dir = mkdtempSync(join(tmpdir(), 'capture-'));
         writeFileSync(join(dir, 'c.pcap'), file.body);
@@ -92,10 +98,15 @@ describe('on-demand capture', { timeout: 60_000 }, () => {
       await client.exchange('z'.repeat(800));
       await proxy.waitForLog((line) => line.event === 'capture' && line.action === 'start');
       // It stopped by itself: the file can be read without a DELETE.
-      const file = await eventually(async () => {
-        const answer = await call(proxy, 'GET', '/api/listeners/main/capture');
-        return answer.status === 409 ? undefined : answer;
-      }, 'the capture to stop by itself', 5_000, 25);
+      const file = await eventually(
+        async () => {
+          const answer = await call(proxy, 'GET', '/api/listeners/main/capture');
+          return answer.status === 409 ? undefined : answer;
+        },
+        'the capture to stop by itself',
+        5_000,
+        25,
+      );
       assert.equal(file.status, 200);
       assert.equal(json(await call(proxy, 'DELETE', '/api/listeners/main/capture')).stop_reason, 'max_bytes');
       const payload = readPcap(file.body).filter((s) => s.payload.length > 0);

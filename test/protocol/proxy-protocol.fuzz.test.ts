@@ -21,10 +21,7 @@ import {
   type ProxyTlv,
 } from '../../src/protocol/proxy-protocol.js';
 
-type Outcome =
-  | { kind: 'need-more' }
-  | { kind: 'done'; header: ProxyHeader; consumed: number; rest: Buffer }
-  | { kind: 'error'; message: string };
+type Outcome = { kind: 'need-more' } | { kind: 'done'; header: ProxyHeader; consumed: number; rest: Buffer } | { kind: 'error'; message: string };
 
 /** Feeds `input` cut at `cuts`; anything thrown other than ProxyProtocolError propagates. */
 function feed(input: Buffer, cuts: number[], accept: ProxyAccept, maxV2Length: number): Outcome {
@@ -79,10 +76,12 @@ const addresses: fc.Arbitrary<ProxyAddresses> = fc.oneof(
   fc.record({ family: fc.constant('tcp6' as const), source: fc.record({ address: ipv6, port }), destination: fc.record({ address: ipv6, port }) }),
 );
 const tlvs: fc.Arbitrary<ProxyTlv[]> = fc.array(
-  fc.record({
-    type: fc.integer({ min: 0, max: 255 }).filter((type) => type !== 0x03), // CRC32C has its own test
-    value: bytes(40),
-  }).map(({ type, value }) => ({ type, value })), // a plain object, as the parser builds (deepEqual compares prototypes)
+  fc
+    .record({
+      type: fc.integer({ min: 0, max: 255 }).filter((type) => type !== 0x03), // CRC32C has its own test
+      value: bytes(40),
+    })
+    .map(({ type, value }) => ({ type, value })), // a plain object, as the parser builds (deepEqual compares prototypes)
   { maxLength: 4 },
 );
 /** A valid header (v1 or v2, PROXY or LOCAL/UNKNOWN) followed by client bytes. */

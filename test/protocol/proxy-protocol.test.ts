@@ -33,11 +33,14 @@ function parsed(input: Buffer | string, accept: ProxyAccept = 'any') {
 }
 
 function rejects(input: Buffer | string, message: RegExp, accept: ProxyAccept = 'any', maxV2Length?: number): void {
-  assert.throws(() => parseAll(input, accept, maxV2Length), (err: unknown) => {
-    assert.ok(err instanceof ProxyProtocolError, `expected ProxyProtocolError, got ${String(err)}`);
-    assert.match(err.message, message);
-    return true;
-  });
+  assert.throws(
+    () => parseAll(input, accept, maxV2Length),
+    (err: unknown) => {
+      assert.ok(err instanceof ProxyProtocolError, `expected ProxyProtocolError, got ${String(err)}`);
+      assert.match(err.message, message);
+      return true;
+    },
+  );
 }
 
 /** A v2 header built by hand, so the tests do not only check the encoder against itself. */
@@ -78,16 +81,18 @@ describe('PROXY protocol v2 encoding', TIMEOUT, () => {
   });
   test('TCP6 bytes', () => {
     const header = encodeV2(tcp6('2001:db8::1', 1, '::1', 2));
-    assert.equal(
-      header.toString('hex'),
-      `${V2_SIGNATURE}21210024` + '20010db8000000000000000000000001' + '00000000000000000000000000000001' + '0001' + '0002',
-    );
+    assert.equal(header.toString('hex'), `${V2_SIGNATURE}21210024` + '20010db8000000000000000000000001' + '00000000000000000000000000000001' + '0001' + '0002');
   });
   test('LOCAL for health checks', () => {
     assert.equal(encodeV2(undefined).toString('hex'), `${V2_SIGNATURE}20000000`);
   });
   test('IPv4-mapped IPv6 becomes TCP over IPv4', () => {
-    assert.equal(encodeV2(tcp6('::ffff:127.0.0.1', 5, '::ffff:127.0.0.2', 6)).subarray(12, 16).toString('hex'), '2111000c');
+    assert.equal(
+      encodeV2(tcp6('::ffff:127.0.0.1', 5, '::ffff:127.0.0.2', 6))
+        .subarray(12, 16)
+        .toString('hex'),
+      '2111000c',
+    );
   });
   test('TLVs are appended after the addresses', () => {
     const header = encodeV2(tcp4('1.2.3.4', 1, '5.6.7.8', 2), [{ type: 0x02, value: Buffer.from('example.com') }]);
@@ -102,7 +107,10 @@ describe('PROXY protocol parsing', TIMEOUT, () => {
     ['TCP6', tcp6('2001:db8::1', 0, 'fe80::abcd', 65535)],
   ];
   for (const [name, addresses] of cases) {
-    for (const [version, encode] of [[1, encodeV1], [2, encodeV2]] as const) {
+    for (const [version, encode] of [
+      [1, encodeV1],
+      [2, encodeV2],
+    ] as const) {
       test(`v${version} ${name} round trip keeps the bytes after the header`, () => {
         const result = parsed(Buffer.concat([encode(addresses), Buffer.from('GET / HTTP/1.1\r\n')]));
         assert.deepEqual(result.header, { version, command: 'proxy', addresses });

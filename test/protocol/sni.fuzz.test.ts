@@ -50,22 +50,29 @@ type Edit = [kind: number, at: number, value: number, bytes: Uint8Array];
 function applyEdit(input: Buffer, [kind, at, value, bytes]: Edit): Buffer {
   const i = input.length === 0 ? 0 : at % input.length;
   switch (kind % 7) {
-    case 0: { // one byte
+    case 0: {
+      // one byte
       const out = Buffer.from(input);
       if (out.length > 0) out[i] = value & 0xff;
       return out;
     }
-    case 1: { // a 16-bit length field set to a boundary value
+    case 1: {
+      // a 16-bit length field set to a boundary value
       const out = Buffer.from(input);
       const boundaries = [0, 1, 2, 3, 4, 0x7f, 0xff, 0x100, 0x3fff, 0x4000, 0x4001, 0xfffe, 0xffff];
       if (out.length >= 2) out.writeUInt16BE(boundaries[value % boundaries.length]!, Math.min(i, out.length - 2));
       return out;
     }
-    case 2: return input.subarray(0, i); // truncated
-    case 3: return Buffer.concat([input.subarray(0, i), Buffer.from(bytes), input.subarray(i)]); // inserted
-    case 4: return Buffer.concat([input.subarray(0, i), input.subarray(i + (value % 64))]); // cut out
-    case 5: return Buffer.concat([input.subarray(0, i + (value % 64)), input.subarray(i)]); // repeated
-    default: return Buffer.concat([input, Buffer.from(bytes)]); // trailing
+    case 2:
+      return input.subarray(0, i); // truncated
+    case 3:
+      return Buffer.concat([input.subarray(0, i), Buffer.from(bytes), input.subarray(i)]); // inserted
+    case 4:
+      return Buffer.concat([input.subarray(0, i), input.subarray(i + (value % 64))]); // cut out
+    case 5:
+      return Buffer.concat([input.subarray(0, i + (value % 64)), input.subarray(i)]); // repeated
+    default:
+      return Buffer.concat([input, Buffer.from(bytes)]); // trailing
   }
 }
 
@@ -90,21 +97,30 @@ describe('SNI parser fuzzing', { timeout: FUZZ_TIMEOUT_MS }, () => {
 
   /** A real hello (maybe re-fragmented), a few edits of it, or noise. */
   const input = fc.oneof(
-    { weight: 4, arbitrary: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 600 }), fc.array(edit, { maxLength: 4 })).map(([which, size, edits]) => {
-      const hello = hellos[which % hellos.length]!;
-      return edits.reduce(applyEdit, size === 0 ? hello : refragment(hello, size));
-    }) },
+    {
+      weight: 4,
+      arbitrary: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 600 }), fc.array(edit, { maxLength: 4 })).map(([which, size, edits]) => {
+        const hello = hellos[which % hellos.length]!;
+        return edits.reduce(applyEdit, size === 0 ? hello : refragment(hello, size));
+      }),
+    },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 2000 }).map((bytes) => Buffer.from(bytes)) },
-    { weight: 1, arbitrary: fc.tuple(fc.uint8Array({ maxLength: 1000 }), fc.integer({ min: 0, max: 0xffff })).map(([bytes, length]) => {
-      const out = Buffer.concat([Buffer.from([22, 3, 1, length >> 8, length & 0xff, 1]), Buffer.from(bytes)]);
-      return out;
-    }) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(fc.uint8Array({ maxLength: 1000 }), fc.integer({ min: 0, max: 0xffff })).map(([bytes, length]) => {
+        const out = Buffer.concat([Buffer.from([22, 3, 1, length >> 8, length & 0xff, 1]), Buffer.from(bytes)]);
+        return out;
+      }),
+    },
   );
 
   test('the real hellos parse (the mutations start from good input)', () => {
     assert.equal(hellos.length, 5);
     const names = hellos.map((hello) => peekServerName(hello));
-    assert.deepEqual(names.map((n) => (n.state === 'done' ? n.serverName : n.state)), ['api.example.com', 'x.example', `${'a'.repeat(63)}.example`, undefined, 'mixed.case-name_1.example']);
+    assert.deepEqual(
+      names.map((n) => (n.state === 'done' ? n.serverName : n.state)),
+      ['api.example.com', 'x.example', `${'a'.repeat(63)}.example`, undefined, 'mixed.case-name_1.example'],
+    );
     for (const size of [1, 7, 100]) assert.deepEqual(peekServerName(refragment(hellos[0]!, size)), names[0]);
   });
 

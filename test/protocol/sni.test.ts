@@ -3,14 +3,7 @@ import { once } from 'node:events';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import {
-  ClientHelloError,
-  matchServerName,
-  MAX_CLIENT_HELLO_LENGTH,
-  peekServerName,
-  readClientHello,
-  type ClientHello,
-} from '../../src/protocol/sni.js';
+import { ClientHelloError, matchServerName, MAX_CLIENT_HELLO_LENGTH, peekServerName, readClientHello, type ClientHello } from '../../src/protocol/sni.js';
 import { listenerCounts, startLoopbackServer, type LoopbackServer } from './loopback.js';
 import { connect } from '../helpers/sockets.js';
 
@@ -224,7 +217,10 @@ describe('readClientHello over loopback', { timeout: 10_000 }, () => {
   test('silence times out, an early close is refused', async () => {
     const silent = await connect(server.port);
     const silentSocket = await server.accepted();
-    await assert.rejects(readClientHello(silentSocket, 100), (err: unknown) => err instanceof ClientHelloError && err.message.includes('not complete within 100 ms'));
+    await assert.rejects(
+      readClientHello(silentSocket, 100),
+      (err: unknown) => err instanceof ClientHelloError && err.message.includes('not complete within 100 ms'),
+    );
     silent.destroy();
 
     const closing = await connect(server.port);

@@ -56,18 +56,56 @@ export async function makeTestCertificates(dir: string, options: TestCertificate
   const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
   await run('openssl', [
-    'req', '-x509', '-new', ...newKey, '-keyout', file('ca.key'), '-out', file('ca.crt'),
-    '-days', '2', '-subj', '/CN=tcpproxy test CA', '-config', config, '-extensions', 'ca_ext',
+    'req',
+    '-x509',
+    '-new',
+    ...newKey,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=tcpproxy test CA',
+    '-config',
+    config,
+    '-extensions',
+    'ca_ext',
   ]);
   const issue = async (role: 'server' | 'client', commonName: string): Promise<void> => {
     await run('openssl', [
-      'req', '-new', ...newKey, '-keyout', file(`${role}.key`), '-out', file(`${role}.csr`),
-      '-subj', `/CN=${commonName}`, '-config', config,
+      'req',
+      '-new',
+      ...newKey,
+      '-keyout',
+      file(`${role}.key`),
+      '-out',
+      file(`${role}.csr`),
+      '-subj',
+      `/CN=${commonName}`,
+      '-config',
+      config,
     ]);
     await run('openssl', [
-      'x509', '-req', '-in', file(`${role}.csr`), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
-      '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-out', file(`${role}.crt`),
-      '-extfile', config, '-extensions', `${role}_ext`,
+      'x509',
+      '-req',
+      '-in',
+      file(`${role}.csr`),
+      '-CA',
+      file('ca.crt'),
+      '-CAkey',
+      file('ca.key'),
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-days',
+      '2',
+      '-out',
+      file(`${role}.crt`),
+      '-extfile',
+      config,
+      '-extensions',
+      `${role}_ext`,
     ]);
   };
   await Promise.all([issue('server', 'localhost'), issue('client', 'tcpproxy test client')]);

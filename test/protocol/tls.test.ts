@@ -136,10 +136,18 @@ describe('TLS loaders', { timeout: 20_000 }, () => {
         return true;
       });
     const missing = join(dir, 'missing.pem');
-    expectError(() => loadServerContext({ cert: 'missing.pem', key: certs.serverKey }, dir), 'cert', new RegExp(`cannot read certificate file "${missing}" \\(ENOENT\\)`));
+    expectError(
+      () => loadServerContext({ cert: 'missing.pem', key: certs.serverKey }, dir),
+      'cert',
+      new RegExp(`cannot read certificate file "${missing}" \\(ENOENT\\)`),
+    );
     expectError(() => loadServerContext({ cert: certs.serverCert, key: certs.serverCert }, dir), 'key', /is not a PEM private key/);
     expectError(() => loadServerContext({ cert: certs.serverKey, key: certs.serverKey }, dir), 'cert', /is not a PEM certificate/);
-    expectError(() => loadServerContext({ cert: certs.serverCert, key: certs.clientKey }, dir), 'key', /cannot use certificate ".*server\.crt" with key ".*client\.key"/);
+    expectError(
+      () => loadServerContext({ cert: certs.serverCert, key: certs.clientKey }, dir),
+      'key',
+      /cannot use certificate ".*server\.crt" with key ".*client\.key"/,
+    );
     expectError(() => loadServerContext({ cert: certs.serverCert, key: certs.serverKey, requireClientCert: true }, dir), 'require_client_cert', /needs a ca/);
     expectError(() => loadClientOptions({ verify: true, cert: certs.clientCert }, dir), 'key', /cert and key must be given together/);
 

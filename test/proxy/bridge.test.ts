@@ -311,7 +311,10 @@ describe('bridge: access log and teardown', { timeout: 60_000 }, () => {
       const listener = proxy.runtime.connections();
       assert.equal(listener.length, 0, 'bridges still registered');
       const endpoints = proxy.runtime.stats().upstreams;
-      assert.ok(endpoints.every((u) => u.active === 0), 'upstream slots leaked');
+      assert.ok(
+        endpoints.every((u) => u.active === 0),
+        'upstream slots leaked',
+      );
       // max_lifetime (and the raw sockets' timeouts) sit on the deadline wheel: all taken off.
       assert.equal(deadlineWheel.size, 0, 'deadlines left on the wheel');
       // Echo-side sockets finish closing asynchronously; allow for them, not for growth.

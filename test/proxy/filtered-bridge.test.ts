@@ -21,7 +21,9 @@ describe('filtered bridge', { timeout: 60_000 }, () => {
     try {
       const client = await connect(proxy.port);
       const reply = readToEnd(client);
-      const filler = randomBytes(4 * 1024 * 1024).toString('base64').replace(/cat|dog|wolf/gi, 'xxx');
+      const filler = randomBytes(4 * 1024 * 1024)
+        .toString('base64')
+        .replace(/cat|dog|wolf/gi, 'xxx');
       client.write('a ca');
       client.write(`t and ${filler}`);
       client.end(' the end');

@@ -33,7 +33,9 @@ async function peerServer(): Promise<{ port: number; accepted: Promise<Socket>; 
 }
 
 /** A connected RawSocket reading into its own buffer; `received` collects what it read. */
-async function connected(port: number): Promise<{ socket: RawSocket; received: Buffer[]; closed: Promise<void>; errors: NodeJS.ErrnoException[]; ended: Promise<void> }> {
+async function connected(
+  port: number,
+): Promise<{ socket: RawSocket; received: Buffer[]; closed: Promise<void>; errors: NodeJS.ErrnoException[]; ended: Promise<void> }> {
   const socket = RawSocket.connect(handles, '127.0.0.1', port, false);
   const received: Buffer[] = [];
   const errors: NodeJS.ErrnoException[] = [];
@@ -78,7 +80,11 @@ describe('raw-socket: every operation on a real connection', { skip: tcpHandles 
     peer.on('data', (chunk: Buffer) => fromPeer.push(chunk));
     peer.write('hello raw');
     await until(() => Buffer.concat(received).toString() === 'hello raw');
-    assert.equal(socket.write(Buffer.from('hello peer'), () => undefined), true, 'a small write completes at once');
+    assert.equal(
+      socket.write(Buffer.from('hello peer'), () => undefined),
+      true,
+      'a small write completes at once',
+    );
     assert.equal(socket.writableLength, 0);
     assert.equal(socket.localAddress, '127.0.0.1');
     assert.equal(typeof socket.localPort, 'number');

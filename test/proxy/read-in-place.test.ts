@@ -79,7 +79,10 @@ describe('readInPlace', { timeout: 20_000 }, () => {
     accepted.resume();
     await once(accepted, 'data');
     accepted.pause();
-    assert.equal(readInPlace(accepted, Buffer.allocUnsafe(1024), () => true), undefined);
+    assert.equal(
+      readInPlace(accepted, Buffer.allocUnsafe(1024), () => true),
+      undefined,
+    );
     assert.ok(!accepted.destroyed);
     client.destroy();
     accepted.destroy();
@@ -93,7 +96,10 @@ describe('readInPlace', { timeout: 20_000 }, () => {
     client.end();
     await until(() => (accepted as unknown as { _readableState: { ended: boolean } })._readableState.ended, 'the EOF');
     accepted.off('readable', keepBuffered);
-    assert.equal(readInPlace(accepted, Buffer.allocUnsafe(1024), () => true), undefined);
+    assert.equal(
+      readInPlace(accepted, Buffer.allocUnsafe(1024), () => true),
+      undefined,
+    );
     client.destroy();
     accepted.destroy();
     await closeServer(server);

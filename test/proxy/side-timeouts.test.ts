@@ -145,7 +145,9 @@ describe('client_timeout and server_timeout', { timeout: 60_000 }, () => {
 
   it('a bad --server-timeout exits 2 naming the flag', async () => {
     const bin = new URL('../../../bin/tcpproxy', import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:9', '--server-timeout', 'soon'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [bin, '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:9', '--server-timeout', 'soon'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const [code] = (await once(child, 'exit')) as [number];

@@ -101,9 +101,7 @@ describe('PROXY protocol', { timeout: 30_000 }, () => {
 
   it('accept: the header sets the logged client and the ACL decision; bad headers are refused', async () => {
     const echo = await startEchoServer();
-    const proxy = await startProxy(
-      oneListener([echo.address], { proxy_protocol: { accept: 'any', timeout: '500ms' }, access: { deny: ['203.0.113.0/24'] } }),
-    );
+    const proxy = await startProxy(oneListener([echo.address], { proxy_protocol: { accept: 'any', timeout: '500ms' }, access: { deny: ['203.0.113.0/24'] } }));
     try {
       const good = await connect(proxy.port);
       const goodPort = good.localPort;
@@ -164,13 +162,18 @@ describe('TLS', { timeout: 60_000 }, () => {
     }
   });
 
-  it('a PROXY header then TLS: terminated, and SNI-routed, each logged with the header\'s client and the TLS details', async () => {
+  it("a PROXY header then TLS: terminated, and SNI-routed, each logged with the header's client and the TLS details", async () => {
     const echo = await startEchoServer();
     const routedServer = tls.createServer({ cert: await readFile(certs.serverCert), key: await readFile(certs.serverKey) }, (socket) => socket.pipe(socket));
     routedServer.listen(0, '127.0.0.1');
     await once(routedServer, 'listening');
-    const routed = { address: `127.0.0.1:${(routedServer.address() as AddressInfo).port}`, close: () => new Promise<void>((resolve) => routedServer.close(() => resolve())) };
-    const terminating = await startProxy(oneListener([echo.address], { proxy_protocol: { accept: 'v1' }, tls: { cert: certs.serverCert, key: certs.serverKey } }));
+    const routed = {
+      address: `127.0.0.1:${(routedServer.address() as AddressInfo).port}`,
+      close: () => new Promise<void>((resolve) => routedServer.close(() => resolve())),
+    };
+    const terminating = await startProxy(
+      oneListener([echo.address], { proxy_protocol: { accept: 'v1' }, tls: { cert: certs.serverCert, key: certs.serverKey } }),
+    );
     const routing = await startProxy(
       oneListener([echo.address], { proxy_protocol: { accept: 'v2' }, routes: [{ sni: 'a.example.com', upstreams: [routed.address] }] }),
     );

@@ -114,7 +114,10 @@ describe('reload: state that outlives the plan', { timeout: 30_000 }, () => {
       await until(() => proxy.runtime.connections().length === 0, 'all closed');
       const again = await bridgedClient(proxy.port, 'd');
       assert.equal(await finish(again, '+d'), '+d');
-      const refusals = proxy.accessLog().filter((line) => line.event === 'reject').map((line) => line.reason);
+      const refusals = proxy
+        .accessLog()
+        .filter((line) => line.event === 'reject')
+        .map((line) => line.reason);
       assert.deepEqual(refusals, ['limit', 'limit']);
     } finally {
       await proxy.stop();
@@ -200,7 +203,11 @@ describe('reload: nothing left behind', { timeout: 60_000 }, () => {
       // and a re-resolution timer, per listener. A leak would be one or more per reload.
       const timers = handles.live().filter((type) => type === 'Timeout').length;
       assert.ok(timers <= 2 * 4, `${timers} timers left from the reloads`);
-      assert.deepEqual(handles.live().filter((type) => type !== 'Timeout'), [], 'sockets left from the traffic or the checks');
+      assert.deepEqual(
+        handles.live().filter((type) => type !== 'Timeout'),
+        [],
+        'sockets left from the traffic or the checks',
+      );
       assert.equal(proxy.runtime.stats().listeners.length, 2);
       for (const { name, queue_length } of proxy.runtime.stats().listeners) assert.equal(queue_length, 0, name);
     } finally {

@@ -18,7 +18,8 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
   let count = 0;
 
   /** A fresh proxy to the echo server on a port of its own. */
-  const echoProxy = (): Promise<Proxy> => fixture.toxiproxy.client.createProxy({ name: `echo-${++count}`, listen: '127.0.0.1:0', upstream: fixture.echo.address });
+  const echoProxy = (): Promise<Proxy> =>
+    fixture.toxiproxy.client.createProxy({ name: `echo-${++count}`, listen: '127.0.0.1:0', upstream: fixture.echo.address });
 
   it('reports a version, creates a proxy on the port it got, and lists and gets it', async () => {
     assert.match(await fixture.toxiproxy.client.getVersion(), /"version":\s*"2\./);
@@ -141,7 +142,13 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
 
   it('slicer cuts the data into pieces spaced by its delay, intact', async () => {
     const proxy = await echoProxy();
-    await proxy.addToxic({ name: 'slicer', type: 'slicer', stream: 'downstream', toxicity: 1, attributes: { average_size: 10, size_variation: 5, delay: 2000 } });
+    await proxy.addToxic({
+      name: 'slicer',
+      type: 'slicer',
+      stream: 'downstream',
+      toxicity: 1,
+      attributes: { average_size: 10, size_variation: 5, delay: 2000 },
+    });
     const client = await EchoClient.open(portOf(proxy.listen));
     let reads = 0;
     const bytes: Buffer[] = [];
@@ -235,7 +242,11 @@ describe('toxiproxy-server with toxiproxy-node-client', { timeout: 90_000 }, () 
   });
 
   it('an upstream that refuses: the client is closed', async () => {
-    const proxy = await fixture.toxiproxy.client.createProxy({ name: `refused-${++count}`, listen: '127.0.0.1:0', upstream: `127.0.0.1:${await refusedPort()}` });
+    const proxy = await fixture.toxiproxy.client.createProxy({
+      name: `refused-${++count}`,
+      listen: '127.0.0.1:0',
+      upstream: `127.0.0.1:${await refusedPort()}`,
+    });
     const client = await connect(portOf(proxy.listen));
     await timeToClose(client);
   });

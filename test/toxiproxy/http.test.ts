@@ -133,7 +133,13 @@ describe('toxiproxy API over HTTP', { timeout: 60_000 }, () => {
       client.write(payload.subarray(written, written + step));
       written += step;
       if (written === 512 * 1024) await api('DELETE', '/proxies/h4/toxics/slow-up');
-      if (written === 1024 * 1024) await api('POST', '/proxies/h4/toxics', { name: 'slicer', type: 'slicer', stream: 'upstream', attributes: { average_size: 4096, size_variation: 1024 } });
+      if (written === 1024 * 1024)
+        await api('POST', '/proxies/h4/toxics', {
+          name: 'slicer',
+          type: 'slicer',
+          stream: 'upstream',
+          attributes: { average_size: 4096, size_variation: 1024 },
+        });
       if (written === 1536 * 1024) await api('DELETE', '/proxies/h4/toxics/thin');
     }
     client.end();
@@ -151,11 +157,18 @@ describe('toxiproxy API on the admin endpoint', { timeout: 30_000 }, () => {
       assert.equal((await call(base, 'GET', '/version')).status, 200);
       const created = await call(base, 'POST', '/proxies', { name: 'via-admin', listen: '127.0.0.1:0', upstream: echo.address });
       assert.equal(created.status, 201);
-      assert.equal((await call(base, 'POST', '/proxies', { name: 'test', listen: '127.0.0.1:0', upstream: echo.address })).status, 409, 'a config listener name');
+      assert.equal(
+        (await call(base, 'POST', '/proxies', { name: 'test', listen: '127.0.0.1:0', upstream: echo.address })).status,
+        409,
+        'a config listener name',
+      );
       const client = await EchoClient.open(portOf((created.body as { listen: string }).listen));
       await client.roundTrip(10);
       const connections = (await call(base, 'GET', '/api/connections')).body as { listener: string }[];
-      assert.ok(connections.some((c) => c.listener === 'via-admin'), 'the proxy is a listener of the runtime');
+      assert.ok(
+        connections.some((c) => c.listener === 'via-admin'),
+        'the proxy is a listener of the runtime',
+      );
       client.close();
       const plainBase = `http://127.0.0.1:${plain.runtime.adminAddress()!.port}`;
       assert.equal((await call(plainBase, 'GET', '/version')).status, 404);
@@ -168,12 +181,14 @@ describe('toxiproxy API on the admin endpoint', { timeout: 30_000 }, () => {
 });
 
 describe('tcpproxy toxiproxy-server (CLI)', { timeout: 120_000 }, () => {
-  it('takes the Go server\'s single-dash flags and a --config list of proxies', async () => {
+  it("takes the Go server's single-dash flags and a --config list of proxies", async () => {
     const echo = await startEchoServer();
     const dir = mkdtempSync(join(tmpdir(), 'toxiproxy-'));
     const file = join(dir, 'proxies.json');
     writeFileSync(file, JSON.stringify([{ name: 'from-file', listen: '127.0.0.1:0', upstream: echo.address }]));
-    const child = spawn(process.execPath, ['bin/tcpproxy', 'toxiproxy-server', '-host', '127.0.0.1', '-port', '0', '-config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/tcpproxy', 'toxiproxy-server', '-host', '127.0.0.1', '-port', '0', '-config', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const logs = new LogCollector({ keepUnparsed: true });
     child.stdout.on('data', (chunk: Buffer) => logs.feed(chunk.toString()));
     try {

@@ -103,12 +103,19 @@ type UpstreamStats = StatsPayload['upstreams'][number];
   // ---- formatting ----
   const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
   const decimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
-  function count(n: number): string { return integer.format(n); }
-  function rate(n: number): string { return n < 10 && n > 0 ? decimal.format(n) : integer.format(n); }
+  function count(n: number): string {
+    return integer.format(n);
+  }
+  function rate(n: number): string {
+    return n < 10 && n > 0 ? decimal.format(n) : integer.format(n);
+  }
   function bytes(n: number): string {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
-    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
     return (i === 0 ? integer.format(n) : decimal.format(n)) + ' ' + units[i];
   }
   function duration(ms: number): string {
@@ -117,7 +124,11 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     if (s < 3600) return Math.floor(s / 60) + 'm ' + String(s % 60).padStart(2, '0') + 's';
     return Math.floor(s / 3600) + 'h ' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
   }
-  function sum(record: Readonly<Record<string, number>>): number { let total = 0; for (const key in record) total += record[key]; return total; }
+  function sum(record: Readonly<Record<string, number>>): number {
+    let total = 0;
+    for (const key in record) total += record[key];
+    return total;
+  }
 
   // ---- small DOM helpers ----
   function setValue(node: HTMLElement, value: number | string, text: string): void {
@@ -140,7 +151,14 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     return b;
   }
   // Updates tbody to one row per item, reusing rows by key and moving them only when out of order.
-  function syncRows<T>(tbody: HTMLTableSectionElement, items: readonly T[], keyOf: (item: T) => string, fill: (tr: HTMLTableRowElement, item: T) => void, emptyText: string, columns: number): void {
+  function syncRows<T>(
+    tbody: HTMLTableSectionElement,
+    items: readonly T[],
+    keyOf: (item: T) => string,
+    fill: (tr: HTMLTableRowElement, item: T) => void,
+    emptyText: string,
+    columns: number,
+  ): void {
     const existing = new Map<string | undefined, HTMLTableRowElement>();
     for (const tr of Array.from(tbody.rows)) existing.set(tr.dataset.key, tr);
     const wanted = new Set<string>();
@@ -148,7 +166,10 @@ type UpstreamStats = StatsPayload['upstreams'][number];
       const key = keyOf(item);
       wanted.add(key);
       let tr = existing.get(key);
-      if (!tr) { tr = document.createElement('tr'); tr.dataset.key = key; }
+      if (!tr) {
+        tr = document.createElement('tr');
+        tr.dataset.key = key;
+      }
       fill(tr, item);
       if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
     });
@@ -186,8 +207,12 @@ type UpstreamStats = StatsPayload['upstreams'][number];
   function drawChart(svgNode: SVGSVGElement, legendNode: HTMLElement, field: ChartField, format: (value: number) => string): void {
     const width = svgNode.clientWidth || 600;
     const height = svgNode.clientHeight || 190;
-    const left = 64, right = 8, top = 8, bottom = 20;
-    const plotW = width - left - right, plotH = height - top - bottom;
+    const left = 64,
+      right = 8,
+      top = 8,
+      bottom = 20;
+    const plotW = width - left - right,
+      plotH = height - top - bottom;
     svgNode.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
     const points = state.history;
     const last = points[points.length - 1];
@@ -227,14 +252,16 @@ type UpstreamStats = StatsPayload['upstreams'][number];
       nodes.push(svg('path', { class: 'line', d: line, stroke: colorOf(name), 'data-listener': name }));
     }
     svgNode.replaceChildren(...nodes);
-    legendNode.replaceChildren(...names.map((name) => {
-      const item = document.createElement('span');
-      const swatch = document.createElement('span');
-      swatch.className = 'swatch';
-      swatch.style.background = colorOf(name);
-      item.append(swatch, name);
-      return item;
-    }));
+    legendNode.replaceChildren(
+      ...names.map((name) => {
+        const item = document.createElement('span');
+        const swatch = document.createElement('span');
+        swatch.className = 'swatch';
+        swatch.style.background = colorOf(name);
+        item.append(swatch, name);
+        return item;
+      }),
+    );
   }
 
   // ---- rendering ----
@@ -272,13 +299,17 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     renderConnections(connections, stats.run_time_control === true);
   }
 
-  function total(rows: readonly ListenerRow[], pick: (row: ListenerRow) => number): number { let t = 0; for (const r of rows) t += pick(r); return t; }
+  function total(rows: readonly ListenerRow[], pick: (row: ListenerRow) => number): number {
+    let t = 0;
+    for (const r of rows) t += pick(r);
+    return t;
+  }
 
   function renderSummary(rows: readonly ListenerRow[], upstreams: readonly UpstreamStats[]): void {
     const active = total(rows, (r) => r.listener.active);
     setValue(summaryValue('active'), active, count(active));
-    el('summary-active-sub').textContent = rows.length + (rows.length === 1 ? ' listener' : ' listeners') +
-      ', ' + count(total(rows, (r) => r.listener.queue_length)) + ' queued';
+    el('summary-active-sub').textContent =
+      rows.length + (rows.length === 1 ? ' listener' : ' listeners') + ', ' + count(total(rows, (r) => r.listener.queue_length)) + ' queued';
     const newRate = total(rows, (r) => r.newRate);
     setValue(summaryValue('connection-rate'), newRate, rate(newRate) + '/s');
     el('summary-connection-rate-sub').textContent = count(total(rows, (r) => r.listener.connections_total)) + ' in total';
@@ -311,45 +342,72 @@ type UpstreamStats = StatsPayload['upstreams'][number];
 
   // Run-time control: listeners created at run time are marked, live filters named.
   function renderListeners(rows: readonly ListenerRow[], control: ReadonlyMap<string, ListenerInfo>): void {
-    syncRows(el<HTMLTableSectionElement>('listeners'), rows, (r) => r.listener.name, (tr, r) => {
-      const l = r.listener;
-      tr.dataset.listener = l.name;
-      const swatch = document.createElement('span');
-      swatch.className = 'swatch';
-      swatch.style.background = colorOf(l.name);
-      const name = cell('');
-      name.append(swatch, l.name);
-      const info = control.get(l.name);
-      const cells = [
-        name,
-        cell(count(l.active), 'num'), cell(count(l.connections_total), 'num'), cell(rate(r.newRate), 'num'),
-        cell(bytes(r.inRate) + '/s', 'num'), cell(bytes(r.outRate) + '/s', 'num'),
-        cell(count(l.queue_length), 'num'), cell(count(r.refused), 'num'),
-        cell((info ? info.live_filters : []).map((f) => String(f.name) + ' (' + String(f.type) + ')').join(', ')),
-      ];
-      if (info?.runtime) name.append(' (run time)');
-      const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused', 'live_filters'];
-      cells.forEach((c, i) => { c.dataset.field = fields[i]; });
-      cells[1].dataset.value = String(l.active);
-      cells[2].dataset.value = String(l.connections_total);
-      tr.replaceChildren(...cells);
-    }, 'No listeners', 9);
+    syncRows(
+      el<HTMLTableSectionElement>('listeners'),
+      rows,
+      (r) => r.listener.name,
+      (tr, r) => {
+        const l = r.listener;
+        tr.dataset.listener = l.name;
+        const swatch = document.createElement('span');
+        swatch.className = 'swatch';
+        swatch.style.background = colorOf(l.name);
+        const name = cell('');
+        name.append(swatch, l.name);
+        const info = control.get(l.name);
+        const cells = [
+          name,
+          cell(count(l.active), 'num'),
+          cell(count(l.connections_total), 'num'),
+          cell(rate(r.newRate), 'num'),
+          cell(bytes(r.inRate) + '/s', 'num'),
+          cell(bytes(r.outRate) + '/s', 'num'),
+          cell(count(l.queue_length), 'num'),
+          cell(count(r.refused), 'num'),
+          cell((info ? info.live_filters : []).map((f) => String(f.name) + ' (' + String(f.type) + ')').join(', ')),
+        ];
+        if (info?.runtime) name.append(' (run time)');
+        const fields = ['name', 'active', 'total', 'new_rate', 'in_rate', 'out_rate', 'queued', 'refused', 'live_filters'];
+        cells.forEach((c, i) => {
+          c.dataset.field = fields[i];
+        });
+        cells[1].dataset.value = String(l.active);
+        cells[2].dataset.value = String(l.connections_total);
+        tr.replaceChildren(...cells);
+      },
+      'No listeners',
+      9,
+    );
   }
 
   function renderUpstreams(upstreams: readonly UpstreamStats[]): void {
-    syncRows(el<HTMLTableSectionElement>('upstreams'), upstreams, (u) => u.listener + ' ' + u.address, (tr, u) => {
-      tr.dataset.upstream = u.listener + ' ' + u.address;
-      const badge = document.createElement('span');
-      badge.className = 'badge ' + u.state;
-      badge.textContent = u.state;
-      const stateCell = cell('');
-      stateCell.append(badge);
-      const actionCell = cell('', 'num');
-      const draining = u.state === 'draining';
-      actionCell.append(button(draining ? 'Enable' : 'Drain', draining ? 'enable' : 'drain', { listener: u.listener, address: u.address }));
-      tr.replaceChildren(cell(u.listener), cell(u.address, 'mono'), stateCell, cell(count(u.active), 'num'),
-        cell(count(u.connections_total), 'num'), cell(count(u.connect_failures), 'num'), actionCell);
-    }, 'No upstreams', 7);
+    syncRows(
+      el<HTMLTableSectionElement>('upstreams'),
+      upstreams,
+      (u) => u.listener + ' ' + u.address,
+      (tr, u) => {
+        tr.dataset.upstream = u.listener + ' ' + u.address;
+        const badge = document.createElement('span');
+        badge.className = 'badge ' + u.state;
+        badge.textContent = u.state;
+        const stateCell = cell('');
+        stateCell.append(badge);
+        const actionCell = cell('', 'num');
+        const draining = u.state === 'draining';
+        actionCell.append(button(draining ? 'Enable' : 'Drain', draining ? 'enable' : 'drain', { listener: u.listener, address: u.address }));
+        tr.replaceChildren(
+          cell(u.listener),
+          cell(u.address, 'mono'),
+          stateCell,
+          cell(count(u.active), 'num'),
+          cell(count(u.connections_total), 'num'),
+          cell(count(u.connect_failures), 'num'),
+          actionCell,
+        );
+      },
+      'No upstreams',
+      7,
+    );
   }
 
   function renderRefusals(listeners: readonly ListenerStats[]): void {
@@ -358,57 +416,82 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     const reasons = Object.keys(byReason);
     const max = Math.max(1, ...reasons.map((r) => byReason[r]));
     const container = el('refusals');
-    container.replaceChildren(...reasons.map((reason) => {
-      const row = document.createElement('div');
-      row.className = 'bar-row' + (byReason[reason] === 0 ? ' zero' : '');
-      row.dataset.reason = reason;
-      row.dataset.value = String(byReason[reason]);
-      const label = document.createElement('span');
-      label.className = 'mono';
-      label.textContent = reason;
-      const bar = document.createElement('div');
-      bar.className = 'bar';
-      const fill = document.createElement('span');
-      fill.style.width = ((100 * byReason[reason]) / max).toFixed(1) + '%';
-      bar.append(fill);
-      const value = document.createElement('span');
-      value.className = 'num';
-      value.textContent = count(byReason[reason]);
-      row.append(label, bar, value);
-      return row;
-    }));
+    container.replaceChildren(
+      ...reasons.map((reason) => {
+        const row = document.createElement('div');
+        row.className = 'bar-row' + (byReason[reason] === 0 ? ' zero' : '');
+        row.dataset.reason = reason;
+        row.dataset.value = String(byReason[reason]);
+        const label = document.createElement('span');
+        label.className = 'mono';
+        label.textContent = reason;
+        const bar = document.createElement('div');
+        bar.className = 'bar';
+        const fill = document.createElement('span');
+        fill.style.width = ((100 * byReason[reason]) / max).toFixed(1) + '%';
+        bar.append(fill);
+        const value = document.createElement('span');
+        value.className = 'num';
+        value.textContent = count(byReason[reason]);
+        row.append(label, bar, value);
+        return row;
+      }),
+    );
     el('refusals-hint').textContent = count(sum(byReason)) + ' in total';
   }
 
   // On-demand capture: "Capture" starts a pcap of the connection, "Save pcap" stops it and downloads it.
   function renderConnections(connections: readonly ConnectionInfo[], canCapture: boolean): void {
-    syncRows(el<HTMLTableSectionElement>('connections'), connections, (c) => c.id, (tr, c) => {
-      tr.dataset.connectionId = c.id;
-      const actionCell = cell('', 'num');
-      if (canCapture) {
-        actionCell.append(state.capturing.has(c.id) ? button('Save pcap', 'save-capture', { id: c.id }) : button('Capture', 'capture', { id: c.id }), ' ');
-      }
-      actionCell.append(button('Close', 'close', { id: c.id }, true));
-      tr.replaceChildren(cell(c.id, 'mono'), cell(c.listener), cell(c.client, 'mono'), cell(c.upstream ?? '–', 'mono'),
-        cell(duration(c.age_ms), 'num'), cell(bytes(c.bytes_from_client), 'num'), cell(bytes(c.bytes_to_client), 'num'),
-        cell(bytes(c.bytes_from_client + c.bytes_to_client), 'num'), actionCell);
-    }, 'No open connections', 9);
+    syncRows(
+      el<HTMLTableSectionElement>('connections'),
+      connections,
+      (c) => c.id,
+      (tr, c) => {
+        tr.dataset.connectionId = c.id;
+        const actionCell = cell('', 'num');
+        if (canCapture) {
+          actionCell.append(state.capturing.has(c.id) ? button('Save pcap', 'save-capture', { id: c.id }) : button('Capture', 'capture', { id: c.id }), ' ');
+        }
+        actionCell.append(button('Close', 'close', { id: c.id }, true));
+        tr.replaceChildren(
+          cell(c.id, 'mono'),
+          cell(c.listener),
+          cell(c.client, 'mono'),
+          cell(c.upstream ?? '–', 'mono'),
+          cell(duration(c.age_ms), 'num'),
+          cell(bytes(c.bytes_from_client), 'num'),
+          cell(bytes(c.bytes_to_client), 'num'),
+          cell(bytes(c.bytes_from_client + c.bytes_to_client), 'num'),
+          actionCell,
+        );
+      },
+      'No open connections',
+      9,
+    );
   }
 
   // ---- run-time upstream management ----
-  function upstreamsPath(listener: string): string { return '/api/listeners/' + encodeURIComponent(listener) + '/upstreams'; }
+  function upstreamsPath(listener: string): string {
+    return '/api/listeners/' + encodeURIComponent(listener) + '/upstreams';
+  }
 
   function syncListenerChoice(listeners: readonly ListenerStats[]): string {
     const select = el<HTMLSelectElement>('manage-listener');
     const names = listeners.map((l) => l.name);
-    if (Array.from(select.options).map((o) => o.value).join('\n') !== names.join('\n')) {
+    if (
+      Array.from(select.options)
+        .map((o) => o.value)
+        .join('\n') !== names.join('\n')
+    ) {
       const chosen = select.value;
-      select.replaceChildren(...names.map((name) => {
-        const option = document.createElement('option');
-        option.value = name;
-        option.textContent = name;
-        return option;
-      }));
+      select.replaceChildren(
+        ...names.map((name) => {
+          const option = document.createElement('option');
+          option.value = name;
+          option.textContent = name;
+          return option;
+        }),
+      );
       if (names.includes(chosen)) select.value = chosen;
     }
     return select.value;
@@ -423,7 +506,9 @@ type UpstreamStats = StatsPayload['upstreams'][number];
     input.name = name;
     input.setAttribute('aria-label', name);
     input.value = value === null ? '' : String(value);
-    input.addEventListener('input', () => { input.dataset.dirty = '1'; });
+    input.addEventListener('input', () => {
+      input.dataset.dirty = '1';
+    });
     return input;
   }
   function refreshInput(input: HTMLInputElement, value: number | null): void {
@@ -432,29 +517,39 @@ type UpstreamStats = StatsPayload['upstreams'][number];
   }
 
   function renderManaged(listener: string, upstreams: readonly UpstreamView[]): void {
-    syncRows(el<HTMLTableSectionElement>('manage-upstreams'), upstreams, (u) => u.address, (tr, u) => {
-      tr.dataset.managed = u.address;
-      tr.dataset.listener = listener;
-      if (!tr.querySelector('input')) {
-        const weight = cell('', 'num');
-        weight.append(numberInput('weight', u.weight));
-        const max = cell('', 'num');
-        max.append(numberInput('max_connections', u.max_connections));
-        const actions = cell('', 'num');
-        actions.append(button('Save', 'save-upstream', { listener: listener, address: u.address }),
-          ' ', button('Remove', 'remove-upstream', { listener: listener, address: u.address }, true));
-        tr.replaceChildren(cell(u.address, 'mono'), cell('', 'mono'), cell('', 'num'), weight, max, actions);
-      }
-      // The row's six cells, made above when the row was new.
-      const cells = tr.cells;
-      cells[1].textContent = u.endpoints.map((e) => e.address + ' ' + e.state).join(', ') || 'unresolved';
-      let active = 0;
-      for (const e of u.endpoints) active += e.active;
-      setValue(cells[2], active, count(active));
-      cells[3].dataset.value = String(u.weight);
-      refreshInput(cells[3].firstChild as HTMLInputElement, u.weight);
-      refreshInput(cells[4].firstChild as HTMLInputElement, u.max_connections);
-    }, 'No upstreams', 6);
+    syncRows(
+      el<HTMLTableSectionElement>('manage-upstreams'),
+      upstreams,
+      (u) => u.address,
+      (tr, u) => {
+        tr.dataset.managed = u.address;
+        tr.dataset.listener = listener;
+        if (!tr.querySelector('input')) {
+          const weight = cell('', 'num');
+          weight.append(numberInput('weight', u.weight));
+          const max = cell('', 'num');
+          max.append(numberInput('max_connections', u.max_connections));
+          const actions = cell('', 'num');
+          actions.append(
+            button('Save', 'save-upstream', { listener: listener, address: u.address }),
+            ' ',
+            button('Remove', 'remove-upstream', { listener: listener, address: u.address }, true),
+          );
+          tr.replaceChildren(cell(u.address, 'mono'), cell('', 'mono'), cell('', 'num'), weight, max, actions);
+        }
+        // The row's six cells, made above when the row was new.
+        const cells = tr.cells;
+        cells[1].textContent = u.endpoints.map((e) => e.address + ' ' + e.state).join(', ') || 'unresolved';
+        let active = 0;
+        for (const e of u.endpoints) active += e.active;
+        setValue(cells[2], active, count(active));
+        cells[3].dataset.value = String(u.weight);
+        refreshInput(cells[3].firstChild as HTMLInputElement, u.weight);
+        refreshInput(cells[4].firstChild as HTMLInputElement, u.max_connections);
+      },
+      'No upstreams',
+      6,
+    );
   }
 
   async function refreshManaged(listeners: readonly ListenerStats[]): Promise<void> {
