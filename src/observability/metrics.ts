@@ -28,14 +28,14 @@ type PromClient = typeof import('prom-client');
 export const UPSTREAM_STATES: readonly UpstreamState[] = ['healthy', 'down', 'draining'];
 
 /**
- * What the listener and bridge report. Pairing rule: every `accepted()` is followed by exactly
+ * What the listener and bridge report. Pairing rule: every `bridged()` is followed by exactly
  * one `closed()` (that is what keeps the active gauge right); a refused connection gets
- * `rejected()` only.
+ * `rejected()` only, and a client that leaves before its upstream is connected gets neither.
  */
 export interface ListenerMetrics {
-  /** A connection that is being proxied: tcpproxy_connections_total, tcpproxy_connections_active + 1. */
-  accepted(): void;
-  /** A connection refused (never `accepted()`): tcpproxy_rejections_total{reason}. */
+  /** A client now connected to its upstream, bytes about to flow: tcpproxy_connections_total, tcpproxy_connections_active + 1. */
+  bridged(): void;
+  /** A connection refused (never `bridged()`): tcpproxy_rejections_total{reason}. */
   rejected(reason: RejectReason): void;
   /** An upstream connection established after `seconds`: connect histogram, per-upstream total. */
   connected(upstream: string, seconds: number): void;
@@ -221,7 +221,7 @@ class ListenerRecorder implements ListenerMetrics, LabeledCounts {
     this.labels = { listener: name };
   }
 
-  accepted(): void {
+  bridged(): void {
     this.connectionsTotal++;
     this.active++;
   }

@@ -26,14 +26,14 @@
  * so too when it has live filters (toxics) when the connection starts, or is always live
  * (filters/live.ts says why an open plain-path connection is not switched over).
  */
-import cluster from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../balancing/endpoint.js';
 import type { UpstreamPool } from '../balancing/upstream-pool.js';
 import type { DataPipeline } from '../pipeline/pipeline.js';
 import { FilteredDirection } from '../filters/filtered-direction.js';
 import { connectionPipeline } from '../pipeline/live.js';
-import { errorFields, logClose, logReject } from '../observability/access-log.js';
+import { errorFields, logClose } from '../observability/access-log.js';
+import { refuseConnection } from './refusal.js';
 import type { CloseReason } from '../observability/reasons.js';
 import { formatHostPort } from '../net/address.js';
 import { UpstreamConnector, type ConnectFailure } from './connect.js';
@@ -47,10 +47,6 @@ import { SideTimeouts } from './side-timeouts.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { deadlineWheel, type Deadline } from './deadline-wheel.js';
 import { TcpProxyError } from '../errors/errors.js';
-
-let lastId = 0;
-/** Connection ids are unique across worker processes too (the admin API closes by id). */
-const ID_PREFIX = cluster.isWorker ? `${cluster.worker!.id}-` : '';
 
 export interface ClientIdentity {
   /** The client's IP (from the socket, or from an accepted PROXY header). */
@@ -66,7 +62,7 @@ export interface ClientIdentity {
 }
 
 export class Bridge implements Watched, Deadline {
-  readonly id = ID_PREFIX + String(++lastId);
+  readonly id: string;
   readonly startedAt = Date.now();
   readonly clientLabel: string;
   private upstream: PlainSocket | undefined;
@@ -107,6 +103,7 @@ export class Bridge implements Watched, Deadline {
     /** The upstream pool of this connection's route (the listener's, or an SNI route's). */
     private readonly pool: UpstreamPool = context.pool,
   ) {
+    this.id = context.state.ids.next();
     this.clientLabel = formatHostPort(identity.ip, identity.port);
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
@@ -204,7 +201,7 @@ export class Bridge implements Watched, Deadline {
     this.upstream = upstream;
     this.endpoint = endpoint;
     this.openSockets++;
-    this.context.metrics.accepted();
+    this.context.metrics.bridged();
     this.context.metrics.connected(endpoint.label, connectMs / 1000);
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onSocketClose);
@@ -272,12 +269,7 @@ export class Bridge implements Watched, Deadline {
     this.finished = true;
     this.release();
     this.client.off('close', this.onSocketClose);
-    this.client.destroy();
-    this.context.metrics.rejected(reason);
-    logReject(this.context.logger, reason, {
-      ...this.accessRecord(),
-      ...(error ? errorFields(error) : {}),
-    });
+    refuseConnection(this.context, this.client, reason, { ...this.accessRecord(), ...(error ? errorFields(error) : {}) });
   }
 
   // -- to_upstream: client -> upstream -------------------------------------------------
@@ -429,7 +421,7 @@ export class Bridge implements Watched, Deadline {
     this.release();
     const reason = this.reason ?? (this.firstFin === 'upstream' ? 'upstream_closed' : 'client_closed');
     const record = this.accessRecord();
-    // Metrics pair closed() with accepted(), which counts bridged connections only.
+    // Metrics pair closed() with bridged(): a client that never reached its upstream has neither.
     if (this.endpoint) {
       this.context.metrics.closed(reason, record.upstream, record.bytes_from_client, record.bytes_to_client, record.duration_ms / 1000);
     }

@@ -4,6 +4,7 @@
  * fail: everything that could was done when the plan was built.
  */
 import { TcpProxyError } from '../errors/errors.js';
+import type { ConnectionIds } from './connection-ids.js';
 import { AdmissionQueue } from '../admission/admission-queue.js';
 import { ConnectionLimits, type ConnectionLimitOptions } from '../admission/limits.js';
 import type { ListenerConfig } from '../config/load.js';
@@ -25,6 +26,8 @@ export class ListenerState {
   /** `live`: a listener created at run time brings its own (a toxiproxy proxy keeps its toxics while disabled). */
   constructor(
     readonly name: string,
+    /** The process's connection ids (shared by every listener: an id names one connection). */
+    readonly ids: ConnectionIds,
     live?: LiveFilters,
   ) {
     this.live = live ?? new LiveFilters();

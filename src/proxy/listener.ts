@@ -17,7 +17,8 @@ import { shortageWarnings } from '../balancing/local-shortage.js';
 import { readProxyHeader } from '../protocol/proxy-protocol.js';
 import { matchServerName, readClientHello } from '../protocol/sni.js';
 import { tlsSessionInfo } from '../protocol/tls.js';
-import { errorFields, logClose, logReject } from '../observability/access-log.js';
+import { errorFields, logClose } from '../observability/access-log.js';
+import { emptyRecord, refuseConnection } from './refusal.js';
 import type { RejectReason } from '../observability/reasons.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import { watchWhileWaiting } from './waiting-client.js';
@@ -317,15 +318,9 @@ function handshakeTimeout(context: ListenerContext): number {
   return context.config.handshake_timeout ?? context.config.connect_timeout;
 }
 
+/** A refusal before the bridge: the access-log line has the client and what the stage knew. */
 function refuse(context: ListenerContext, socket: PlainSocket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
-  socket.destroy();
-  context.metrics.rejected(reason);
-  logReject(context.logger, reason, { ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)), ...identity.extra, ...extra });
-}
-
-/** The access-log fields of a connection that never carried a byte. */
-function emptyRecord(listener: string, client: string) {
-  return { id: '-', listener, client, upstream: null, bytes_from_client: 0, bytes_to_client: 0, duration_ms: 0 };
+  refuseConnection(context, socket, reason, { ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)), ...identity.extra, ...extra });
 }
 
 /** Before the bridge owns the socket, an error (a reset while queued) just ends it. */

@@ -27,6 +27,7 @@ import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
 import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
+import { ConnectionIds } from '../proxy/connection-ids.js';
 import { ListenerState } from '../proxy/listener-state.js';
 import { buildListenerPlan, retirePlan } from './build-context.js';
 import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
@@ -54,6 +55,7 @@ interface Staged {
 
 export class ProxyRuntime implements AdminRuntime {
   readonly proxyMetrics = new ProxyMetrics({ collectDefault: true });
+  private readonly connectionIds: ConnectionIds;
   private adminBound: { address: string; port: number } | undefined;
   private readonly running = new Map<string, RunningListener>();
   private admin: AdminServer | undefined;
@@ -72,9 +74,13 @@ export class ProxyRuntime implements AdminRuntime {
     private readonly logger: Logger,
     /** Where SIGHUP and POST /api/reload read the next snapshot from (the config file). */
     private readonly reloadSource: (() => Promise<ConfigSnapshot>) | undefined = undefined,
-    /** `now`: the wall clock access schedules read (epoch ms); tests inject one. */
-    private readonly options: { readonly now?: () => number } = {},
+    /**
+     * `now`: the wall clock access schedules read (epoch ms); tests inject one.
+     * `connectionIdPrefix`: what makes this process's connection ids unique among workers.
+     */
+    private readonly options: { readonly now?: () => number; readonly connectionIdPrefix?: string } = {},
   ) {
+    this.connectionIds = new ConnectionIds(options.connectionIdPrefix);
     selectAccessFields(snapshot.log.access_fields);
     this.proxyMetrics.setSources({
       listeners: () => [...this.running.keys()],
@@ -119,7 +125,7 @@ export class ProxyRuntime implements AdminRuntime {
     await this.openCluster(this.snapshot);
     const bound: [string, AddressInfo][] = [];
     for (const config of this.snapshot.listeners) {
-      const state = new ListenerState(config.name);
+      const state = new ListenerState(config.name, this.connectionIds);
       state.apply(await buildListenerPlan(config, state, this.buildOptions(this.snapshot)));
       const listener = new Listener(state);
       this.running.set(config.name, { listener, state });
@@ -185,7 +191,7 @@ export class ProxyRuntime implements AdminRuntime {
       await this.openCluster(snapshot);
       for (const config of snapshot.listeners) {
         const current = this.running.get(config.name);
-        const state = current?.state ?? new ListenerState(config.name);
+        const state = current?.state ?? new ListenerState(config.name, this.connectionIds);
         const context = await buildListenerPlan(config, state, this.buildOptions(snapshot));
         if (!current) state.apply(context);
         const moved = !current || !sameAddress(current.state.context.config, config);
@@ -268,7 +274,7 @@ export class ProxyRuntime implements AdminRuntime {
     if (name === undefined) throw new ConfigError(['name: required']);
     if (this.running.has(name)) throw new ConfigError([`name: listener "${name}" exists already`]);
     const config: ListenerConfig = { ...parsed.data, name, index: -1 };
-    const state = new ListenerState(name, options.live);
+    const state = new ListenerState(name, this.connectionIds, options.live);
     const context = await buildListenerPlan(config, state, this.buildOptions(this.snapshot));
     state.apply(context);
     const listener = new Listener(state);

@@ -87,7 +87,9 @@ export async function runWorkers(snapshot: ConfigSnapshot, logs: ProcessLogs, re
 /** A worker: the ordinary runtime, without the admin endpoint, answering the primary. */
 async function runWorker(snapshot: ConfigSnapshot, logs: ProcessLogs, reloadSource: (() => Promise<ConfigSnapshot>) | undefined): Promise<void> {
   const { admin: _admin, ...withoutAdmin } = snapshot;
-  const runtime = new ProxyRuntime({ ...withoutAdmin, admin: undefined }, logs.logger.child({ worker: cluster.worker!.id }), reloadSource);
+  const runtime = new ProxyRuntime({ ...withoutAdmin, admin: undefined }, logs.logger.child({ worker: cluster.worker!.id }), reloadSource, {
+    connectionIdPrefix: `${cluster.worker!.id}-`,
+  });
   let started: Promise<void> | undefined;
   const handlers: Record<Operation, (...args: never[]) => unknown> = {
     stats: () => runtime.stats(),

@@ -33,7 +33,7 @@ function trafficRuntime(): { runtime: FakeRuntime; tick: () => void } {
   let next = 1;
   const open = (listener: string, upstream: string) => {
     const metrics = runtime.proxyMetrics.listenerMetrics(listener);
-    metrics.accepted();
+    metrics.bridged();
     metrics.connected(upstream, 0.0004 + (next % 5) / 10_000);
     const connection: ConnectionInfo = {
       id: `c${next}`,
@@ -184,7 +184,7 @@ test('the dashboard shows live figures, follows changes, acts, and is screenshot
   // Counters change in the runtime: the page follows.
   const main = runtime.proxyMetrics.listenerMetrics('main');
   const totalBefore = await valueOf(page, 'tr[data-listener="main"] [data-field="total"]');
-  for (let i = 0; i < 5; i++) main.accepted();
+  for (let i = 0; i < 5; i++) main.bridged();
   await waitForValue(page, 'tr[data-listener="main"] [data-field="active"]', { equals: 14 });
   await waitForValue(page, 'tr[data-listener="main"] [data-field="total"]', { equals: totalBefore + 5 });
   for (let i = 0; i < 5; i++) main.closed('client_closed', '127.0.0.1:9000', 10, 10, 0.5);

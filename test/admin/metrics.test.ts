@@ -11,9 +11,9 @@ const T = { timeout: 10_000 };
 test('connection counters, bytes and the duration histogram follow the recorder calls', T, async () => {
   const metrics = new ProxyMetrics();
   const main = metrics.listenerMetrics('main');
-  main.accepted();
-  main.accepted();
-  main.accepted();
+  main.bridged();
+  main.bridged();
+  main.bridged();
   main.closed('client_closed', '127.0.0.1:9000', 100, 2000, 1.5);
   main.closed('idle_timeout', null, 7, 0, 0.02);
   main.rejected('acl');
@@ -73,7 +73,7 @@ test('runtime state is pulled from the sources at each scrape', T, async () => {
   let queue = 3;
   metrics.setSources({ upstreams: () => upstreams, queueLength: () => queue, listeners: () => ['main', 'idle'], liveBytes: () => live });
   const main = metrics.listenerMetrics('main');
-  main.accepted();
+  main.bridged();
   main.closed('upstream_closed', 'a:1', 10, 10, 1);
 
   let text = await metrics.text();
@@ -112,8 +112,8 @@ test('snapshot() gives the /api/stats figures, open connections included', T, ()
     ],
   });
   const main = metrics.listenerMetrics('main');
-  main.accepted();
-  main.accepted();
+  main.bridged();
+  main.bridged();
   main.rejected('no_upstream');
   main.connected('a:1', 0.001);
   main.connectFailed('a:1');
@@ -134,7 +134,7 @@ test('snapshot() gives the /api/stats figures, open connections included', T, ()
 test('each instance has its own registry, every name starts with tcpproxy_, process metrics are optional', T, async () => {
   const plain = new ProxyMetrics();
   const withProcess = new ProxyMetrics({ collectDefault: true });
-  plain.listenerMetrics('x').accepted();
+  plain.listenerMetrics('x').bridged();
   assert.equal(plain.listenerMetrics('x'), plain.listenerMetrics('x'));
   assert.equal(sampleValue(await withProcess.text(), 'tcpproxy_connections_total', { listener: 'x' }), undefined);
   assert.deepEqual(await globalRegister.getMetricsAsJSON(), []);
@@ -156,7 +156,7 @@ test('mergeStats adds up workers and combines upstream states', T, () => {
       liveBytes: () => [{ listener: 'main', fromClient: 5, toClient: 7 }],
     });
     const main = metrics.listenerMetrics('main');
-    for (let i = 0; i < active; i++) main.accepted();
+    for (let i = 0; i < active; i++) main.bridged();
     main.rejected('limit');
     return { ...metrics.snapshot(), time };
   };
@@ -182,7 +182,7 @@ test('worker registries aggregate: counts add up, upstream_up stays 0/1', T, asy
       listeners: () => ['main'],
       liveBytes: () => [],
     });
-    metrics.listenerMetrics('main').accepted();
+    metrics.listenerMetrics('main').bridged();
     return metrics.json();
   };
   const parts = [await worker('healthy'), await worker('healthy'), await worker('down')];

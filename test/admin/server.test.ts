@@ -37,7 +37,7 @@ test('GET /healthz and /readyz', T, async (t) => {
 
 test('GET /metrics serves the runtime exposition', T, async (t) => {
   const { runtime, port } = await startAdmin(t);
-  runtime.proxyMetrics.listenerMetrics('main').accepted();
+  runtime.proxyMetrics.listenerMetrics('main').bridged();
   runtime.proxyMetrics.listenerMetrics('main').rejected('schedule');
   const response = await request(port, 'GET', '/metrics');
   assert.equal(response.status, 200);
@@ -49,7 +49,7 @@ test('GET /metrics serves the runtime exposition', T, async (t) => {
 
 test('GET /api/stats returns the JSON snapshot', T, async (t) => {
   const { runtime, port } = await startAdmin(t);
-  runtime.proxyMetrics.listenerMetrics('main').accepted();
+  runtime.proxyMetrics.listenerMetrics('main').bridged();
   const response = await request(port, 'GET', '/api/stats');
   assert.equal(response.status, 200);
   assert.match(String(response.headers['content-type']), /^application\/json/);

@@ -20,6 +20,7 @@ import { ProxyMetrics } from '../../src/observability/metrics.js';
 import type { ListenerContext } from '../../src/proxy/listener-context.js';
 import { ListenerState } from '../../src/proxy/listener-state.js';
 import { buildListenerPlan, checkListenerResources, retirePlan } from '../../src/runtime/build-context.js';
+import { ConnectionIds } from '../../src/proxy/connection-ids.js';
 import { FUZZ_TIMEOUT_MS, fuzzParameters, LONG_RUN } from '../helpers/fuzz.js';
 import { ALL_PATHS, FULL, keyName, mutate, mutatedConfig, PLAUSIBLE_VALUES, plausibleValue, type Json } from './config-arbitraries.js';
 
@@ -71,7 +72,7 @@ async function check(load: () => Promise<ConfigSnapshot> | ConfigSnapshot, input
   const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
   process.on('warning', onWarning);
   for (const listener of snapshot.listeners) {
-    const state = new ListenerState(listener.name);
+    const state = new ListenerState(listener.name, new ConnectionIds());
     let context: ListenerContext;
     try {
       context = await buildListenerPlan(listener, state, { snapshot, logger: silent, metrics });
