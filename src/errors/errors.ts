@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   ETIMEDOUT: 'Connecting to an upstream took longer than `connect_timeout`.',
   ECONNRESET: 'A peer reset the connection while no read was pending (found by the dead-peer sweep).',
   no_upstream: 'No upstream was left to try for a connection.',
+  refused: 'A connection was refused after admission without an upstream to blame (reason `limit`, `queue_timeout` or `shutdown` in its access-log line).',
   proxy_protocol: "A client's PROXY protocol header is malformed, too long or late, or the client may not send one.",
   client_hello: 'A TLS ClientHello read for SNI routing is malformed, too large or late.',
   tls_handshake: 'The TLS handshake with a client timed out, or the client left during it.',

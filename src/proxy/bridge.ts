@@ -36,7 +36,7 @@ import { errorFields, logClose } from '../observability/access-log.js';
 import { refuseConnection } from './refusal.js';
 import type { CloseReason } from '../observability/reasons.js';
 import { formatHostPort } from '../net/address.js';
-import { UpstreamConnector, type ConnectFailure } from './connect.js';
+import { ConnectRefusal, connectUpstream, type Connected } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
 import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
@@ -67,7 +67,8 @@ export class Bridge implements Watched, Deadline {
   readonly clientLabel: string;
   private upstream: PlainSocket | undefined;
   private endpoint: Endpoint | undefined;
-  private connector: UpstreamConnector | undefined;
+  /** While connecting upstream: aborted when the client leaves first. */
+  private connecting: AbortController | undefined;
   private pipeline: DataPipeline | undefined;
   private directions: [FilteredDirection, FilteredDirection] | undefined;
   /** Decided once, in start(): the filtered path (configured or live filters) or the plain one. */
@@ -124,7 +125,8 @@ export class Bridge implements Watched, Deadline {
     }
     // The client is not read until its upstream is connected: the sweep watches it meanwhile.
     this.watch();
-    this.connector = new UpstreamConnector(
+    this.connecting = new AbortController();
+    connectUpstream(
       {
         pool: this.pool,
         clientIp: this.identity.ip,
@@ -138,10 +140,10 @@ export class Bridge implements Watched, Deadline {
         preamble: this.context.proxyHeader?.(this.client, this.identity),
         tls: this.context.upstreamTls,
         queue: this.context.upstreamQueues.get(this.pool),
+        metrics: this.context.metrics,
       },
-      { connected: this.onConnected, failed: this.onConnectFailed, attemptFailed: this.onAttemptFailed },
-    );
-    this.connector.start();
+      this.connecting.signal,
+    ).then(this.onConnected, this.onConnectFailed);
   }
 
   /** Ends the connection now (admin, shutdown, timeouts, filters): both sockets are destroyed. */
@@ -175,7 +177,7 @@ export class Bridge implements Watched, Deadline {
     const { client, upstream } = this;
     if (this.finished || endIfPeerGone(client) || (upstream !== undefined && endIfPeerGone(upstream))) return (this.watched = false);
     this.watched =
-      this.connector !== undefined ||
+      this.connecting !== undefined ||
       this.firstFin !== undefined ||
       this.clientPaused ||
       this.upstreamPaused ||
@@ -196,8 +198,8 @@ export class Bridge implements Watched, Deadline {
 
   // -- connect phase -------------------------------------------------------------------
 
-  private readonly onConnected = (upstream: PlainSocket, endpoint: Endpoint, connectMs: number): void => {
-    this.connector = undefined;
+  private readonly onConnected = ({ socket: upstream, endpoint, connectMs }: Connected): void => {
+    this.connecting = undefined;
     this.upstream = upstream;
     this.endpoint = endpoint;
     this.openSockets++;
@@ -254,17 +256,18 @@ export class Bridge implements Watched, Deadline {
     this.listenToClient();
   }
 
-  private readonly onAttemptFailed = (endpoint: Endpoint): void => {
-    this.context.metrics.connectFailed(endpoint.label);
-  };
-
-  private readonly onConnectFailed = (failure: ConnectFailure): void => {
-    this.connector = undefined;
-    this.reject(failure.reason, failure.error);
+  /** No upstream took the client; or it left first (aborted: its 'close' ends the bridge). */
+  private readonly onConnectFailed = (error: unknown): void => {
+    if (this.connecting === undefined) return;
+    this.connecting = undefined;
+    if (error instanceof ConnectRefusal) return this.reject(error.reason, error.failure);
+    // Not a refusal: a bug while connecting. End the connection rather than leave it waiting.
+    this.error ??= error instanceof Error ? error : new TcpProxyError('internal', String(error));
+    this.close('error');
   };
 
   /** Refused after admission (no upstream could take it): closed without a byte. */
-  private reject(reason: ConnectFailure['reason'], error?: Error): void {
+  private reject(reason: ConnectRefusal['reason'], error?: Error): void {
     if (this.finished) return;
     this.finished = true;
     this.release();
@@ -388,10 +391,7 @@ export class Bridge implements Watched, Deadline {
   private readonly onClientError = (error: Error): void => {
     this.error ??= error;
     this.reason ??= 'error';
-    if (this.connector) {
-      this.connector.abort();
-      this.connector = undefined;
-    }
+    this.stopConnecting();
     this.destroyBoth(true);
   };
 
@@ -408,10 +408,12 @@ export class Bridge implements Watched, Deadline {
   private destroyBoth(reset: boolean): void {
     destroySocket(this.client, reset);
     if (this.upstream) destroySocket(this.upstream, reset);
-    else if (this.connector) {
-      this.connector.abort();
-      this.connector = undefined;
-    }
+    else this.stopConnecting();
+  }
+
+  private stopConnecting(): void {
+    this.connecting?.abort();
+    this.connecting = undefined;
   }
 
   /** The one teardown path: timers, slots, counters, the access-log line. */

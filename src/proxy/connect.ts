@@ -6,6 +6,10 @@
  * The client is not involved: whatever it sends meanwhile waits, unread or buffered in
  * order, so a retry is invisible to it. With `on_limit: queue`, a connection that finds
  * every eligible endpoint at its max_connections waits in the pool's UpstreamQueue.
+ *
+ * `connectUpstream()` answers with a promise of the connected socket, or a ConnectRefusal
+ * (the client is refused, its reason in the access log); the caller's AbortSignal drops the
+ * attempt when the client leaves first (the promise then rejects with the signal's reason).
  */
 import net, { isIP, type Socket, type OnReadOpts } from 'node:net';
 import tls from 'node:tls';
@@ -17,6 +21,7 @@ import type { ClientTlsOptions } from '../protocol/tls.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import type { TcpHandles } from './tcp-handle.js';
 import { TcpProxyError } from '../errors/errors.js';
+import type { ListenerMetrics } from '../observability/metrics.js';
 
 export interface ConnectOptions {
   readonly pool: UpstreamPool;
@@ -36,21 +41,33 @@ export interface ConnectOptions {
   readonly tls: ClientTlsOptions | undefined;
   /** `on_limit: queue`: where to wait when every eligible endpoint is full. */
   readonly queue: UpstreamQueue | undefined;
+  /**
+   * Where a failed attempt (refused, timed out) is counted against its endpoint; another may
+   * follow. This host's own shortages (EMFILE...: local-shortage.ts) blame no endpoint.
+   */
+  readonly metrics: Pick<ListenerMetrics, 'connectFailed'>;
 }
 
-export type ConnectFailure =
-  | { readonly reason: 'no_upstream' | 'limit' | 'queue_timeout' | 'shutdown'; readonly error?: undefined }
-  | { readonly reason: 'no_upstream'; readonly error: Error };
+export interface Connected {
+  /** The TCP socket (a RawSocket on the plain path), or the TLS socket over it. */
+  readonly socket: PlainSocket;
+  readonly endpoint: Endpoint;
+  readonly connectMs: number;
+}
 
-export interface ConnectHandlers {
-  connected(socket: PlainSocket, endpoint: Endpoint, connectMs: number): void;
-  failed(failure: ConnectFailure): void;
-  /**
-   * One attempt failed (refused, timed out) and counts against the endpoint; another may
-   * follow. Not called for this host's own shortages (EMFILE...: local-shortage.ts), which
-   * blame no endpoint.
-   */
-  attemptFailed(endpoint: Endpoint, error: Error): void;
+/** No upstream took the client: it is refused with `reason`; `cause` is the last attempt's error. */
+export class ConnectRefusal extends TcpProxyError {
+  constructor(
+    readonly reason: 'no_upstream' | 'limit' | 'queue_timeout' | 'shutdown',
+    readonly failure?: Error,
+  ) {
+    super(reason === 'no_upstream' ? 'no_upstream' : 'refused', failure?.message ?? `refused: ${reason}`);
+  }
+}
+
+/** Connects a client to an upstream of `options.pool` (picking, retrying, queueing). */
+export function connectUpstream(options: ConnectOptions, signal: AbortSignal): Promise<Connected> {
+  return new Promise((resolve, reject) => new UpstreamConnector(options, resolve, reject, signal).start());
 }
 
 class ConnectTimeoutError extends TcpProxyError {
@@ -59,8 +76,8 @@ class ConnectTimeoutError extends TcpProxyError {
   }
 }
 
-/** One client's attempt(s) to reach an upstream. `abort()` when the client goes away. */
-export class UpstreamConnector implements UpstreamWaiter {
+/** One client's attempt(s) to reach an upstream, until it settles the promise or is aborted. */
+class UpstreamConnector implements UpstreamWaiter {
   /** Endpoints this connection failed to reach since it last waited (not tried again). */
   private readonly tried = new Set<Endpoint>();
   /** Connect attempts so far: the retry budget counts every one. */
@@ -77,8 +94,12 @@ export class UpstreamConnector implements UpstreamWaiter {
 
   constructor(
     private readonly options: ConnectOptions,
-    private readonly handlers: ConnectHandlers,
-  ) {}
+    private readonly resolve: (connected: Connected) => void,
+    private readonly reject: (error: unknown) => void,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener('abort', this.abort, { once: true });
+  }
 
   start(): void {
     if (this.attempts > this.options.retries) return this.fail();
@@ -105,7 +126,7 @@ export class UpstreamConnector implements UpstreamWaiter {
 
   refusedFromQueue(reason: 'queue_timeout' | 'shutdown'): void {
     this.ticket = undefined;
-    this.handlers.failed({ reason });
+    this.refuse(new ConnectRefusal(reason));
   }
 
   private leaveQueue(): void {
@@ -121,7 +142,7 @@ export class UpstreamConnector implements UpstreamWaiter {
     const { pool } = this.options;
     if (pick.endpoint === undefined) {
       // After a failed attempt, "nothing else to try" is an unreachable upstream.
-      return this.lastError ? this.fail() : this.handlers.failed({ reason: pick.reason });
+      return this.lastError ? this.fail() : this.refuse(new ConnectRefusal(pick.reason));
     }
     const endpoint = pick.endpoint;
     this.tried.add(endpoint);
@@ -154,11 +175,18 @@ export class UpstreamConnector implements UpstreamWaiter {
   }
 
   /** The client left while connecting: drop the attempt and give the endpoint back. */
-  abort(): void {
+  private readonly abort = (): void => {
     this.leaveQueue();
-    if (!this.socket) return;
-    this.discard();
-    this.options.pool.release(this.endpoint!);
+    if (this.socket) {
+      this.discard();
+      this.options.pool.release(this.endpoint!);
+    }
+    this.reject(this.signal.reason);
+  };
+
+  private refuse(refusal: ConnectRefusal): void {
+    this.signal.removeEventListener('abort', this.abort);
+    this.reject(refusal);
   }
 
   private readonly onTcpConnected = (): void => {
@@ -193,7 +221,8 @@ export class UpstreamConnector implements UpstreamWaiter {
       socket.resume();
     }
     this.options.pool.reportConnectSuccess(endpoint);
-    this.handlers.connected(socket, endpoint, performance.now() - this.startedAt);
+    this.signal.removeEventListener('abort', this.abort);
+    this.resolve({ socket, endpoint, connectMs: performance.now() - this.startedAt });
   };
 
   private readonly onTimeout = (): void => {
@@ -211,12 +240,12 @@ export class UpstreamConnector implements UpstreamWaiter {
     // Failure first: the release may hand the slot to a waiter, which must not get this endpoint.
     const blamed = this.options.pool.reportConnectFailure(endpoint, error);
     this.options.pool.release(endpoint);
-    if (blamed) this.handlers.attemptFailed(endpoint, error);
+    if (blamed) this.options.metrics.connectFailed(endpoint.label);
     this.start();
   }
 
   private fail(): void {
-    this.handlers.failed({ reason: 'no_upstream', error: this.lastError ?? new TcpProxyError('no_upstream', 'no upstream left to try') });
+    this.refuse(new ConnectRefusal('no_upstream', this.lastError ?? new TcpProxyError('no_upstream', 'no upstream left to try')));
   }
 
   /** Ends the current attempt's sockets and forgets them. */

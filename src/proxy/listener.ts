@@ -1,8 +1,10 @@
 /**
- * The Listener: the seed's acceptor. One net.Server per configured listener; for each
- * accepted client it runs the one accept path, in order:
- *   accept -> (PROXY header) -> admit (acl, schedule, rate, limits | queue) -> Bridge.start()
- * Refusals close the client without a byte and without touching any upstream.
+ * The Listener: the seed's acceptor. One net.Server per configured listener; each accepted
+ * client runs the one accept path, an ordered list of stages (STAGES below):
+ *   accept -> [PROXY header] -> admit (acl, schedule, rate, limits | queue)
+ *          -> [SNI route | TLS handshake] -> Bridge.start() (pick upstream, connect, bridge)
+ * Each stage passes the client on or refuses it; refusals have one owner (`refuse`), and
+ * close the client without a byte and without touching any upstream.
  *
  * The plain path (no PROXY header to read, no TLS, no SNI routes, no filters): once bound,
  * the listener takes over the server handle's `onconnection`, so that such clients arrive as
@@ -23,7 +25,7 @@ import type { RejectReason } from '../observability/reasons.js';
 import { formatHostPort, unmapIPv4 } from '../net/address.js';
 import { watchWhileWaiting } from './waiting-client.js';
 import { Bridge, type ClientIdentity } from './bridge.js';
-import type { ListenerContext } from './listener-context.js';
+import type { ListenerContext, SniRoute } from './listener-context.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { tcpHandles, type ServerHandle, type TcpHandle } from './tcp-handle.js';
 import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
@@ -125,7 +127,7 @@ export class Listener {
       socket.destroy();
       return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
     }
-    this.admit(context, socket, { ip: unmapIPv4(peer.address), port: peer.port ?? 0 });
+    proceed(new Arrival(context, socket, { ip: unmapIPv4(peer.address), port: peer.port ?? 0 }), 0);
   }
 
   private readonly onConnection = (socket: Socket): void => {
@@ -137,71 +139,8 @@ export class Listener {
       socket.destroy();
       return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
     }
-    const identity: ClientIdentity = { ip: unmapIPv4(address), port: socket.remotePort ?? 0 };
-    if (context.config.proxy_protocol?.accept) return void this.readProxyHeader(context, socket, identity);
-    this.admit(context, socket, identity);
+    proceed(new Arrival(context, socket, { ip: unmapIPv4(address), port: socket.remotePort ?? 0 }), 0);
   };
-
-  private async readProxyHeader(context: ListenerContext, socket: Socket, peer: ClientIdentity): Promise<void> {
-    const { accept, timeout } = context.config.proxy_protocol!;
-    if (context.proxyTrusted && !context.proxyTrusted(peer.ip)) {
-      return refuse(context, socket, peer, 'proxy_protocol', { error: 'peer not trusted to send PROXY headers' });
-    }
-    try {
-      const { header, rest } = await readProxyHeader(socket, accept!, timeout);
-      if (rest.length > 0) socket.unshift(rest);
-      const addresses = header.addresses;
-      const identity: ClientIdentity = addresses
-        ? {
-            ip: unmapIPv4(addresses.source.address),
-            port: addresses.source.port,
-            destination: addresses.destination,
-            extra: { proxied_client: formatHostPort(peer.ip, peer.port) },
-          }
-        : peer;
-      this.admit(context, socket, identity);
-    } catch (error) {
-      refuse(context, socket, peer, 'proxy_protocol', errorFields(error as Error));
-    }
-  }
-
-  private admit(context: ListenerContext, client: PlainSocket, identity: ClientIdentity): void {
-    if (context.shared !== undefined) {
-      // limits_scope: cluster: Redis answers within cluster.timeout (else on_error does). The
-      // client stays paused meanwhile; one that left is noticed by startOrRefuse.
-      const shared = context.admission.admitShared(identity.ip);
-      if (!(shared instanceof Promise)) return startOrRefuse(context, client, identity, shared);
-      return void shared.then((result) => startOrRefuse(context, client, identity, result));
-    }
-    const decision = context.admission.admit(identity.ip);
-    if (decision !== 'queue') return startOrRefuse(context, client, identity, decision);
-    // The queue watches a net.Socket (its 'close', errored, the dead-peer probe).
-    const socket = asNetSocket(client);
-    // Over a limit with on_limit: queue. The client is not read beyond a bounded buffer
-    // (the kernel holds the rest); it proceeds when a slot frees, leaves the queue if it
-    // resets, or is refused after queue_timeout.
-    const queuedAt = Date.now();
-    const stopWatching = watchWhileWaiting(socket);
-    let cancel = (): void => undefined;
-    const leftTheQueue = (): void => {
-      cancel();
-      const error: NodeJS.ErrnoException | null = socket.errored;
-      logClose(context.logger, error ? 'error' : 'client_closed', {
-        ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)),
-        bytes_from_client: socket.bytesRead,
-        duration_ms: Date.now() - queuedAt,
-        ...identity.extra,
-        ...(error && errorFields(error)),
-      });
-    };
-    socket.once('close', leftTheQueue);
-    // `done` may run before wait() returns (an immediate answer): everything it uses exists.
-    cancel = context.admission.wait(identity.ip, (result) => {
-      stopWatching();
-      socket.off('close', leftTheQueue);
-      startOrRefuse(context, socket, identity, result);
-    });
-  }
 
   /**
    * An accept that failed. The process must survive it (an 'error' nobody listens to would
@@ -247,21 +186,152 @@ function asNetSocket(client: PlainSocket): Socket {
   });
 }
 
-function startOrRefuse(context: ListenerContext, socket: PlainSocket, identity: ClientIdentity, result: AdmissionResult): void {
-  if (!result.admitted) return refuse(context, socket, identity, result.reason);
-  if (socket.destroyed) return result.slot.release();
-  const release = (): void => result.slot.release();
-  // Raw clients come only from plain contexts (isPlain): these two always have a net.Socket.
-  if (context.routes) return void routeByServerName(context, socket as Socket, identity, release);
-  if (context.tls) return terminateTls(context, socket as Socket, identity, release);
-  startBridge(context, socket, identity, release, context.pool);
+// -- the accept path: an ordered list of stages -----------------------------------------
+
+/** A client on its way through the accept path, and what the stages learned about it. */
+class Arrival {
+  /** Gives back the admission slot(s), once admitted: a later refusal does, else the bridge. */
+  release: (() => void) | undefined;
+  /** The upstream pool of its route: the listener's, or an SNI route's. */
+  pool: UpstreamPool;
+
+  constructor(
+    /** The plan in force when it was accepted: it keeps it to the end. */
+    readonly context: ListenerContext,
+    public socket: PlainSocket,
+    public identity: ClientIdentity,
+  ) {
+    this.pool = context.pool;
+  }
 }
 
-function startBridge(context: ListenerContext, client: PlainSocket, identity: ClientIdentity, release: () => void, pool: UpstreamPool): void {
-  // Live filters engaged since the accept: the filtered path needs a net.Socket.
-  const socket = context.state.live.engaged ? asNetSocket(client) : client;
-  socket.off('error', ignoreEarlyError);
-  new Bridge(context, socket, identity, release, pool).start();
+/** What a stage answers: pass it on (undefined), refuse it, or GONE: it left, and the stage logged its line. */
+type Verdict = undefined | Refusal | typeof GONE;
+interface Refusal {
+  readonly reason: RejectReason;
+  readonly extra?: Record<string, unknown>;
+}
+const GONE = Symbol('gone');
+type Stage = (arrival: Arrival) => Verdict | Promise<Verdict>;
+
+/**
+ * The accept path, in order. A stage that has nothing to do for this listener passes at
+ * once; the plain path runs through without a promise. Refusals are `refuse()`'s alone.
+ */
+const STAGES: readonly Stage[] = [receiveProxyHeader, admit, routeByServerName, terminateTls];
+
+/** Runs the stages from `from`, then bridges the client. */
+function proceed(arrival: Arrival, from: number): void {
+  for (let i = from; i < STAGES.length; i++) {
+    const verdict = STAGES[i]!(arrival);
+    if (verdict instanceof Promise) {
+      void verdict.then((settled) => (settled === undefined ? proceed(arrival, i + 1) : stop(arrival, settled)));
+      return;
+    }
+    if (verdict !== undefined) return stop(arrival, verdict);
+  }
+  startBridge(arrival);
+}
+
+function stop(arrival: Arrival, verdict: Refusal | typeof GONE): void {
+  if (verdict === GONE) return arrival.release?.();
+  refuse(arrival, verdict);
+}
+
+/** The one owner of refusals on the accept path: slot back, then closed, counted and logged (refusal.ts). */
+function refuse(arrival: Arrival, { reason, extra }: Refusal): void {
+  arrival.release?.();
+  const { context, identity } = arrival;
+  refuseConnection(context, arrival.socket, reason, { ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)), ...identity.extra, ...extra });
+}
+
+/** `proxy_protocol.accept`: the client's identity is the one its PROXY header names. */
+function receiveProxyHeader(arrival: Arrival): Verdict | Promise<Verdict> {
+  const { context } = arrival;
+  const { accept, timeout } = context.config.proxy_protocol ?? {};
+  if (!accept) return undefined;
+  if (context.proxyTrusted && !context.proxyTrusted(arrival.identity.ip))
+    return { reason: 'proxy_protocol', extra: { error: 'peer not trusted to send PROXY headers' } };
+  return readHeader(arrival, accept, timeout!);
+}
+
+async function readHeader(arrival: Arrival, accept: Parameters<typeof readProxyHeader>[1], timeout: number): Promise<Verdict> {
+  const peer = arrival.identity;
+  // Raw clients come only from plain contexts (isPlain): the stages that read have a net.Socket.
+  const socket = arrival.socket as Socket;
+  try {
+    const { header, rest } = await readProxyHeader(socket, accept, timeout);
+    if (rest.length > 0) socket.unshift(rest);
+    const addresses = header.addresses;
+    if (addresses) {
+      arrival.identity = {
+        ip: unmapIPv4(addresses.source.address),
+        port: addresses.source.port,
+        destination: addresses.destination,
+        extra: { proxied_client: formatHostPort(peer.ip, peer.port) },
+      };
+    }
+    return undefined;
+  } catch (error) {
+    return { reason: 'proxy_protocol', extra: errorFields(error as Error) };
+  }
+}
+
+/** acl, schedule, rate, limits (or a place in the queue), per process or cluster-wide. */
+function admit(arrival: Arrival): Verdict | Promise<Verdict> {
+  const { context, identity } = arrival;
+  if (context.shared !== undefined) {
+    // limits_scope: cluster: Redis answers within cluster.timeout (else on_error does). The
+    // client stays paused meanwhile; one that left is noticed by admitted().
+    const shared = context.admission.admitShared(identity.ip);
+    return shared instanceof Promise ? shared.then((result) => admitted(arrival, result)) : admitted(arrival, shared);
+  }
+  const decision = context.admission.admit(identity.ip);
+  return decision === 'queue' ? waitInQueue(arrival) : admitted(arrival, decision);
+}
+
+function admitted(arrival: Arrival, result: AdmissionResult): Verdict {
+  if (!result.admitted) return { reason: result.reason };
+  const { slot } = result;
+  arrival.release = () => slot.release();
+  // It left while its admission was decided: nothing to log but the slot to give back.
+  return arrival.socket.destroyed ? GONE : undefined;
+}
+
+/**
+ * Over a limit with on_limit: queue. The client is not read (the kernel holds what it
+ * sends); it proceeds when a slot frees, leaves the queue if it resets (its line: closed
+ * by the client, or error), or is refused after queue_timeout.
+ */
+function waitInQueue(arrival: Arrival): Promise<Verdict> {
+  const { context, identity } = arrival;
+  // The queue watches a net.Socket (its 'close', errored, the dead-peer probe).
+  const socket = asNetSocket(arrival.socket);
+  arrival.socket = socket;
+  const queuedAt = Date.now();
+  const stopWatching = watchWhileWaiting(socket);
+  return new Promise((resolve) => {
+    let cancel = (): void => undefined;
+    const leftTheQueue = (): void => {
+      cancel();
+      const error: NodeJS.ErrnoException | null = socket.errored;
+      logClose(context.logger, error ? 'error' : 'client_closed', {
+        ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)),
+        bytes_from_client: socket.bytesRead,
+        duration_ms: Date.now() - queuedAt,
+        ...identity.extra,
+        ...(error && errorFields(error)),
+      });
+      resolve(GONE);
+    };
+    socket.once('close', leftTheQueue);
+    // `done` may run before wait() returns (an immediate answer): everything it uses exists.
+    cancel = context.admission.wait(identity.ip, (result) => {
+      stopWatching();
+      socket.off('close', leftTheQueue);
+      resolve(admitted(arrival, result));
+    });
+  });
 }
 
 /**
@@ -269,58 +339,72 @@ function startBridge(context: ListenerContext, client: PlainSocket, identity: Cl
  * put the bytes back so that the upstream receives the TLS stream untouched. A client
  * that does not speak TLS (or sends no name) takes the default route (`upstreams`).
  */
-async function routeByServerName(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void): Promise<void> {
+function routeByServerName(arrival: Arrival): Verdict | Promise<Verdict> {
+  return arrival.context.routes ? peekServerName(arrival, arrival.context.routes) : undefined;
+}
+
+async function peekServerName(arrival: Arrival, routes: readonly SniRoute[]): Promise<Verdict> {
+  const { context } = arrival;
+  const socket = arrival.socket as Socket;
   try {
     const hello = await readClientHello(socket, handshakeTimeout(context));
     if (hello.buffered.length > 0) socket.unshift(hello.buffered);
     const name = hello.serverName;
-    const route = name === undefined ? undefined : context.routes!.find((r) => matchServerName(r.sni, name));
-    const routed: ClientIdentity = { ...identity, extra: { ...identity.extra, tls: { sni: name ?? null } } };
-    startBridge(context, socket, routed, release, route?.pool ?? context.pool);
+    const route = name === undefined ? undefined : routes.find((r) => matchServerName(r.sni, name));
+    arrival.identity = { ...arrival.identity, extra: { ...arrival.identity.extra, tls: { sni: name ?? null } } };
+    arrival.pool = route?.pool ?? context.pool;
+    return undefined;
   } catch (error) {
-    release();
-    refuse(context, socket, identity, 'tls', errorFields(error as Error));
+    return { reason: 'tls', extra: errorFields(error as Error) };
   }
 }
 
 /** TLS termination: handshake with the client (bounded by handshake_timeout), then bridge plaintext. */
-function terminateTls(context: ListenerContext, socket: Socket, identity: ClientIdentity, release: () => void): void {
-  const secure = new tls.TLSSocket(socket, { isServer: true, ...context.tls });
-  // A deadline for the whole handshake, not an idle timeout: a client trickling its
-  // ClientHello a byte at a time would reset an idle timer forever.
-  const deadline = setTimeout(() => fail(new TcpProxyError('tls_handshake', 'TLS handshake timed out')), handshakeTimeout(context));
-  const settle = (): void => {
-    clearTimeout(deadline);
-    secure.off('secure', ready);
-    secure.off('error', fail);
-    secure.off('close', closedEarly);
-  };
-  const fail = (error: Error): void => {
-    settle();
-    secure.on('error', ignoreEarlyError);
-    release();
-    refuse(context, secure, identity, 'tls', errorFields(error));
-  };
-  const closedEarly = (): void => fail(new TcpProxyError('tls_handshake', 'connection closed during the TLS handshake'));
-  const ready = (): void => {
-    settle();
-    secure.pause();
-    const { version, sni, cipher, client_cert } = tlsSessionInfo(secure);
-    startBridge(context, secure, { ...identity, extra: { ...identity.extra, tls: { version, sni: sni ?? null, cipher, client_cert } } }, release, context.pool);
-  };
-  secure.once('secure', ready);
-  secure.once('error', fail);
-  secure.once('close', closedEarly);
+function terminateTls(arrival: Arrival): Verdict | Promise<Verdict> {
+  const { context } = arrival;
+  if (!context.tls) return undefined;
+  const secure = new tls.TLSSocket(arrival.socket as Socket, { isServer: true, ...context.tls });
+  arrival.socket = secure;
+  return new Promise((resolve) => {
+    // A deadline for the whole handshake, not an idle timeout: a client trickling its
+    // ClientHello a byte at a time would reset an idle timer forever.
+    const deadline = setTimeout(() => fail(new TcpProxyError('tls_handshake', 'TLS handshake timed out')), handshakeTimeout(context));
+    const settle = (): void => {
+      clearTimeout(deadline);
+      secure.off('secure', ready);
+      secure.off('error', fail);
+      secure.off('close', closedEarly);
+    };
+    const fail = (error: Error): void => {
+      settle();
+      secure.on('error', ignoreEarlyError);
+      resolve({ reason: 'tls', extra: errorFields(error) });
+    };
+    const closedEarly = (): void => fail(new TcpProxyError('tls_handshake', 'connection closed during the TLS handshake'));
+    const ready = (): void => {
+      settle();
+      secure.pause();
+      const { version, sni, cipher, client_cert } = tlsSessionInfo(secure);
+      arrival.identity = { ...arrival.identity, extra: { ...arrival.identity.extra, tls: { version, sni: sni ?? null, cipher, client_cert } } };
+      resolve(undefined);
+    };
+    secure.once('secure', ready);
+    secure.once('error', fail);
+    secure.once('close', closedEarly);
+  });
+}
+
+/** The end of the accept path: the bridge owns the client (and its admission slot) from here. */
+function startBridge({ context, socket: client, identity, release, pool }: Arrival): void {
+  // Live filters engaged since the accept: the filtered path needs a net.Socket.
+  const socket = context.state.live.engaged ? asNetSocket(client) : client;
+  socket.off('error', ignoreEarlyError);
+  new Bridge(context, socket, identity, release!, pool).start();
 }
 
 /** The bound on a client's TLS handshake or ClientHello; connect_timeout when not set (compatibility). */
 function handshakeTimeout(context: ListenerContext): number {
   return context.config.handshake_timeout ?? context.config.connect_timeout;
-}
-
-/** A refusal before the bridge: the access-log line has the client and what the stage knew. */
-function refuse(context: ListenerContext, socket: PlainSocket, identity: ClientIdentity, reason: RejectReason, extra?: Record<string, unknown>): void {
-  refuseConnection(context, socket, reason, { ...emptyRecord(context.name, formatHostPort(identity.ip, identity.port)), ...identity.extra, ...extra });
 }
 
 /** Before the bridge owns the socket, an error (a reset while queued) just ends it. */
