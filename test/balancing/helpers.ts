@@ -11,18 +11,6 @@ export function tally(endpoints: readonly Endpoint[], picked: readonly (Endpoint
   return endpoints.map((endpoint) => picked.filter((p) => p === endpoint).length);
 }
 
-/** A deterministic PRNG (mulberry32) so that statistical tests give the same answer every run. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Matches the upstream_state line for `label` going to `to`. */
 export function stateChange(label: string, to: string): (line: LogLine) => boolean {
   return (line) => line.event === 'upstream_state' && line['upstream'] === label && line['to'] === to;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import { RandomBalancer } from '../../src/balancing/random.js';
-import { makeEndpoints, seededRandom, tally } from './helpers.js';
+import { seededRandom } from '../../bench/access-list.js';
+import { makeEndpoints, tally } from './helpers.js';
 
 describe('random (power of two choices)', { timeout: 10_000 }, () => {
   it('takes the less loaded (relative to weight) of the two it draws', () => {

@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import type { Endpoint } from '../../src/balancing/endpoint.js';
 import type { ResolvedAddress } from '../../src/balancing/resolver.js';
 import { UpstreamChangeError, UpstreamPool, type BalanceStrategy, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
-import { seededRandom, tally } from './helpers.js';
+import { seededRandom } from '../../bench/access-list.js';
+import { tally } from './helpers.js';
 import { memoryLogger } from '../helpers/log-collector.js';
 
 function spec(host: string, port: number, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
