@@ -10,6 +10,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { connectionRate, downloadRate, openIdle, pingPong, sleep, startUpstreams, uploadRate, type Upstreams } from './load.js';
 import { cpuMicros, freePorts, ROOT, rssKiB, startTcpproxy } from './proxy-process.js';
+import { ratio } from './report.js';
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
@@ -123,10 +124,6 @@ async function measure(paths: Path[], rows: Row[]): Promise<void> {
 function format(value: number | undefined): string {
   if (value === undefined) return '-';
   return value >= 100 ? value.toFixed(0) : value.toFixed(1);
-}
-
-function ratio(a: number | undefined, b: number | undefined): string {
-  return a === undefined || b === undefined || b === 0 ? '-' : `${(a / b).toFixed(2)}x`;
 }
 
 export function printTable(title: string, rows: Row[]): void {

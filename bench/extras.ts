@@ -13,6 +13,7 @@ import { benchmarkAccessList } from './access-list.js';
 import { benchmarkPick } from './balancer-pick.js';
 import { connectionRate, downloadRate, measureRate, repeatRate, sleep, startEchoServers, type Upstreams } from './load.js';
 import { startTcpproxy } from './proxy-process.js';
+import { ratio } from './report.js';
 import { clusterConnectionRates } from './cluster.js';
 
 const MiB = 1024 * 1024;
@@ -192,7 +193,7 @@ export async function runExtras(upstreams: Upstreams, seconds: number): Promise<
     '| metric | unit | baseline | value | ratio |',
     '|---|---|---:|---:|---:|',
     ...rows.map(
-      (r) => `| ${r.metric} | ${r.unit} | ${r.baseline.toFixed(0)} (${r.baselineLabel}) | ${r.feature.toFixed(0)} | ${(r.feature / r.baseline).toFixed(2)}x |`,
+      (r) => `| ${r.metric} | ${r.unit} | ${r.baseline.toFixed(0)} (${r.baselineLabel}) | ${r.feature.toFixed(0)} | ${ratio(r.feature, r.baseline)} |`,
     ),
     '',
     '### Policy decisions (in-process micro-benchmarks)',
