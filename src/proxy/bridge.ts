@@ -76,7 +76,7 @@ export class Bridge implements Watched, Deadline {
   /** max_lifetime or an enforced schedule window's end, on the deadline wheel. */
   wheelTick: number | undefined;
   private endOfLife: 'max_lifetime' | 'schedule' = 'max_lifetime';
-  /** idle_timeout, client_timeout, server_timeout: on the sockets' own timers (side-timeouts.ts). */
+  /** idle_timeout, client_timeout, server_timeout: on the sockets' timers, the deadline wheel for raw ones (side-timeouts.ts). */
   private timeouts: SideTimeouts | undefined;
   private upstreamPaused = false;
   private clientPaused = false;

@@ -124,8 +124,7 @@ export class Listener {
     client.setNoDelay(true);
     const peer: { address?: string; port?: number } = {};
     if (client.getpeername(peer) !== 0 || peer.address === undefined) {
-      socket.destroy();
-      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
+      return resetBeforeAccepted(context, socket);
     }
     proceed(new Arrival(context, socket, { ip: unmapIPv4(peer.address), port: peer.port ?? 0 }), 0);
   }
@@ -135,9 +134,7 @@ export class Listener {
     socket.on('error', ignoreEarlyError);
     const address = socket.remoteAddress;
     if (address === undefined) {
-      // Reset before we got to it: nothing to proxy, but it still gets its access-log line.
-      socket.destroy();
-      return logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
+      return resetBeforeAccepted(context, socket);
     }
     proceed(new Arrival(context, socket, { ip: unmapIPv4(address), port: socket.remotePort ?? 0 }), 0);
   };
@@ -164,6 +161,12 @@ export class Listener {
 /** libuv calls it with `this` = the server handle: one function for every listener. */
 function onServerConnection(this: TakenOverHandle, status: number, client: TcpHandle | undefined): void {
   this.tcpproxyListener!.accepted(this, status, client);
+}
+
+/** A client that reset before we got to it: nothing to proxy, but it still gets its access-log line. */
+function resetBeforeAccepted(context: ListenerContext, socket: PlainSocket): void {
+  socket.destroy();
+  logClose(context.logger, 'error', { ...emptyRecord(context.name, 'unknown'), error: 'ECONNRESET', error_code: 'ECONNRESET' });
 }
 
 /** Whether a context's clients can take the plain path on raw handles. */
@@ -248,11 +251,12 @@ function refuse(arrival: Arrival, { reason, extra }: Refusal): void {
 /** `proxy_protocol.accept`: the client's identity is the one its PROXY header names. */
 function receiveProxyHeader(arrival: Arrival): Verdict | Promise<Verdict> {
   const { context } = arrival;
-  const { accept, timeout } = context.config.proxy_protocol ?? {};
-  if (!accept) return undefined;
+  // Read without a `?? {}` default: this runs for every client, the plain path's too.
+  const proxyProtocol = context.config.proxy_protocol;
+  if (!proxyProtocol?.accept) return undefined;
   if (context.proxyTrusted && !context.proxyTrusted(arrival.identity.ip))
     return { reason: 'proxy_protocol', extra: { error: 'peer not trusted to send PROXY headers' } };
-  return readHeader(arrival, accept, timeout!);
+  return readHeader(arrival, proxyProtocol.accept, proxyProtocol.timeout);
 }
 
 async function readHeader(arrival: Arrival, accept: Parameters<typeof readProxyHeader>[1], timeout: number): Promise<Verdict> {
