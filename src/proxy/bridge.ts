@@ -38,7 +38,7 @@ import type { CloseReason } from '../observability/reasons.js';
 import { formatHostPort } from '../net/address.js';
 import { ConnectRefusal, connectUpstream, type Connected } from './connect.js';
 import type { ListenerContext } from './listener-context.js';
-import { giveBackReadBuffer, takeReadBuffer } from './read-buffers.js';
+import { DirectionBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
 import { deadPeerSweep, type Watched } from './dead-peer-sweep.js';
 import { destroySocket } from './destroy-socket.js';
@@ -80,9 +80,9 @@ export class Bridge implements Watched, Deadline {
   private timeouts: SideTimeouts | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
-  /** Each direction's read buffer (recycled: given back once both sockets are closed). */
-  private clientBuffer: Buffer | undefined;
-  private upstreamBuffer: Buffer | undefined;
+  /** Each direction's read buffer (growing with its traffic; given back once both sockets are closed). */
+  private clientReads: DirectionBuffer | undefined;
+  private upstreamReads: DirectionBuffer | undefined;
   private openSockets = 1;
   private firstFin: 'client' | 'upstream' | undefined;
   private reason: CloseReason | undefined;
@@ -222,10 +222,14 @@ export class Bridge implements Watched, Deadline {
   };
 
   /**
-   * Node asks again after every read (a new buffer each time is allowed): always the same one,
-   * taken on first use. A retry's socket gets it too; the failed attempt's handle is closed.
+   * Node asks again after every read (a new buffer each time is allowed): the direction's
+   * current one, taken on first use. A retry's socket gets it too; the failed attempt's
+   * handle is closed.
    */
-  private readonly upstreamReadBuffer = (): Buffer => (this.upstreamBuffer ??= takeReadBuffer(this.context.config.buffer_size));
+  private readonly upstreamReadBuffer = (): Buffer => (this.upstreamReads ??= new DirectionBuffer(this.context.config.buffer_size)).buffer;
+
+  /** The same for an accepted net.Socket client reading in place. */
+  private readonly clientReadBuffer = (): Buffer => this.clientReads!.buffer;
 
   private listenToClient(): void {
     this.client.on('end', this.onClientEnd);
@@ -234,22 +238,23 @@ export class Bridge implements Watched, Deadline {
 
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
   private readClientInPlace(): void {
-    const buffer = takeReadBuffer(this.context.config.buffer_size);
+    const reads = new DirectionBuffer(this.context.config.buffer_size);
     if (this.client instanceof RawSocket) {
-      this.clientBuffer = buffer;
-      this.client.readInto(buffer, this.onClientRead);
+      this.clientReads = reads;
+      this.client.readInto(reads.buffer, this.onClientRead);
       return this.listenToClient();
     }
-    const adopted = readInPlace(this.client as Socket, buffer, this.onClientRead);
+    this.clientReads = reads;
+    const adopted = readInPlace(this.client as Socket, this.clientReadBuffer, this.onClientRead);
     if (adopted) {
-      this.clientBuffer = buffer;
       this.client.off('error', this.onClientError);
       this.client.off('close', this.onSocketClose);
       this.client = adopted;
       adopted.on('error', this.onClientError);
       adopted.on('close', this.onSocketClose);
     } else {
-      giveBackReadBuffer(buffer);
+      reads.giveBack();
+      this.clientReads = undefined;
       (this.client as Socket).on('data', this.onClientData);
       (this.upstream as Socket).on('drain', this.onUpstreamDrain);
     }
@@ -280,8 +285,12 @@ export class Bridge implements Watched, Deadline {
   private readonly onClientRead = (length: number, buffer: Buffer): boolean => {
     const upstream = this.upstream!;
     upstream.write(length === buffer.length ? buffer : buffer.subarray(0, length), this.onUpstreamWritten);
+    this.clientReads!.filled(length);
     // As in to_client: read again only once the write no longer holds our buffer.
-    if (upstream.writableLength === 0) return true;
+    if (upstream.writableLength === 0) {
+      this.growClientBuffer();
+      return true;
+    }
     this.clientPaused = true;
     this.watch();
     return false;
@@ -290,9 +299,16 @@ export class Bridge implements Watched, Deadline {
   private readonly onUpstreamWritten = (): void => {
     if (this.clientPaused && this.upstream!.writableLength === 0) {
       this.clientPaused = false;
+      this.growClientBuffer();
       this.client.resume();
     }
   };
+
+  /** When no write holds the client's buffer: a bigger one if its reads filled it (a net.Socket asks clientReadBuffer). */
+  private growClientBuffer(): void {
+    const grown = this.clientReads!.grown();
+    if (grown !== undefined && this.client instanceof RawSocket) this.client.readInto(grown, this.onClientRead);
+  }
 
   /** The same loop over 'data' events, when the client cannot read in place. */
   private readonly onClientData = (chunk: Buffer): void => {
@@ -318,9 +334,13 @@ export class Bridge implements Watched, Deadline {
 
   private readonly onUpstreamRead = (length: number, buffer: Buffer): boolean => {
     this.client.write(length === buffer.length ? buffer : buffer.subarray(0, length), this.onClientWritten);
+    this.upstreamReads!.filled(length);
     // Written through to the kernel: the buffer is free, read again. Otherwise the write
     // still holds our buffer: stop reading until it completes.
-    if (this.client.writableLength === 0) return true;
+    if (this.client.writableLength === 0) {
+      this.growUpstreamBuffer();
+      return true;
+    }
     this.upstreamPaused = true;
     this.watch();
     return false;
@@ -340,9 +360,16 @@ export class Bridge implements Watched, Deadline {
   private readonly onClientWritten = (): void => {
     if (this.upstreamPaused && this.client.writableLength === 0 && this.upstream) {
       this.upstreamPaused = false;
+      this.growUpstreamBuffer();
       this.upstream.resume();
     }
   };
+
+  /** As growClientBuffer, for the upstream's reads (a net.Socket upstream asks upstreamReadBuffer). */
+  private growUpstreamBuffer(): void {
+    const grown = this.upstreamReads!.grown();
+    if (grown !== undefined && this.upstream instanceof RawSocket) this.upstream.readInto(grown, this.onUpstreamRead);
+  }
 
   private readonly onUpstreamEnd = (): void => {
     // Before anything carries the FIN on (the filtered direction's own 'end' listener included).
@@ -442,8 +469,8 @@ export class Bridge implements Watched, Deadline {
     this.pipeline?.destroy();
     if (this.endpoint) this.pool.release(this.endpoint);
     this.context.state.connections.delete(this);
-    if (this.clientBuffer) giveBackReadBuffer(this.clientBuffer);
-    if (this.upstreamBuffer) giveBackReadBuffer(this.upstreamBuffer);
+    this.clientReads?.giveBack();
+    this.upstreamReads?.giveBack();
     this.releaseAdmission();
   }
 

@@ -118,7 +118,11 @@ export class RawSocket implements PlainSocket, Deadline {
     return socket;
   }
 
-  /** Where reads go from now on (the bridge's recycled buffer); reading starts with resume(). */
+  /**
+   * Where reads go from now on (the bridge's recycled buffer); reading starts with resume().
+   * Called again to switch to a bigger buffer, at most twice per socket (read-buffers.ts):
+   * each call stacks one small native listener on the handle, freed with it.
+   */
   readInto(buffer: Buffer, callback: ReadCallback): void {
     this.buffer = buffer;
     this.readCallback = callback;

@@ -30,8 +30,11 @@ interface AdoptOptions extends net.SocketConstructorOpts {
   onread: net.OnReadOpts;
 }
 
-/** The same connection as `socket`, reading into `buffer`; undefined when it does not qualify. */
-export function readInPlace(socket: Socket, buffer: Buffer, callback: (length: number, buffer: Buffer) => boolean): Socket | undefined {
+/**
+ * The same connection as `socket`, reading into `buffer`; undefined when it does not qualify.
+ * A function is asked again after every read (as net.connect's onread): the buffer may change.
+ */
+export function readInPlace(socket: Socket, buffer: Buffer | (() => Buffer), callback: (length: number, buffer: Buffer) => boolean): Socket | undefined {
   const shell = socket as Socket & SocketInternals;
   const handle = shell._handle;
   if (handle === null || socket.constructor !== net.Socket || socket.destroyed) return undefined;
