@@ -37,6 +37,7 @@ import { refuseConnection } from './refusal.js';
 import type { CloseReason } from '../observability/reasons.js';
 import { formatHostPort } from '../net/address.js';
 import { ConnectRefusal, connectUpstream, type Connected } from './connect.js';
+import { ConnectAbort } from './connect-abort.js';
 import type { ListenerContext } from './listener-context.js';
 import { DirectionBuffer } from './read-buffers.js';
 import { readInPlace } from './read-in-place.js';
@@ -68,7 +69,7 @@ export class Bridge implements Watched, Deadline {
   private upstream: PlainSocket | undefined;
   private endpoint: Endpoint | undefined;
   /** While connecting upstream: aborted when the client leaves first. */
-  private connecting: AbortController | undefined;
+  private connecting: ConnectAbort | undefined;
   private pipeline: DataPipeline | undefined;
   private directions: [FilteredDirection, FilteredDirection] | undefined;
   /** Decided once, in start(): the filtered path (configured or live filters) or the plain one. */
@@ -125,7 +126,7 @@ export class Bridge implements Watched, Deadline {
     }
     // The client is not read until its upstream is connected: the sweep watches it meanwhile.
     this.watch();
-    this.connecting = new AbortController();
+    this.connecting = new ConnectAbort();
     connectUpstream(
       {
         pool: this.pool,

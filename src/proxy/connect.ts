@@ -8,8 +8,9 @@
  * every eligible endpoint at its max_connections waits in the pool's UpstreamQueue.
  *
  * `connectUpstream()` answers with a promise of the connected socket, or a ConnectRefusal
- * (the client is refused, its reason in the access log); the caller's AbortSignal drops the
- * attempt when the client leaves first (the promise then rejects with the signal's reason).
+ * (the client is refused, its reason in the access log); the caller's AbortSignal (or the
+ * bridge's cheaper ConnectAbort: connect-abort.ts) drops the attempt when the client leaves
+ * first (the promise then rejects with the signal's reason).
  */
 import net, { isIP, type Socket, type OnReadOpts } from 'node:net';
 import tls from 'node:tls';
@@ -21,6 +22,7 @@ import type { ClientTlsOptions } from '../protocol/tls.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import type { TcpHandles } from './tcp-handle.js';
 import { TcpProxyError } from '../errors/errors.js';
+import type { AbortSignalLike } from './connect-abort.js';
 import type { ListenerMetrics } from '../observability/metrics.js';
 
 export interface ConnectOptions {
@@ -66,7 +68,7 @@ export class ConnectRefusal extends TcpProxyError {
 }
 
 /** Connects a client to an upstream of `options.pool` (picking, retrying, queueing). */
-export function connectUpstream(options: ConnectOptions, signal: AbortSignal): Promise<Connected> {
+export function connectUpstream(options: ConnectOptions, signal: AbortSignalLike): Promise<Connected> {
   return new Promise((resolve, reject) => new UpstreamConnector(options, resolve, reject, signal).start());
 }
 
@@ -96,7 +98,7 @@ class UpstreamConnector implements UpstreamWaiter {
     private readonly options: ConnectOptions,
     private readonly resolve: (connected: Connected) => void,
     private readonly reject: (error: unknown) => void,
-    private readonly signal: AbortSignal,
+    private readonly signal: AbortSignalLike,
   ) {
     signal.addEventListener('abort', this.abort, { once: true });
   }

@@ -46,12 +46,21 @@ export function listenError(what: string, host: string, port: number, error: Nod
 /** The server handle, with the listener that took over its accepts. */
 interface TakenOverHandle extends ServerHandle {
   tcpproxyListener?: Listener;
+  setNoDelay?(on: boolean): number;
 }
+
+/**
+ * Linux copies TCP_NODELAY from a listening socket to the sockets it accepts: set once on the
+ * listener, it saves a setsockopt per client (elsewhere each accepted handle sets it).
+ */
+const NODELAY_INHERITED = process.platform === 'linux';
 
 export class Listener {
   private readonly server: net.Server;
   /** Node's own onconnection (makes a net.Socket and emits 'connection'), for the other clients. */
   private nodeOnConnection: ServerHandle['onconnection'] | undefined;
+  /** Whether accepted handles have TCP_NODELAY already (set on the listening socket). */
+  private nodelayInherited = false;
 
   /** Each accepted client gets the plan `state` has in force then (a reload swaps it there). */
   constructor(private readonly state: ListenerState) {
@@ -114,6 +123,8 @@ export class Listener {
     this.nodeOnConnection = handle.onconnection;
     handle.tcpproxyListener = this;
     handle.onconnection = onServerConnection;
+    // (A cluster worker's round-robin stand-in has no socket, and no setNoDelay.)
+    this.nodelayInherited = NODELAY_INHERITED && typeof handle.setNoDelay === 'function' && handle.setNoDelay(true) === 0;
   }
 
   /** From onServerConnection: a raw client handle, or Node's way for everything else. */
@@ -121,7 +132,7 @@ export class Listener {
     const context = this.state.context;
     if (status !== 0 || client === undefined || !isPlain(context)) return this.nodeOnConnection!.call(serverHandle, status, client);
     const socket = new RawSocket(tcpHandles!, client);
-    client.setNoDelay(true);
+    if (!this.nodelayInherited) client.setNoDelay(true);
     const peer: { address?: string; port?: number } = {};
     if (client.getpeername(peer) !== 0 || peer.address === undefined) {
       return resetBeforeAccepted(context, socket);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UpstreamPool, type UpstreamSpec } from '../../src/balancing/upstream-pool.js';
 import { ConnectRefusal, connectUpstream, type ConnectOptions } from '../../src/proxy/connect.js';
+import { ConnectAbort } from '../../src/proxy/connect-abort.js';
 import { destroySocket } from '../../src/proxy/destroy-socket.js';
 import { tcpHandles } from '../../src/proxy/tcp-handle.js';
 import { memoryLogger } from '../helpers/log-collector.js';
@@ -77,17 +78,39 @@ for (const raw of tcpHandles ? [true, false] : [false]) {
       }
     });
 
-    it('an abort while connecting rejects with the signal reason and gives the slot back', async () => {
+    for (const [kind, makeController] of [
+      ['AbortController', () => new AbortController()],
+      ["the bridge's ConnectAbort", () => new ConnectAbort()],
+    ] as const) {
+      it(`an abort while connecting (${kind}) rejects with the signal reason and gives the slot back`, async () => {
+        const server = await startServer(endAtOnce);
+        const pool = await poolOf(server.port);
+        try {
+          const controller = makeController();
+          const connecting = connectUpstream(options(pool, raw), controller.signal);
+          assert.equal(active(pool), 1, 'the attempt holds its slot');
+          const reason = new Error('the client left');
+          controller.abort(reason);
+          await assert.rejects(connecting, (error) => error === reason);
+          assert.equal(active(pool), 0);
+          controller.abort(new Error('again'));
+          assert.equal(controller.signal.reason, reason, 'aborted once');
+        } finally {
+          pool.close();
+          await server.close();
+        }
+      });
+    }
+
+    it('a connect that succeeded leaves no listener on the ConnectAbort', async () => {
       const server = await startServer(endAtOnce);
       const pool = await poolOf(server.port);
       try {
-        const controller = new AbortController();
-        const connecting = connectUpstream(options(pool, raw), controller.signal);
-        assert.equal(active(pool), 1, 'the attempt holds its slot');
-        const reason = new Error('the client left');
-        controller.abort(reason);
-        await assert.rejects(connecting, (error) => error === reason);
-        assert.equal(active(pool), 0);
+        const abort = new ConnectAbort();
+        const connected = await connectUpstream(options(pool, raw), abort.signal);
+        abort.abort();
+        assert.equal(active(pool), 1, 'an abort after the connect does not release the slot the bridge holds');
+        connected.socket.destroy();
       } finally {
         pool.close();
         await server.close();
