@@ -76,6 +76,8 @@ describe('run-time upstream changes with --workers 2', { timeout: 180_000 }, () 
     assert.equal(await change('DELETE', `/api/listeners/main/upstreams/${encodeURIComponent(a.address)}`), 200);
     const byWorker = await upstreamsByWorker();
     for (const [worker, upstreams] of byWorker) assert.deepEqual([...upstreams], [b.address], `worker ${worker}`);
+    // Log lines are written in batches: wait for the second one before counting them.
+    await proxy.waitForLog((l) => l.event === 'admin' && l.action === 'upstream_remove');
     const lines = proxy.logs.filter((l) => l.event === 'admin' && typeof l.action === 'string' && String(l.action).startsWith('upstream_'));
     assert.deepEqual(
       lines.map((l) => l.action),
