@@ -178,6 +178,13 @@ export class RawSocket implements PlainSocket, Deadline {
   end(): void {
     if (this.destroyed || this.writableEnded) return;
     this.writableEnded = true;
+    // The peer's FIN is in and no write is pending: both directions end here, and close()
+    // sends our FIN as shutdown() would (nothing unread, so no reset), without a shutdown
+    // request and its callback. The kernel still delivers what it holds before the FIN.
+    if (this.readableEnded && this.pendingWrites === 0) {
+      this.writableFinished = true;
+      return this.destroy();
+    }
     const request = this.handles.newShutdown();
     request.oncomplete = onShutdownDone;
     request.handle = this._handle;

@@ -125,6 +125,31 @@ describe('raw-socket: every operation on a real connection', { skip: tcpHandles 
     server.close();
   });
 
+  for (const held of [false, true]) {
+    it(`after the peer's FIN, end() delivers everything, then the FIN, and closes (${held ? 'a write held: shutdown after it' : 'nothing held: closed at once'})`, async () => {
+      const server = await peerServer();
+      const { socket, closed, ended } = await connected(server.port);
+      const peer = await server.accepted;
+      const received: Buffer[] = [];
+      peer.on('data', (data: Buffer) => received.push(data));
+      const peerEnded = once(peer, 'end');
+      peer.end();
+      await ended;
+      if (held) peer.pause();
+      const sent: Buffer[] = [];
+      const chunk = Buffer.alloc(held ? 1024 * 1024 : 16 * 1024, 5);
+      do sent.push(Buffer.from(chunk));
+      while (socket.write(chunk) && held);
+      assert.equal(socket.writableLength > 0, held);
+      socket.end();
+      peer.resume();
+      await peerEnded;
+      await closed;
+      assert.equal(Buffer.concat(received).length, Buffer.concat(sent).length);
+      server.close();
+    });
+  }
+
   it('reports ECONNREFUSED through error, then close', async () => {
     const socket = RawSocket.connect(handles, '127.0.0.1', await refusedPort(), false);
     const error = deferred<Error>();
