@@ -194,9 +194,6 @@ export class Bridge implements Watched, Deadline {
     deadPeerSweep.watch(this);
   }
 
-  /** For the filtered directions: one of them paused its source. */
-  private readonly onDirectionPaused = (): void => this.watch();
-
   // -- connect phase -------------------------------------------------------------------
 
   private readonly onConnected = ({ socket: upstream, endpoint, connectMs }: Connected): void => {
@@ -216,8 +213,9 @@ export class Bridge implements Watched, Deadline {
     }
     this.readClientInPlace();
     if (this.context.upstreamTls) {
-      (upstream as Socket).on('data', this.onUpstreamData);
-      (this.client as Socket).on('drain', this.onClientDrain);
+      // (Closures made only on this path: a plain bridge does not pay for them.)
+      (upstream as Socket).on('data', (chunk: Buffer) => this.carryUpstreamData(chunk));
+      (this.client as Socket).on('drain', () => this.upstream!.resume());
     }
     this.client.resume();
   };
@@ -228,9 +226,6 @@ export class Bridge implements Watched, Deadline {
    * handle is closed.
    */
   private readonly upstreamReadBuffer = (): Buffer => (this.upstreamReads ??= new DirectionBuffer(this.context.config.buffer_size)).buffer;
-
-  /** The same for an accepted net.Socket client reading in place. */
-  private readonly clientReadBuffer = (): Buffer => this.clientReads!.buffer;
 
   private listenToClient(): void {
     this.client.on('end', this.onClientEnd);
@@ -246,7 +241,8 @@ export class Bridge implements Watched, Deadline {
       return this.listenToClient();
     }
     this.clientReads = reads;
-    const adopted = readInPlace(this.client as Socket, this.clientReadBuffer, this.onClientRead);
+    // Asked after every read, as upstreamReadBuffer: the buffer may have grown.
+    const adopted = readInPlace(this.client as Socket, () => this.clientReads!.buffer, this.onClientRead);
     if (adopted) {
       this.client.off('error', this.onClientError);
       this.client.off('close', this.onSocketClose);
@@ -256,8 +252,8 @@ export class Bridge implements Watched, Deadline {
     } else {
       reads.giveBack();
       this.clientReads = undefined;
-      (this.client as Socket).on('data', this.onClientData);
-      (this.upstream as Socket).on('drain', this.onUpstreamDrain);
+      (this.client as Socket).on('data', (chunk: Buffer) => this.carryClientData(chunk));
+      (this.upstream as Socket).on('drain', () => this.client.resume());
     }
     this.listenToClient();
   }
@@ -305,22 +301,18 @@ export class Bridge implements Watched, Deadline {
     }
   };
 
-  /** When no write holds the client's buffer: a bigger one if its reads filled it (a net.Socket asks clientReadBuffer). */
+  /** When no write holds the client's buffer: a bigger one if its reads filled it (a net.Socket asks for it after each read). */
   private growClientBuffer(): void {
     const grown = this.clientReads!.grown();
     if (grown !== undefined && this.client instanceof RawSocket) this.client.readInto(grown, this.onClientRead);
   }
 
   /** The same loop over 'data' events, when the client cannot read in place. */
-  private readonly onClientData = (chunk: Buffer): void => {
+  private carryClientData(chunk: Buffer): void {
     if (this.upstream!.write(chunk)) return;
     this.client.pause();
     this.watch();
-  };
-
-  private readonly onUpstreamDrain = (): void => {
-    this.client.resume();
-  };
+  }
 
   private readonly onClientEnd = (): void => {
     if (endWasReset(this.client)) return this.onClientError(new PeerGoneError());
@@ -348,15 +340,11 @@ export class Bridge implements Watched, Deadline {
   };
 
   /** The same loop over 'data' events, when the upstream is a TLS socket (no onread there). */
-  private readonly onUpstreamData = (chunk: Buffer): void => {
+  private carryUpstreamData(chunk: Buffer): void {
     if (this.client.write(chunk)) return;
     this.upstream!.pause();
     this.watch();
-  };
-
-  private readonly onClientDrain = (): void => {
-    this.upstream!.resume();
-  };
+  }
 
   private readonly onClientWritten = (): void => {
     if (this.upstreamPaused && this.client.writableLength === 0 && this.upstream) {
@@ -395,18 +383,21 @@ export class Bridge implements Watched, Deadline {
     });
     this.pipeline = pipeline;
     const client = this.client as Socket;
+    const onFailure = (error: unknown): void => this.filterFailed(error);
+    // One of the directions paused its source: the sweep watches it meanwhile.
+    const onPaused = (): void => this.watch();
     this.directions = [
-      new FilteredDirection(client, upstream, pipeline.toUpstream, this.onFilterFailure, this.onDirectionPaused),
-      new FilteredDirection(upstream, client, pipeline.toClient, this.onFilterFailure, this.onDirectionPaused),
+      new FilteredDirection(client, upstream, pipeline.toUpstream, onFailure, onPaused),
+      new FilteredDirection(upstream, client, pipeline.toClient, onFailure, onPaused),
     ];
     this.directions[0].start();
     this.directions[1].start();
   }
 
-  private readonly onFilterFailure = (error: unknown): void => {
+  private filterFailed(error: unknown): void {
     this.error = error instanceof Error ? error : new TcpProxyError('filter_failed', String(error));
     this.close('filter');
-  };
+  }
 
   // -- teardown ------------------------------------------------------------------------
 
