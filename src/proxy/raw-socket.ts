@@ -244,17 +244,25 @@ export class RawSocket implements PlainSocket, Deadline {
     this.closeIfDone();
   }
 
+  /**
+   * Closes the handle; 'close' follows on the next tick, after 'error' when there is one.
+   * libuv closes the descriptor and stops reading inside uv_close(), so from then on it
+   * touches none of our buffers (held writes are only cancelled): no need to wait for its
+   * close callback, a native-to-JS call per socket.
+   */
   destroy(error?: Error): void {
     if (this.destroyed) return;
     this.markDestroyed();
-    this._handle.close(onHandleClose);
+    this._handle.close();
+    process.nextTick(emitClose, this);
     if (error !== undefined) this.onError?.(error);
   }
 
   resetAndDestroy(): void {
     if (this.destroyed) return;
     this.markDestroyed();
-    if (this._handle.reset(onHandleClose) !== 0) this._handle.close(onHandleClose);
+    if (this._handle.reset() !== 0) this._handle.close();
+    process.nextTick(emitClose, this);
   }
 
   afterConnect(status: number): void {
@@ -266,7 +274,8 @@ export class RawSocket implements PlainSocket, Deadline {
   }
 
   afterClose(): void {
-    // (onread stays: Node's setter takes functions only; onHandleRead finds no owner.)
+    // (onread stays: Node's setter takes functions only; onHandleRead finds no owner, nor
+    // does the cancelled completion of a write libuv still held.)
     this._handle.owner = undefined;
     this.onClose?.();
   }
@@ -395,8 +404,8 @@ function onConnectDone(this: unknown, status: number, handle: TcpHandle): void {
   ownerOf(handle)?.afterConnect(status);
 }
 
-function onHandleClose(this: TcpHandle): void {
-  ownerOf(this)?.afterClose();
+function emitClose(socket: RawSocket): void {
+  socket.afterClose();
 }
 
 function failConnect(socket: RawSocket, status: number): void {

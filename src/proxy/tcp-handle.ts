@@ -30,9 +30,9 @@ export interface TcpHandle {
   getpeername(out: SocketAddress): number;
   getsockname(out: SocketAddress): number;
   setNoDelay(on: boolean): number;
-  /** Closes with an RST (uv_tcp_close_reset); fails (non-zero) while a shutdown is pending. */
-  reset(onClose: (this: TcpHandle) => void): number;
-  close(onClose: (this: TcpHandle) => void): void;
+  /** Closes with an RST (uv_tcp_close_reset); fails (non-zero) while a shutdown is pending. The callback is optional. */
+  reset(onClose?: (this: TcpHandle) => void): number;
+  close(onClose?: (this: TcpHandle) => void): void;
   /** The owner (raw-socket.ts) is found from the handle in the shared callbacks: no closure per handle. */
   owner?: unknown;
 }
@@ -121,7 +121,7 @@ export function probe(env: NodeJS.ProcessEnv = process.env): TcpHandles | string
     const { WriteWrap, ShutdownWrap } = stream;
     const sample = new TCP(constants.SOCKET);
     const missing = HANDLE_METHODS.filter((name) => typeof sample[name] !== 'function');
-    sample.close(noop);
+    sample.close();
     if (missing.length > 0) return `TCP handle lacks ${missing.join(', ')}`;
     return {
       newTcp: () => new TCP(constants.SOCKET),
@@ -134,10 +134,6 @@ export function probe(env: NodeJS.ProcessEnv = process.env): TcpHandles | string
   } catch (error) {
     return `Node internals unavailable: ${(error as Error).message}`;
   }
-}
-
-function noop(): void {
-  // the probe's handle needs no close callback
 }
 
 const probed = probe();
