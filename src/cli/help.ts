@@ -33,7 +33,7 @@ Listener options (with --listen; in a config file use the snake_case key):
   --client-timeout DURATION      the client silent while it owes data or an ack (default: off)
   --server-timeout DURATION      the upstream silent while it owes data or an ack (default: off)
   --max-lifetime DURATION        close connections this old (default: none)
-  --buffer-size SIZE             read buffer per direction, e.g. 64KiB (default 256KiB)
+  --buffer-size SIZE             largest read buffer per direction, e.g. 64KiB (default 256KiB)
   --max-connections N            concurrent connections on the listener
   --max-connections-per-ip N     concurrent connections per client IP
   --on-limit reject|queue        what happens over a limit (default reject)

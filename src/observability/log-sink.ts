@@ -9,11 +9,11 @@
  * marks the sink broken: later lines are dropped and the proxy keeps serving (a log reader
  * that goes away must not take the proxy with it, as with nginx or HAProxy).
  */
-import { write, writeSync } from 'node:fs';
+import { writeSync, writev } from 'node:fs';
 import type { DestinationStream } from 'pino';
 
 export interface LogSinkOptions {
-  /** Lines are written once this many characters are pending (one write per batch, not per line). */
+  /** Lines are written once this many bytes are pending (one write per batch, not per line). */
   readonly minLength: number;
   /** ...and at least this often. */
   readonly flushIntervalMs: number;
@@ -21,10 +21,21 @@ export interface LogSinkOptions {
 
 /** How often the exit flush retries a full non-blocking pipe before giving the rest up. */
 const EXIT_RETRIES = 50;
+/** The byte chunks lines are encoded into; a line longer than a chunk gets one of its own. */
+const CHUNK_BYTES = 64 * 1024;
+/** Free chunks kept for the next batches (a burst's extra chunks go to the GC). */
+const SPARE_CHUNKS = 4;
+/** The most bytes one UTF-16 code unit takes in UTF-8. */
+const MAX_BYTES_PER_UNIT = 3;
 
 export class LogSink implements DestinationStream {
-  private pending: string[] = [];
-  private pendingLength = 0;
+  /** Filled chunks (views of their used part) waiting to be written, oldest first. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Where the next line is encoded, and how much of it is used. */
+  private current: Buffer | undefined;
+  private used = 0;
+  private readonly spare: Buffer[] = [];
   private writing = false;
   private broken = false;
 
@@ -42,25 +53,41 @@ export class LogSink implements DestinationStream {
     return this.broken;
   }
 
+  /**
+   * Encodes the line into the current chunk at once: the string dies young, where a list
+   * of pending strings outlived a burst's scavenges and grew the old generation (5,000
+   * connections closing at once: +6 MB of RSS that stayed).
+   */
   write(line: string): void {
     if (this.broken) return;
-    this.pending.push(line);
-    this.pendingLength += line.length;
-    if (this.pendingLength >= this.options.minLength) this.flush();
+    const room = line.length * MAX_BYTES_PER_UNIT;
+    if (room > CHUNK_BYTES) {
+      this.seal();
+      const bytes = Buffer.from(line);
+      this.pending.push(bytes);
+      this.pendingBytes += bytes.length;
+    } else {
+      if (this.current === undefined || this.used + room > CHUNK_BYTES) this.seal();
+      this.current ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+      const written = this.current.write(line, this.used);
+      this.used += written;
+      this.pendingBytes += written;
+    }
+    if (this.pendingBytes >= this.options.minLength) this.flush();
   }
 
   /** Starts writing what is pending, unless a write is already in flight (it calls back here). */
   flush(): void {
-    if (this.writing || this.broken || this.pendingLength === 0) return;
+    if (this.writing || this.broken || this.pendingBytes === 0) return;
     this.writing = true;
     this.writeFrom(this.take(), 0);
   }
 
   /** The exit path: pending lines in one synchronous write loop that always ends. */
   flushSync(): void {
-    if (this.broken || this.pendingLength === 0) return;
+    if (this.broken || this.pendingBytes === 0) return;
     // A batch still in flight is left to its write (it completes in libuv's thread pool).
-    const data = this.take();
+    const data = Buffer.concat(this.take());
     let offset = 0;
     for (let attempt = 0; offset < data.length && attempt < EXIT_RETRIES;) {
       try {
@@ -72,30 +99,70 @@ export class LogSink implements DestinationStream {
     }
   }
 
-  private writeFrom(data: Buffer, offset: number): void {
-    write(this.fd, data, offset, data.length - offset, null, (error, written) => {
+  /** Writes `batch` from `offset` bytes into it (a partial write goes on from there). */
+  private writeFrom(batch: Buffer[], offset: number): void {
+    const views = offset === 0 ? batch : remainder(batch, offset);
+    writev(this.fd, views, (error, written) => {
       if (error) {
         // A full non-blocking pipe: try again shortly; anything else means nobody reads.
-        if (error.code === 'EAGAIN') return void setTimeout(() => this.writeFrom(data, offset), 10).unref();
+        if (error.code === 'EAGAIN') return void setTimeout(() => this.writeFrom(batch, offset), 10).unref();
         this.writing = false;
         return this.breaks();
       }
-      if (offset + written < data.length) return this.writeFrom(data, offset + written);
+      if (offset + written < byteLength(batch)) return this.writeFrom(batch, offset + written);
       this.writing = false;
-      if (this.pendingLength >= this.options.minLength) this.flush();
+      this.recycle(batch);
+      if (this.pendingBytes >= this.options.minLength) this.flush();
     });
   }
 
-  private take(): Buffer {
-    const data = Buffer.from(this.pending.join(''));
+  /** Closes the current chunk: what it holds (already counted in pendingBytes) joins the pending batch. */
+  private seal(): void {
+    if (this.current === undefined || this.used === 0) return;
+    this.pending.push(this.current.subarray(0, this.used));
+    this.current = undefined;
+    this.used = 0;
+  }
+
+  private take(): Buffer[] {
+    this.seal();
+    const batch = this.pending;
     this.pending = [];
-    this.pendingLength = 0;
-    return data;
+    this.pendingBytes = 0;
+    return batch;
+  }
+
+  /** Full-size chunks of a written batch serve the next lines. */
+  private recycle(batch: Buffer[]): void {
+    for (const view of batch) {
+      if (view.buffer.byteLength === CHUNK_BYTES && this.spare.length < SPARE_CHUNKS) this.spare.push(Buffer.from(view.buffer, 0, CHUNK_BYTES));
+    }
   }
 
   private breaks(): void {
     this.broken = true;
     this.pending = [];
-    this.pendingLength = 0;
+    this.pendingBytes = 0;
+    this.current = undefined;
+    this.used = 0;
   }
+}
+
+function byteLength(batch: readonly Buffer[]): number {
+  let total = 0;
+  for (const view of batch) total += view.length;
+  return total;
+}
+
+/** The views of `batch` from byte `offset` on. */
+function remainder(batch: readonly Buffer[], offset: number): Buffer[] {
+  const rest: Buffer[] = [];
+  for (const view of batch) {
+    if (offset >= view.length) offset -= view.length;
+    else {
+      rest.push(offset > 0 ? view.subarray(offset) : view);
+      offset = 0;
+    }
+  }
+  return rest;
 }

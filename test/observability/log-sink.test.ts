@@ -1,0 +1,71 @@
+/**
+ * The stdout log sink (log-sink.ts): lines are encoded into reused byte chunks and written
+ * in batches. Every line arrives whole, once and in order: multi-byte UTF-8, lines longer
+ * than a chunk, batches cut by minLength, by the timer, and by the exit flush.
+ */
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { LogSink } from '../../src/observability/log-sink.js';
+import { eventually } from '../helpers/wait.js';
+
+function scratchFile(): { path: string; fd: number; done(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'log-sink-'));
+  const path = join(dir, 'out.log');
+  const fd = openSync(path, 'w');
+  return { path, fd, done: () => (closeSync(fd), rmSync(dir, { recursive: true, force: true })) };
+}
+
+/** Lines of every shape: short, multi-byte (2, 3 and 4 bytes per character), and longer than a 64 KiB chunk. */
+function someLines(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => {
+    if (i % 997 === 0) return `{"i":${i},"big":"${'é'.repeat(40_000)}"}\n`;
+    if (i % 7 === 0) return `{"i":${i},"text":"ünïcödé ✓ 𝄞 ${'x'.repeat(i % 300)}"}\n`;
+    return `{"i":${i},"event":"close","bytes":${i * 31}}\n`;
+  });
+}
+
+describe('log sink', { timeout: 30_000 }, () => {
+  it('writes every line whole and in order, across many batches', async () => {
+    const file = scratchFile();
+    try {
+      const sink = new LogSink(file.fd, { minLength: 4096, flushIntervalMs: 20 });
+      const lines = someLines(20_000);
+      for (const line of lines) sink.write(line);
+      const expected = lines.join('');
+      const expectedBytes = Buffer.byteLength(expected);
+      await eventually(() => (readFileSync(file.path).length >= expectedBytes ? true : undefined), 'every byte written');
+      assert.equal(readFileSync(file.path, 'utf8'), expected);
+      assert.equal(sink.isBroken, false);
+    } finally {
+      file.done();
+    }
+  });
+
+  it('writes a few lines below minLength on its timer', async () => {
+    const file = scratchFile();
+    try {
+      const sink = new LogSink(file.fd, { minLength: 1 << 20, flushIntervalMs: 20 });
+      sink.write('{"a":1}\n');
+      sink.write('{"b":"ß"}\n');
+      await eventually(() => (readFileSync(file.path, 'utf8') === '{"a":1}\n{"b":"ß"}\n' ? true : undefined), 'the timer flush');
+    } finally {
+      file.done();
+    }
+  });
+
+  it('flushSync (the exit path) writes what is pending at once', () => {
+    const file = scratchFile();
+    try {
+      const sink = new LogSink(file.fd, { minLength: 1 << 30, flushIntervalMs: 60_000 });
+      const lines = someLines(3_000);
+      for (const line of lines) sink.write(line);
+      sink.flushSync();
+      assert.equal(readFileSync(file.path, 'utf8'), lines.join(''));
+    } finally {
+      file.done();
+    }
+  });
+});
