@@ -144,7 +144,11 @@ export class Bridge implements Watched, Deadline {
         metrics: this.context.metrics,
       },
       this.connecting.signal,
-    ).then(this.onConnected, this.onConnectFailed);
+      // Closures made here, not fields: they die with the connect, not with the connection.
+    ).then(
+      (connected) => this.onConnected(connected),
+      (error: unknown) => this.onConnectFailed(error),
+    );
   }
 
   /** Ends the connection now (admin, shutdown, timeouts, filters): both sockets are destroyed. */
@@ -196,7 +200,7 @@ export class Bridge implements Watched, Deadline {
 
   // -- connect phase -------------------------------------------------------------------
 
-  private readonly onConnected = ({ socket: upstream, endpoint, connectMs }: Connected): void => {
+  private onConnected({ socket: upstream, endpoint, connectMs }: Connected): void {
     this.connecting = undefined;
     this.upstream = upstream;
     this.endpoint = endpoint;
@@ -218,7 +222,7 @@ export class Bridge implements Watched, Deadline {
       (this.client as Socket).on('drain', () => this.upstream!.resume());
     }
     this.client.resume();
-  };
+  }
 
   /**
    * Node asks again after every read (a new buffer each time is allowed): the direction's
@@ -259,14 +263,14 @@ export class Bridge implements Watched, Deadline {
   }
 
   /** No upstream took the client; or it left first (aborted: its 'close' ends the bridge). */
-  private readonly onConnectFailed = (error: unknown): void => {
+  private onConnectFailed(error: unknown): void {
     if (this.connecting === undefined) return;
     this.connecting = undefined;
     if (error instanceof ConnectRefusal) return this.reject(error.reason, error.failure);
     // Not a refusal: a bug while connecting. End the connection rather than leave it waiting.
     this.error ??= error instanceof Error ? error : new TcpProxyError('internal', String(error));
     this.close('error');
-  };
+  }
 
   /** Refused after admission (no upstream could take it): closed without a byte. */
   private reject(reason: ConnectRefusal['reason'], error?: Error): void {

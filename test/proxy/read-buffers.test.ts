@@ -1,5 +1,5 @@
 /**
- * Read buffers that grow with the traffic: a direction starts with 1 KiB and moves up x16
+ * Read buffers that grow with the traffic: a direction starts with 512 bytes and moves up x32
  * each time a read fills its buffer, up to buffer_size (read-buffers.ts). Checked on the
  * buffer itself, and end to end: small messages, then a burst far larger than any buffer
  * (the growth happens while writes are pending), then small messages again, both ways.
@@ -13,12 +13,12 @@ import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { connect, readBytes, sha256 } from '../helpers/sockets.js';
 
 describe('read buffers: a direction grows with its reads', () => {
-  it('starts at 1 KiB and grows x16 only after a read filled the buffer, up to the maximum', () => {
+  it('starts at 512 bytes and grows x32 only after a read filled the buffer, up to the maximum', () => {
     const reads = new DirectionBuffer(256 * 1024);
     assert.equal(reads.buffer.length, FIRST_READ_BUFFER_BYTES);
     reads.filled(100);
     assert.equal(reads.grown(), undefined, 'a partial read keeps the buffer');
-    reads.filled(1024);
+    reads.filled(512);
     assert.equal(reads.grown()?.length, 16 * 1024);
     assert.equal(reads.grown(), undefined, 'one growth per full read');
     reads.filled(16 * 1024);
@@ -30,9 +30,9 @@ describe('read buffers: a direction grows with its reads', () => {
   });
 
   it('starts at buffer_size when that is smaller, and caps the growth at a size that is not a step', () => {
-    assert.equal(new DirectionBuffer(512).buffer.length, 512);
+    assert.equal(new DirectionBuffer(256).buffer.length, 256);
     const reads = new DirectionBuffer(4096);
-    reads.filled(1024);
+    reads.filled(512);
     assert.equal(reads.grown()?.length, 4096);
   });
 });
