@@ -1,10 +1,11 @@
 /**
  * The access log: one line per finished connection (`event: close`) and one per refused
  * connection (`event: reject`), with the contract's fields. Written once per connection,
- * never per chunk.
+ * never per chunk, built directly by access-line.ts (pino's own path where it cannot).
  */
 import type { Logger } from 'pino';
 
+import { accessLineWriter } from './access-line.js';
 import type { CloseReason, RejectReason } from './reasons.js';
 import { isSystemErrorCode, TcpProxyError } from '../errors/errors.js';
 
@@ -50,11 +51,16 @@ export function selectAccessFields(fields: readonly AccessField[] | undefined): 
   selected = fields === undefined ? null : [...new Set(fields)].filter((f): f is Exclude<AccessField, 'event'> => f !== 'event');
 }
 
+const writeClose = accessLineWriter('close', 'connection closed');
+const writeReject = accessLineWriter('reject', 'connection refused');
+
 export function logClose(logger: Logger, reason: CloseReason, record: AccessRecord): void {
+  if (writeClose(logger, reason, record, selected)) return;
   logger.info(selected === null ? { event: 'close', reason, ...record } : pick('close', reason, record, selected), 'connection closed');
 }
 
 export function logReject(logger: Logger, reason: RejectReason, record: AccessRecord): void {
+  if (writeReject(logger, reason, record, selected)) return;
   logger.info(selected === null ? { event: 'reject', reason, ...record } : pick('reject', reason, record, selected), 'connection refused');
 }
 

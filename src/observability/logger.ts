@@ -10,6 +10,7 @@
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { createRequire } from 'node:module';
+import { isoTime } from './iso-time.js';
 import { LogSink } from './log-sink.js';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -55,7 +56,7 @@ export function openLogs(options: LoggerOptions): ProcessLogs {
     level: options.level,
     base: { pid: process.pid },
     formatters: { level: (label: string) => ({ level: label }) },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
   };
   const noReopen = (): void => undefined;
   if (options.destination) return { logger: pino(base, options.destination), reopen: noReopen };
