@@ -9,7 +9,7 @@
  * marks the sink broken: later lines are dropped and the proxy keeps serving (a log reader
  * that goes away must not take the proxy with it, as with nginx or HAProxy).
  */
-import { writeSync, writev } from 'node:fs';
+import { fstatSync, writeSync, writev } from 'node:fs';
 import type { DestinationStream } from 'pino';
 
 export interface LogSinkOptions {
@@ -38,11 +38,18 @@ export class LogSink implements DestinationStream {
   private readonly spare: Buffer[] = [];
   private writing = false;
   private broken = false;
+  /**
+   * stdout redirected to a regular file: batches are written synchronously. A file has no
+   * reader to wait for, and a write from the main thread costs less than the thread-pool
+   * round trip; lines no longer pile up behind a write in flight during a burst.
+   */
+  private readonly toFile: boolean;
 
   constructor(
     private readonly fd: number,
     private readonly options: LogSinkOptions,
   ) {
+    this.toFile = isRegularFile(fd);
     setInterval(() => this.flush(), options.flushIntervalMs).unref();
     // No event loop at exit: what is pending goes out synchronously, boundedly.
     process.once('exit', () => this.flushSync());
@@ -79,6 +86,7 @@ export class LogSink implements DestinationStream {
   /** Starts writing what is pending, unless a write is already in flight (it calls back here). */
   flush(): void {
     if (this.writing || this.broken || this.pendingBytes === 0) return;
+    if (this.toFile) return this.flushSync();
     this.writing = true;
     this.writeFrom(this.take(), 0);
   }
@@ -87,7 +95,8 @@ export class LogSink implements DestinationStream {
   flushSync(): void {
     if (this.broken || this.pendingBytes === 0) return;
     // A batch still in flight is left to its write (it completes in libuv's thread pool).
-    const data = Buffer.concat(this.take());
+    const batch = this.take();
+    const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
     let offset = 0;
     for (let attempt = 0; offset < data.length && attempt < EXIT_RETRIES;) {
       try {
@@ -97,6 +106,7 @@ export class LogSink implements DestinationStream {
         attempt++;
       }
     }
+    this.recycle(batch);
   }
 
   /** Writes `batch` from `offset` bytes into it (a partial write goes on from there). */
@@ -145,6 +155,14 @@ export class LogSink implements DestinationStream {
     this.pendingBytes = 0;
     this.current = undefined;
     this.used = 0;
+  }
+}
+
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
   }
 }
 

@@ -1,10 +1,13 @@
 /**
  * The stdout log sink (log-sink.ts): lines are encoded into reused byte chunks and written
- * in batches. Every line arrives whole, once and in order: multi-byte UTF-8, lines longer
- * than a chunk, batches cut by minLength, by the timer, and by the exit flush.
+ * in batches, synchronously to a regular file, asynchronously to anything else (a pipe here).
+ * Every line arrives whole, once and in order: multi-byte UTF-8, lines longer than a chunk,
+ * batches cut by minLength, by the timer, and by the exit flush.
  */
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -66,6 +69,31 @@ describe('log sink', { timeout: 30_000 }, () => {
       assert.equal(readFileSync(file.path, 'utf8'), lines.join(''));
     } finally {
       file.done();
+    }
+  });
+
+  it('writes to a pipe (asynchronously) every line whole and in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'log-sink-'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // The read end first (non-blocking), so that opening the write end does not wait.
+    const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+    const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    const chunks: Buffer[] = [];
+    reader.on('data', (chunk) => chunks.push(chunk as Buffer));
+    try {
+      const sink = new LogSink(writeFd, { minLength: 4096, flushIntervalMs: 20 });
+      const lines = someLines(20_000);
+      for (const line of lines) sink.write(line);
+      const expected = lines.join('');
+      const expectedBytes = Buffer.byteLength(expected);
+      await eventually(() => (Buffer.concat(chunks).length >= expectedBytes ? true : undefined), 'every byte through the pipe');
+      assert.equal(Buffer.concat(chunks).toString('utf8'), expected);
+      assert.equal(sink.isBroken, false);
+    } finally {
+      closeSync(writeFd);
+      reader.destroy();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
