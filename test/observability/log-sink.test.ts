@@ -80,7 +80,7 @@ describe('log sink', { timeout: 30_000 }, () => {
     const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
     const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
     const chunks: Buffer[] = [];
-    reader.on('data', (chunk) => chunks.push(chunk as Buffer));
+    reader.on('data', (chunk) => chunks.push(chunk));
     try {
       const sink = new LogSink(writeFd, { minLength: 4096, flushIntervalMs: 20 });
       const lines = someLines(20_000);
