@@ -238,13 +238,11 @@ export class Bridge implements Watched, Deadline {
 
   /** Moves the client to zero-copy reads when it can be; otherwise the 'data' loop. */
   private readClientInPlace(): void {
-    const reads = new DirectionBuffer(this.context.config.buffer_size);
+    const reads = (this.clientReads = new DirectionBuffer(this.context.config.buffer_size));
     if (this.client instanceof RawSocket) {
-      this.clientReads = reads;
       this.client.readInto(reads.buffer, this.onClientRead);
       return this.listenToClient();
     }
-    this.clientReads = reads;
     // Asked after every read, as upstreamReadBuffer: the buffer may have grown.
     const adopted = readInPlace(this.client as Socket, () => this.clientReads!.buffer, this.onClientRead);
     if (adopted) {
@@ -289,7 +287,7 @@ export class Bridge implements Watched, Deadline {
     this.clientReads!.filled(length);
     // As in to_client: read again only once the write no longer holds our buffer.
     if (upstream.writableLength === 0) {
-      this.growClientBuffer();
+      growIfDue(this.clientReads!, this.client, this.onClientRead);
       return true;
     }
     this.clientPaused = true;
@@ -300,16 +298,10 @@ export class Bridge implements Watched, Deadline {
   private readonly onUpstreamWritten = (): void => {
     if (this.clientPaused && this.upstream!.writableLength === 0) {
       this.clientPaused = false;
-      this.growClientBuffer();
+      growIfDue(this.clientReads!, this.client, this.onClientRead);
       this.client.resume();
     }
   };
-
-  /** When no write holds the client's buffer: a bigger one if its reads filled it (a net.Socket asks for it after each read). */
-  private growClientBuffer(): void {
-    const grown = this.clientReads!.grown();
-    if (grown !== undefined && this.client instanceof RawSocket) this.client.readInto(grown, this.onClientRead);
-  }
 
   /** The same loop over 'data' events, when the client cannot read in place. */
   private carryClientData(chunk: Buffer): void {
@@ -335,7 +327,7 @@ export class Bridge implements Watched, Deadline {
     // Written through to the kernel: the buffer is free, read again. Otherwise the write
     // still holds our buffer: stop reading until it completes.
     if (this.client.writableLength === 0) {
-      this.growUpstreamBuffer();
+      growIfDue(this.upstreamReads!, this.upstream, this.onUpstreamRead);
       return true;
     }
     this.upstreamPaused = true;
@@ -353,16 +345,10 @@ export class Bridge implements Watched, Deadline {
   private readonly onClientWritten = (): void => {
     if (this.upstreamPaused && this.client.writableLength === 0 && this.upstream) {
       this.upstreamPaused = false;
-      this.growUpstreamBuffer();
+      growIfDue(this.upstreamReads!, this.upstream, this.onUpstreamRead);
       this.upstream.resume();
     }
   };
-
-  /** As growClientBuffer, for the upstream's reads (a net.Socket upstream asks upstreamReadBuffer). */
-  private growUpstreamBuffer(): void {
-    const grown = this.upstreamReads!.grown();
-    if (grown !== undefined && this.upstream instanceof RawSocket) this.upstream.readInto(grown, this.onUpstreamRead);
-  }
 
   private readonly onUpstreamEnd = (): void => {
     // Before anything carries the FIN on (the filtered direction's own 'end' listener included).
@@ -482,4 +468,13 @@ export class Bridge implements Watched, Deadline {
       ...this.identity.extra,
     };
   }
+}
+
+/**
+ * Called when no write holds a direction's buffer: a bigger one if its reads filled it. A raw
+ * socket is told; a net.Socket asks for the direction's buffer after each read by itself.
+ */
+function growIfDue(reads: DirectionBuffer, socket: PlainSocket | undefined, onRead: (length: number, buffer: Buffer) => boolean): void {
+  const grown = reads.grown();
+  if (grown !== undefined && socket instanceof RawSocket) socket.readInto(grown, onRead);
 }
