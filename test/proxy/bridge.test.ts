@@ -11,7 +11,7 @@ import { oneListener, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { assertClosedWithoutAByte } from '../helpers/integration.js';
 import { deadlineWheel } from '../../src/proxy/deadline-wheel.js';
 import { deferred } from '../helpers/wait.js';
-import { closed, connect, readToEnd, sha256 } from '../helpers/sockets.js';
+import { closed, connect, readBytes, readToEnd, sha256 } from '../helpers/sockets.js';
 
 describe('bridge: data integrity', { timeout: 120_000 }, () => {
   let echo: TestServer;
@@ -80,6 +80,22 @@ describe('bridge: data integrity', { timeout: 120_000 }, () => {
       }),
     );
     results.forEach((result, i) => assert.ok(result.equals(payloads[i]!), `connection ${i} got other bytes`));
+  });
+
+  it('carries small messages, a 24 MiB burst, then small messages again, unchanged both ways (the read buffers grow)', async () => {
+    const client = await connect(proxy.port);
+    const exchange = async (payload: Buffer): Promise<void> => {
+      const back = readBytes(client, payload.length);
+      client.write(payload);
+      assert.equal(sha256(await back), sha256(payload));
+    };
+    for (let i = 0; i < 20; i++) await exchange(randomBytes(1 + i * 37));
+    await exchange(randomBytes(24 * 1024 * 1024));
+    for (let i = 0; i < 20; i++) await exchange(randomBytes(1 + i * 37));
+    client.end();
+    const total = Array.from({ length: 20 }, (_, i) => 1 + i * 37).reduce((a, b) => a + b, 0) * 2 + 24 * 1024 * 1024;
+    const line = await proxy.waitForLog((l) => l.event === 'close' && l.bytes_from_client === total);
+    assert.equal(line.bytes_to_client, total);
   });
 });
 
