@@ -91,10 +91,10 @@ export class LogSink implements DestinationStream {
     this.writeFrom(this.take(), 0);
   }
 
-  /** The exit path: pending lines in one synchronous write loop that always ends. */
+  /** Pending lines in one synchronous write loop that always ends: at exit, and every batch to a regular file. */
   flushSync(): void {
     if (this.broken || this.pendingBytes === 0) return;
-    // A batch still in flight is left to its write (it completes in libuv's thread pool).
+    // (At exit, a batch still in flight on a pipe is left to its write: it completes in libuv's thread pool.)
     const batch = this.take();
     const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
     let offset = 0;
