@@ -2,6 +2,7 @@
 // The floors of src/: a folder may import from its own floor and from the floors below it,
 // never from a floor above (so there is no import cycle between folders). Lowest first:
 //
+//   deps           the CommonJS dependencies, loaded with require() (why: deps/commonjs.ts)
 //   errors         TcpProxyError and the list of stable error codes
 //   net            addresses as text: HOST:PORT, IPv4-mapped unmapping
 //   protocol       wire formats: PROXY header v1/v2, TLS ClientHello/SNI, TLS contexts
@@ -29,6 +30,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const FLOORS = [
+  'deps',
   'errors',
   'net',
   'protocol',

@@ -5,8 +5,10 @@
  * forms), no zone index, a prefix length within the family's range. Host bits set
  * below the prefix (`10.1.2.3/8`) are accepted and ignored, as nginx and HAProxy do.
  */
-import ipaddr from 'ipaddr.js';
+import { requireCommonJs } from '../deps/commonjs.js';
 import { parseDottedQuad } from '../net/address.js';
+
+const ipaddr = requireCommonJs('ipaddr.js');
 
 /** The inclusive address range a rule covers. IPv6 bounds are bigints (built once, at parse time). */
 export type CidrRange = { family: 4; first: number; last: number } | { family: 6; first: bigint; last: bigint };

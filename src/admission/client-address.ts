@@ -5,8 +5,10 @@
  * (`::ffff:10.1.2.3`). They are the same client as `10.1.2.3`, so every rule (access
  * list, rate limit, per-IP limit) works on the IPv4 form (net/address.ts unmapIPv4).
  */
-import ipaddr from 'ipaddr.js';
+import { requireCommonJs } from '../deps/commonjs.js';
 import { hasMappedPrefix, MAPPED_PREFIX_LENGTH, parseDottedQuad } from '../net/address.js';
+
+const ipaddr = requireCommonJs('ipaddr.js');
 
 export type AddressFamily = 4 | 6;
 

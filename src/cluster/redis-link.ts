@@ -20,6 +20,7 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { ClusterMetrics } from '../observability/metrics.js';
 import { ClusterLimits, type ScriptName, type ScriptRunner } from './cluster-limits.js';
 import { ACQUIRE, ADJUST, SYNC } from './scripts.js';
+import { requireCommonJs } from '../deps/commonjs.js';
 
 /** How long start() waits for the first connection before carrying on under `on_error`. */
 const FIRST_CONNECT_WAIT_MS = 1_000;
@@ -111,7 +112,7 @@ export class RedisLink implements ScriptRunner {
    * decides, and it keeps reconnecting in the background.
    */
   static async open(config: ClusterConfig, logger: Logger, metrics: ClusterMetrics): Promise<RedisLink> {
-    const { Redis } = await import('ioredis');
+    const { Redis } = requireCommonJs('ioredis');
     const client = new Redis(config.redis, {
       lazyConnect: true,
       enableOfflineQueue: false,

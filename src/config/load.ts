@@ -10,6 +10,7 @@ import { didYouMean } from './did-you-mean.js';
 import { knownKeys } from './known-keys.js';
 import { configSchema, type ParsedConfig, type ParsedListener } from './schema.js';
 import { TcpProxyError } from '../errors/errors.js';
+import { requireCommonJs } from '../deps/commonjs.js';
 
 /** A configuration problem: exit status 2, one line per offending key path. */
 export class ConfigError extends TcpProxyError {
@@ -102,7 +103,7 @@ export async function loadConfigFile(file: string, adjust: (raw: unknown) => unk
     // rather than becoming a Buffer, Set or Date that no key path can name (#12 fuzzing),
     // and YAML's warnings are not printed as Node process warnings.
     // yaml is loaded with the first file that needs it: a proxy started from the command line never does.
-    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : (await import('yaml')).parse(text, { resolveKnownTags: false, logLevel: 'error' });
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : requireCommonJs('yaml').parse(text, { resolveKnownTags: false, logLevel: 'error' });
   } catch (err) {
     throw new ConfigError([`${file}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
   }

@@ -4,7 +4,10 @@
  * do not flag every packet). No options, a fixed window: enough for Wireshark's TCP
  * analysis and "Follow TCP stream".
  */
-import ipaddr from 'ipaddr.js';
+import type { IPv4, IPv6 } from 'ipaddr.js';
+import { requireCommonJs } from '../deps/commonjs.js';
+
+const ipaddr = requireCommonJs('ipaddr.js');
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
@@ -53,12 +56,12 @@ export function conversationAddresses(a: string, b: string): [Buffer, Buffer] {
   return [Buffer.from(asIPv6(parsedA).toByteArray()), Buffer.from(asIPv6(parsedB).toByteArray())];
 }
 
-function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 {
+function parseAddress(text: string): IPv4 | IPv6 {
   return ipaddr.isValid(text) ? ipaddr.process(text) : ipaddr.IPv4.parse('0.0.0.0');
 }
 
-function asIPv6(address: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv6 {
-  return address.kind() === 'ipv6' ? (address as ipaddr.IPv6) : (address as ipaddr.IPv4).toIPv4MappedAddress();
+function asIPv6(address: IPv4 | IPv6): IPv6 {
+  return address.kind() === 'ipv6' ? (address as IPv6) : (address as IPv4).toIPv4MappedAddress();
 }
 
 /**

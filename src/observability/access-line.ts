@@ -5,8 +5,10 @@
  * the proxy's CPU per connection. A logger configured beyond what `openLogs()` does
  * (mixin, hooks, serializers, redaction, a stream that wants metadata...) is left to pino.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { requireCommonJs } from '../deps/commonjs.js';
 
+const { pino } = requireCommonJs('pino');
 const symbols = pino.symbols;
 
 /** What a pino logger holds under its symbols (lib/symbols.js): what the line is made of and what decides whether it may be. */

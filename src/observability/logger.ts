@@ -8,8 +8,8 @@
  * set). The file is opened for appending and reopened by `reopen()` (SIGUSR1), so that
  * logrotate can rename it and have the next lines land in a fresh file at the same path.
  */
-import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import { createRequire } from 'node:module';
+import type { DestinationStream, Logger, LevelWithSilent } from 'pino';
+import { requireCommonJs } from '../deps/commonjs.js';
 import { isoTime } from './iso-time.js';
 import { LogSink } from './log-sink.js';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -38,12 +38,13 @@ export interface ProcessLogs {
   reopen(): void;
 }
 
+const { pino } = requireCommonJs('pino');
+
 const LOG_FLUSH_INTERVAL_MS = 100;
 
-/** pino-pretty (CommonJS), loaded only for `format: pretty`: JSON logging, the production case, never pays for it. */
+/** pino-pretty, loaded only for `format: pretty`: JSON logging, the production case, never pays for it. */
 function pretty(options: import('pino-pretty').PrettyOptions): import('pino-pretty').PrettyStream {
-  const build = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
-  return build(options);
+  return requireCommonJs('pino-pretty')(options);
 }
 
 export function createLogger(options: LoggerOptions): Logger {

@@ -19,6 +19,7 @@
  * lengths, bytes of connections still open) is pulled from `MetricSources` at scrape time.
  */
 import type { Registry } from 'prom-client';
+import { requireCommonJs } from '../deps/commonjs.js';
 import { BucketCounts, histogramMetric, type LabeledCounts } from './bucket-counts.js';
 import { CLOSE_REASONS, REJECT_REASONS, type CloseReason, type RejectReason } from './reasons.js';
 import type { ListenerStats as ListenerStatsOf, StatsDocument, UpstreamStats, UpstreamState } from './stats-document.js';
@@ -270,7 +271,7 @@ export class ProxyMetrics {
   private sources: MetricSources | null = null;
   private cluster: ClusterRecorder | undefined;
   /** Built on the first scrape (see the top of this file). */
-  private registry: Promise<{ prom: PromClient; registry: Registry }> | undefined;
+  private registry: { prom: PromClient; registry: Registry } | undefined;
 
   constructor(private readonly options: ProxyMetricsOptions = {}) {}
 
@@ -284,7 +285,7 @@ export class ProxyMetrics {
     if (this.cluster === undefined) {
       const cluster = (this.cluster = new ClusterRecorder());
       // Scraped before `cluster` was configured (a reload enabled it): export it from now on.
-      void this.registry?.then(({ prom, registry }) => cluster.register(prom, [registry]));
+      if (this.registry) cluster.register(this.registry.prom, [this.registry.registry]);
     }
     return this.cluster;
   }
@@ -295,16 +296,20 @@ export class ProxyMetrics {
 
   /** The Prometheus text exposition of every metric. */
   async text(): Promise<string> {
-    return (await this.promRegistry()).registry.metrics();
+    return this.promRegistry().registry.metrics();
   }
 
   /** Every metric as prom-client's JSON, which the primary merges across workers (AggregatorRegistry). */
   async json(): Promise<object[]> {
-    return (await this.promRegistry()).registry.getMetricsAsJSON();
+    return this.promRegistry().registry.getMetricsAsJSON();
   }
 
-  private promRegistry(): Promise<{ prom: PromClient; registry: Registry }> {
-    this.registry ??= import('prom-client').then((prom) => ({ prom, registry: this.buildRegistry(prom) }));
+  /** prom-client is loaded on the first scrape: a proxy nobody scrapes never pays for it. */
+  private promRegistry(): { prom: PromClient; registry: Registry } {
+    if (!this.registry) {
+      const prom = requireCommonJs('prom-client');
+      this.registry = { prom, registry: this.buildRegistry(prom) };
+    }
     return this.registry;
   }
 

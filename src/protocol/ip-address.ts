@@ -6,9 +6,12 @@
  * compares equal to the one the proxy would have seen on a direct connection.
  */
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import type { IPv4, IPv6 } from 'ipaddr.js';
+import { requireCommonJs } from '../deps/commonjs.js';
 
-export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6;
+const ipaddr = requireCommonJs('ipaddr.js');
+
+export type ParsedIp = IPv4 | IPv6;
 
 /**
  * Parses an address for encoding; IPv4-mapped IPv6 comes back as IPv4 so that callers can
@@ -21,8 +24,8 @@ export function parseIpForWire(text: string): ParsedIp {
 }
 
 /** The address as IPv6 (IPv4 becomes `::ffff:a.b.c.d`). */
-export function toIPv6(ip: ParsedIp): ipaddr.IPv6 {
-  return ip.kind() === 'ipv4' ? (ip as ipaddr.IPv4).toIPv4MappedAddress() : (ip as ipaddr.IPv6);
+export function toIPv6(ip: ParsedIp): IPv6 {
+  return ip.kind() === 'ipv4' ? (ip as IPv4).toIPv4MappedAddress() : (ip as IPv6);
 }
 
 /** Node's canonical text of a valid IPv6 address (zone identifiers are not accepted). */

@@ -36,6 +36,7 @@ import { ProxyRuntime } from './runtime.js';
 import { handleSignals } from './signals.js';
 import { VERSION } from '../observability/version.js';
 import { TcpProxyError } from '../errors/errors.js';
+import { requireCommonJs } from '../deps/commonjs.js';
 
 const REQUEST = 'tcpproxy:request';
 const RESPONSE = 'tcpproxy:response';
@@ -419,7 +420,7 @@ class Primary implements AdminRuntime {
   async metrics(): Promise<{ contentType: string; body: string }> {
     const parts = await this.ask<object[]>('metrics');
     // Loaded on the first scrape, as the workers' own registries (observability/metrics.ts).
-    const { AggregatorRegistry } = await import('prom-client');
+    const { AggregatorRegistry } = requireCommonJs('prom-client');
     const registry = AggregatorRegistry.aggregate(parts);
     return { contentType: registry.contentType, body: await registry.metrics() };
   }
