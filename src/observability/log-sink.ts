@@ -15,7 +15,7 @@ import type { DestinationStream } from 'pino';
 export interface LogSinkOptions {
   /** Lines are written once this many bytes are pending (one write per batch, not per line). */
   readonly minLength: number;
-  /** ...and at least this often. */
+  /** ...and at most this long after a line came (a timer armed only while lines wait: an idle proxy is not woken). */
   readonly flushIntervalMs: number;
 }
 
@@ -38,6 +38,8 @@ export class LogSink implements DestinationStream {
   private readonly spare: Buffer[] = [];
   private writing = false;
   private broken = false;
+  /** Armed while lines wait for their batch; none while the sink is idle. */
+  private flushTimer: NodeJS.Timeout | undefined;
   /**
    * stdout redirected to a regular file: batches are written synchronously. A file has no
    * reader to wait for, and a write from the main thread costs less than the thread-pool
@@ -50,7 +52,6 @@ export class LogSink implements DestinationStream {
     private readonly options: LogSinkOptions,
   ) {
     this.toFile = isRegularFile(fd);
-    setInterval(() => this.flush(), options.flushIntervalMs).unref();
     // No event loop at exit: what is pending goes out synchronously, boundedly.
     process.once('exit', () => this.flushSync());
   }
@@ -81,6 +82,7 @@ export class LogSink implements DestinationStream {
       this.pendingBytes += written;
     }
     if (this.pendingBytes >= this.options.minLength) this.flush();
+    else this.flushLater();
   }
 
   /** Starts writing what is pending, unless a write is already in flight (it calls back here). */
@@ -122,9 +124,20 @@ export class LogSink implements DestinationStream {
       if (offset + written < byteLength(batch)) return this.writeFrom(batch, offset + written);
       this.writing = false;
       this.recycle(batch);
+      // Lines that came during the write: their timer may have fired meanwhile, finding it busy.
       if (this.pendingBytes >= this.options.minLength) this.flush();
+      else if (this.pendingBytes > 0) this.flushLater();
     });
   }
+
+  private flushLater(): void {
+    this.flushTimer ??= setTimeout(this.onFlushTimer, this.options.flushIntervalMs).unref();
+  }
+
+  private readonly onFlushTimer = (): void => {
+    this.flushTimer = undefined;
+    this.flush();
+  };
 
   /** Closes the current chunk: what it holds (already counted in pendingBytes) joins the pending batch. */
   private seal(): void {

@@ -81,8 +81,8 @@ export function openLogs(options: LoggerOptions): ProcessLogs {
     return { logger: pino(base, pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, translateTime: 'SYS:HH:MM:ss.l' })), reopen: noReopen };
   }
   // Lines are batched (one write per 8 KiB instead of one per connection: at thousands of
-  // connections per second that write was the proxy's largest cost) and flushed at least
-  // every 100 ms and at exit. A closed stdout (EPIPE) stops the log, never the proxy.
+  // connections per second that write was the proxy's largest cost) and flushed at most
+  // 100 ms after a line came (no timer while idle) and at exit. A closed stdout (EPIPE) stops the log, never the proxy.
   return { logger: pino(base, new LogSink(1, { minLength: 8192, flushIntervalMs: LOG_FLUSH_INTERVAL_MS })), reopen: noReopen };
 }
 

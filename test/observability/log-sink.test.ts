@@ -11,6 +11,7 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { LogSink } from '../../src/observability/log-sink.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -69,6 +70,36 @@ describe('log sink', { timeout: 30_000 }, () => {
       assert.equal(readFileSync(file.path, 'utf8'), lines.join(''));
     } finally {
       file.done();
+    }
+  });
+
+  it('a line that comes while a batch is stuck in a full pipe goes out after it, with no later line to push it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'log-sink-'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    let reader: Socket | undefined;
+    try {
+      const sink = new LogSink(writeFd, { minLength: 4096, flushIntervalMs: 20 });
+      // Longer than the pipe's 64 KiB: its batch starts at once and waits (EAGAIN) until read.
+      const first = `{"big":"${'x'.repeat(100_000)}"}\n`;
+      sink.write(first);
+      sink.write('{"late":1}\n');
+      // This timer expires after the sink's (armed by the late line, 20 ms): that one has
+      // fired, found the write in flight and done nothing, before the pipe is read at all.
+      await delay(60);
+      const chunks: Buffer[] = [];
+      reader = new Socket({ fd: readFd, readable: true, writable: false });
+      reader.on('data', (chunk) => chunks.push(chunk));
+      const expected = `${first}{"late":1}\n`;
+      await eventually(() => (Buffer.concat(chunks).length >= expected.length ? true : undefined), 'the late line after the stuck batch');
+      assert.equal(Buffer.concat(chunks).toString('utf8'), expected);
+    } finally {
+      closeSync(writeFd);
+      if (reader) reader.destroy();
+      else closeSync(readFd);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
