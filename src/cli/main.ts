@@ -12,28 +12,25 @@ import { checkPidFileFree, holdPidFile } from '../runtime/pid-file.js';
 import { handleSignals } from '../runtime/signals.js';
 import { VERSION } from '../observability/version.js';
 import { runWorkers, workerCount } from '../runtime/workers.js';
-import { ToxiproxyServer } from './toxiproxy-server.js';
 import { flagForKeyPath, parseCommandLine, UsageError, type Command, type GlobalOverrides } from './args.js';
-import { runControl } from './control.js';
-import { runDemo } from './demo.js';
-import { HELP } from './help.js';
 import { TcpProxyError } from '../errors/errors.js';
 
 export async function main(argv: readonly string[]): Promise<void> {
   try {
     const command = parseCommandLine(argv);
+    // Each command loads what it runs: a proxy does not hold the demo, the control client or the help text.
     switch (command.kind) {
       case 'help':
-        process.stdout.write(HELP);
+        process.stdout.write((await import('./help.js')).HELP);
         return;
       case 'version':
         process.stdout.write(`${VERSION}\n`);
         return;
       case 'demo':
-        await runDemo(command.options);
+        await (await import('./demo.js')).runDemo(command.options);
         return;
       case 'control':
-        process.exitCode = await runControl(command);
+        process.exitCode = await (await import('./control.js')).runControl(command);
         return;
       case 'toxiproxy-server':
         await runToxiproxyServer(command);
@@ -77,6 +74,7 @@ async function runToxiproxyServer(command: Extract<Command, { kind: 'toxiproxy-s
   const level = levels.find((l) => l === (command.logLevel ?? 'info'));
   if (level === undefined) throw new UsageError(`--log-level: unknown level "${command.logLevel}"`);
   const logger = createLogger({ level });
+  const { ToxiproxyServer } = await import('./toxiproxy-server.js');
   const server = new ToxiproxyServer({ host: command.host, port: command.port, configFile: command.configFile, logger });
   handleSignals(server, logger);
   await server.start();

@@ -17,8 +17,9 @@ import type {
   UpstreamChangeResult,
   UpstreamView,
 } from '../admin/admin-runtime.js';
-import { AdminServer } from '../admin/server.js';
-import { RedisLink } from '../cluster/redis-link.js';
+import type { AdminServer } from '../admin/server.js';
+import type { RedisLink } from '../cluster/redis-link.js';
+import type { ToxiproxyApi } from '../toxiproxy/api.js';
 import { ConfigError, formatKeyPath, type ConfigSnapshot, type ListenerConfig } from '../config/load.js';
 import { listenerSchema } from '../config/schema.js';
 import type { LiveFilters } from '../pipeline/live.js';
@@ -32,8 +33,6 @@ import { ListenerState } from '../proxy/listener-state.js';
 import { buildListenerPlan, retirePlan } from './build-context.js';
 import { applyUpstreamChange, upstreamViews } from './upstream-changes.js';
 import { VERSION } from '../observability/version.js';
-import { ToxiproxyApi } from '../toxiproxy/api.js';
-import { ToxiproxyCollection } from '../toxiproxy/proxies.js';
 
 interface RunningListener {
   listener: Listener;
@@ -132,11 +131,19 @@ export class ProxyRuntime implements AdminRuntime {
       bound.push([config.name, await listener.listen(config.listen)]);
     }
     if (this.snapshot.admin) {
-      const toxiproxy = this.snapshot.admin.toxiproxy_api ? new ToxiproxyApi(new ToxiproxyCollection(this, this.logger), this.logger) : undefined;
+      // The admin server, the toxiproxy API and the cluster link are loaded when configured:
+      // a proxy without them does not hold their code (docs/architecture.md, "The cost of a connection").
+      const { AdminServer } = await import('../admin/server.js');
+      const toxiproxy = this.snapshot.admin.toxiproxy_api ? await this.toxiproxyApi() : undefined;
       this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger, toxiproxy });
       this.adminBound = await this.admin.start();
     }
     for (const [name, address] of bound) this.logListening(name, address);
+  }
+
+  private async toxiproxyApi(): Promise<ToxiproxyApi> {
+    const [{ ToxiproxyApi: Api }, { ToxiproxyCollection }] = await Promise.all([import('../toxiproxy/api.js'), import('../toxiproxy/proxies.js')]);
+    return new Api(new ToxiproxyCollection(this, this.logger), this.logger);
   }
 
   private logListening(name: string, bound: { address: string; port: number }): void {
@@ -376,6 +383,7 @@ export class ProxyRuntime implements AdminRuntime {
     const config = snapshot.cluster;
     if (config === undefined || !snapshot.listeners.some((l) => l.limits_scope === 'cluster')) return;
     if (this.cluster === undefined) {
+      const { RedisLink } = await import('../cluster/redis-link.js');
       this.cluster = await RedisLink.open(config, this.logger, this.proxyMetrics.clusterMetrics());
     } else if (!this.cluster.serves(config)) {
       this.logger.warn({ event: 'reload' }, 'cluster settings changed: restart the proxy to apply them (the running ones stay)');

@@ -28,7 +28,6 @@ import type {
   UpstreamChangeResult,
   UpstreamView,
 } from '../admin/admin-runtime.js';
-import { AdminServer } from '../admin/server.js';
 import { mergeStats } from '../admin/stats.js';
 import type { ConfigSnapshot } from '../config/load.js';
 import type { ProcessLogs } from '../observability/logger.js';
@@ -183,6 +182,7 @@ class Primary implements AdminRuntime {
     );
     this.stopHandler = () => signals.stop('POST /api/stop');
     if (this.snapshot.admin) {
+      const { AdminServer } = await import('../admin/server.js');
       await new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger }).start();
     }
     await everyWorkerStarted;
