@@ -132,7 +132,8 @@ export class ProxyRuntime implements AdminRuntime {
     }
     if (this.snapshot.admin) {
       // The admin server, the toxiproxy API and the cluster link are loaded when configured:
-      // a proxy without them does not hold their code (docs/architecture.md, "The cost of a connection").
+      // a proxy without them does not hold their code (docs/architecture.md, "The cost of a
+      // connection, and its memory").
       const { AdminServer } = await import('../admin/server.js');
       const toxiproxy = this.snapshot.admin.toxiproxy_api ? await this.toxiproxyApi() : undefined;
       this.admin = new AdminServer({ listen: this.snapshot.admin.listen, token: this.snapshot.admin.token, runtime: this, logger: this.logger, toxiproxy });
