@@ -130,6 +130,14 @@ const selection = fc.option(
   },
 );
 
+/** A close record of a connection that exchanged nothing, with `fields` over it (their keys keep the record's order). */
+function closeRecord(id: string, fields: Partial<AccessRecord> = {}): AccessRecord {
+  return { id, listener: 'l', client: 'c', upstream: null, bytes_from_client: 0, bytes_to_client: 0, duration_ms: 0, ...fields };
+}
+
+/** What a connection that reached its upstream and exchanged a few bytes adds. */
+const EXCHANGED = { upstream: 'u', bytes_from_client: 1, bytes_to_client: 2, duration_ms: 3 } as const;
+
 function lastLine(recorder: Recorder): string {
   assert.equal(recorder.lines.length, 1);
   return recorder.lines.pop()!;
@@ -162,7 +170,7 @@ describe('the access line written directly', () => {
   });
 
   it('leaves to pino the records it would write differently from a spread (same bytes)', () => {
-    const base: AccessRecord = { id: 'c0', listener: 'l', client: 'c', upstream: null, bytes_from_client: 0, bytes_to_client: 0, duration_ms: 0 };
+    const base: AccessRecord = closeRecord('c0');
     const odd: Record<string, unknown>[] = [
       { event: 'other' },
       { event: undefined },
@@ -184,15 +192,7 @@ describe('the access line written directly', () => {
   });
 
   it('writes only a record’s own fields, as the spread copies them', () => {
-    const access = Object.assign(Object.create({ inherited: 'not copied' }) as object, {
-      id: 'c6',
-      listener: 'l',
-      client: 'c',
-      upstream: 'u',
-      bytes_from_client: 1,
-      bytes_to_client: 2,
-      duration_ms: 3,
-    }) as AccessRecord;
+    const access = Object.assign(Object.create({ inherited: 'not copied' }) as object, closeRecord('c6', EXCHANGED));
     const { direct, reference, directLines, referenceLines } = PAIRS['openLogs() logger'];
     assert.equal(writeClose(direct, 'client_closed', access, null), true);
     logClose(reference, 'client_closed', access);
@@ -239,7 +239,7 @@ describe('the access line written directly', () => {
   it("follows openLogs()'s logger, time included", () => {
     const recorder = new Recorder();
     const logger = createLogger({ level: 'info', destination: recorder });
-    const access: AccessRecord = { id: 'c2', listener: 'l', client: 'c', upstream: 'u', bytes_from_client: 1, bytes_to_client: 2, duration_ms: 3 };
+    const access: AccessRecord = closeRecord('c2', EXCHANGED);
     const before = new Date().toISOString();
     assert.equal(writeClose(logger, 'shutdown', access, null), true);
     const line = lastLine(recorder);
@@ -254,7 +254,7 @@ describe('the access line written directly', () => {
   it('writes nothing below the level, and follows a level changed later (reload)', () => {
     const recorder = new Recorder();
     const logger = createLogger({ level: 'warn', destination: recorder });
-    const access: AccessRecord = { id: 'c3', listener: 'l', client: 'c', upstream: null, bytes_from_client: 0, bytes_to_client: 0, duration_ms: 0 };
+    const access: AccessRecord = closeRecord('c3');
     logClose(logger, 'client_closed', access);
     logReject(logger, 'acl', access);
     assert.deepEqual(recorder.lines, []);
@@ -270,16 +270,7 @@ describe('the access line written directly', () => {
     const streams = [new Recorder(), new Recorder()];
     const multi = pino(OPEN_LOGS, pino.multistream(streams.map((stream) => ({ stream, level: 'trace' as const })))).child({ worker: 2 });
     const { direct, directLines } = pair(OPEN_LOGS, (logger) => logger.child({ worker: 2 }));
-    const access: AccessRecord = {
-      id: 'c4',
-      listener: 'l',
-      client: 'c',
-      upstream: 'u',
-      bytes_from_client: 1,
-      bytes_to_client: 2,
-      duration_ms: 3,
-      proxied_client: '1.2.3.4:5',
-    };
+    const access = closeRecord('c4', { ...EXCHANGED, proxied_client: '1.2.3.4:5' });
     assert.equal(writeClose(multi, 'client_closed', access, null), false);
     logClose(multi, 'client_closed', access);
     logClose(direct, 'client_closed', access);
@@ -288,7 +279,7 @@ describe('the access line written directly', () => {
   });
 
   it('leaves to pino a logger configured beyond openLogs()', () => {
-    const access: AccessRecord = { id: 'c5', listener: 'l', client: 'c', upstream: null, bytes_from_client: 0, bytes_to_client: 0, duration_ms: 0 };
+    const access: AccessRecord = closeRecord('c5');
     const root = (options: LoggerOptions): Logger => pino({ ...OPEN_LOGS, ...options }, new Recorder());
     const loggers: Record<string, Logger> = {
       mixin: root({ mixin: () => ({ extra: 1 }) }),
