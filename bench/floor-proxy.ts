@@ -6,7 +6,8 @@
  * balancing, timeouts, metrics or access log, and no error reporting. It is a measuring
  * stick for `../shared/bench`, not a proxy to run: what tcpproxy costs above it is the price of
  * its features, what it costs above nginx is the price of Node.
- * Usage: node floor-proxy.js LISTEN_PORT UPSTREAM_PORT (127.0.0.1), prints "ready".
+ * Usage: node floor-proxy.js LISTEN_PORT UPSTREAM_PORT (127.0.0.1; 0 for any free port), prints
+ * "ready PORT" once listening.
  */
 import net from 'node:net';
 import {
@@ -23,6 +24,8 @@ import {
 const [listenPort, upstreamPort] = process.argv.slice(2).map(Number) as [number, number];
 if (tcpHandles === undefined) throw new Error('raw TCP handles unavailable on this Node');
 const handles: TcpHandles = tcpHandles;
+
+let spareWrite: WriteRequest | undefined;
 
 /** Read buffers, recycled: a connection takes two and gives them back at close. */
 const freeBuffers: Buffer[] = [];
@@ -73,11 +76,14 @@ function onRead(this: TcpHandle): void {
   const side = this.owner as Side;
   const result = handles.lastReadResult();
   if (result > 0) {
-    const write = handles.newWrite();
+    // One request serves every write the kernel takes at once; libuv keeps one it could not.
+    const write = (spareWrite ??= handles.newWrite());
+    if (side.other.handle.writeBuffer(write, side.buffer.subarray(0, result)) !== 0) return side.connection.close();
+    if (!handles.lastWriteWasAsync()) return;
+    spareWrite = undefined;
     write.handle = side.other.handle;
     write.oncomplete = onWritten;
-    if (side.other.handle.writeBuffer(write, side.buffer.subarray(0, result)) !== 0) return side.connection.close();
-    if (handles.lastWriteWasAsync()) this.readStop();
+    this.readStop();
   } else if (result === UV_EOF) {
     // Both ways done: closed. Otherwise the FIN is carried on, unless a reset followed it
     // (a FIN then an RST reads as the FIN alone): the probe tells them apart.
@@ -125,6 +131,6 @@ server.listen(listenPort, '127.0.0.1', () => {
   const serverHandle = (server as unknown as { _handle: ServerHandle & { setNoDelay(on: boolean): number } })._handle;
   serverHandle.setNoDelay(true);
   serverHandle.onconnection = onClientAccepted;
-  process.stdout.write('ready\n');
+  process.stdout.write(`ready ${(server.address() as net.AddressInfo).port}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
