@@ -17,7 +17,7 @@ const FLOOR = join(REPO_ROOT, 'dist', 'bench', 'floor-proxy.js');
 
 async function startFloor(upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [FLOOR, '0', String(upstreamPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
   const match = /^ready (\d+)/.exec(line.toString());
   assert.ok(match, `floor-proxy said: ${line.toString()}`);
   return { child, port: Number(match[1]) };
