@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { createLogger, openLogs } from '../observability/logger.js';
 import { checkListenerResources } from '../runtime/build-context.js';
 import { ProxyRuntime } from '../runtime/runtime.js';
+import { burstFromEnvironment } from '../proxy/burst-collector.js';
 import { checkPidFileFree, holdPidFile } from '../runtime/pid-file.js';
 import { handleSignals } from '../runtime/signals.js';
 import { VERSION } from '../observability/version.js';
@@ -33,9 +34,11 @@ export async function main(argv: readonly string[]): Promise<void> {
         process.exitCode = await (await import('./control.js')).runControl(command);
         return;
       case 'toxiproxy-server':
+        checkEnvironment();
         await runToxiproxyServer(command);
         return;
       case 'run': {
+        checkEnvironment();
         const load = async (): Promise<ConfigSnapshot> =>
           command.configFile !== undefined
             ? loadConfigFile(command.configFile, (raw) => applyOverrides(raw, command.overrides))
@@ -66,6 +69,13 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
     process.stderr.write(`tcpproxy: ${(error as Error).stack ?? String(error)}\n`);
     process.exit(1);
+  }
+}
+
+/** The environment variables a proxy reads at start (README "Memory after a burst"), refused like a bad config key. */
+function checkEnvironment(): void {
+  if (burstFromEnvironment() === undefined) {
+    throw new ConfigError([`TCPPROXY_COLLECT_AFTER_BURST: "${process.env.TCPPROXY_COLLECT_AFTER_BURST}" is not a whole number (0 turns it off)`]);
   }
 }
 

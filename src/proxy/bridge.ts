@@ -47,6 +47,7 @@ import { endIfPeerGone, endWasReset, PeerGoneError } from './peer-probe.js';
 import { SideTimeouts } from './side-timeouts.js';
 import { RawSocket, type PlainSocket } from './raw-socket.js';
 import { deadlineWheel, type Deadline } from './deadline-wheel.js';
+import { burstCollector } from './burst-collector.js';
 import { TcpProxyError } from '../errors/errors.js';
 
 export interface ClientIdentity {
@@ -110,6 +111,7 @@ export class Bridge implements Watched, Deadline {
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
     context.state.connections.add(this);
+    burstCollector.opened();
   }
 
   /** accept -> admitted: pick an upstream and connect (the client stays paused meanwhile). */
@@ -451,6 +453,7 @@ export class Bridge implements Watched, Deadline {
     this.pipeline?.destroy();
     if (this.endpoint) this.pool.release(this.endpoint);
     this.context.state.connections.delete(this);
+    burstCollector.closed();
     this.clientReads?.giveBack();
     this.upstreamReads?.giveBack();
     this.releaseAdmission();
