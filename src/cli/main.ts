@@ -28,6 +28,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         process.stdout.write(`${VERSION}\n`);
         return;
       case 'demo':
+        checkEnvironment();
         await (await import('./demo.js')).runDemo(command.options);
         return;
       case 'control':

@@ -26,6 +26,7 @@ import type { LiveFilters } from '../pipeline/live.js';
 import { selectAccessFields } from '../observability/access-log.js';
 import { ProxyMetrics } from '../observability/metrics.js';
 import type { Bridge } from '../proxy/bridge.js';
+import { burstCollector } from '../proxy/burst-collector.js';
 import { Listener } from '../proxy/listener.js';
 import type { ListenerContext } from '../proxy/listener-context.js';
 import { ConnectionIds } from '../proxy/connection-ids.js';
@@ -80,6 +81,7 @@ export class ProxyRuntime implements AdminRuntime {
     private readonly options: { readonly now?: () => number; readonly connectionIdPrefix?: string } = {},
   ) {
     this.connectionIds = new ConnectionIds(options.connectionIdPrefix);
+    burstCollector.reportTo(logger);
     selectAccessFields(snapshot.log.access_fields);
     this.proxyMetrics.setSources({
       listeners: () => [...this.running.keys()],

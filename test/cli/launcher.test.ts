@@ -66,7 +66,12 @@ async function startAndStop(nodeFlags: string[], name: string): Promise<{ lines:
 describe('bin/tcpproxy: the optimising compiler', () => {
   it('compiles nothing with TurboFan while starting, and optimises again once started', { timeout: 60_000 }, async () => {
     const { lines, statusAtExit } = await startAndStop(['--trace-opt'], 'default');
-    // --trace-opt writes its lines to stdout (buffered by V8: all of them are there at exit).
+    // --trace-opt writes its lines to stdout (buffered by the C library: all of them are there
+    // at exit, after the log lines). The probe's own compile at exit is in them: the trace was read.
+    assert.ok(
+      lines.some((line) => line.event === 'unparsed' && /launcherProbe.*TURBOFAN/.test(String(line.text))),
+      'the probe function appears in the TurboFan trace',
+    );
     const optimised = lines.filter(
       (line) =>
         line.event === 'unparsed' && /completed (optimizing|compiling).*TURBOFAN/.test(String(line.text)) && !String(line.text).includes('launcherProbe'),
