@@ -4,14 +4,17 @@
  * resolver, which is never used again) and back on once it has started: a proxy whose
  * optimiser stayed off would still pass every functional test, only slowly, so this checks it.
  * A probe given with --import reports, at exit, whether V8 optimises a function then.
+ * The young generation stays at its 1 MiB semi-spaces unless the operator sizes it: a second
+ * probe keeps 3 million objects alive across scavenges at exit and reports the nursery's size.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { BIN } from '../helpers/ops.js';
 import { LogCollector } from '../helpers/log-collector.js';
 
@@ -87,5 +90,36 @@ describe('bin/tcpproxy: the optimising compiler', () => {
   it("leaves an operator's own optimiser flag alone (--no-opt stays off)", { timeout: 60_000 }, async () => {
     const { statusAtExit } = await startAndStop(['--no-opt'], 'no-opt');
     assert.equal(statusAtExit & TURBOFANNED, 0, `optimisation status at exit: ${statusAtExit}`);
+  });
+});
+
+describe('bin/tcpproxy: the young generation', () => {
+  /** new_space's size (both semi-spaces) after a run of survivors, for `tcpproxy --version` under `nodeFlags`. */
+  async function nurseryBytes(nodeFlags: string[]): Promise<number> {
+    const survivors = join(dir, 'survivors.mjs');
+    await writeFile(
+      survivors,
+      [
+        `import v8 from 'node:v8';`,
+        `process.on('exit', () => {`,
+        `  const kept = [];`,
+        `  for (let i = 0; i < 3_000_000; i++) kept.push({ i });`,
+        `  const nursery = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');`,
+        `  process.stderr.write('NURSERY ' + nursery.space_size + ' ' + kept.length + '\\n');`,
+        `});`,
+      ].join('\n'),
+    );
+    const { stderr } = await promisify(execFile)(process.execPath, [...nodeFlags, '--import', pathToFileURL(survivors).href, BIN, '--version']);
+    const match = /NURSERY (\d+)/.exec(stderr);
+    assert.ok(match, stderr);
+    return Number(match[1]);
+  }
+
+  it('stays at two 1 MiB semi-spaces however much survives', { timeout: 60_000 }, async () => {
+    assert.equal(await nurseryBytes([]), 2 * 1024 * 1024);
+  });
+
+  it("grows to the operator's own --max-semi-space-size", { timeout: 60_000 }, async () => {
+    assert.equal(await nurseryBytes(['--max-semi-space-size=8']), 2 * 8 * 1024 * 1024);
   });
 });
